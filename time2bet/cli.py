@@ -1,0 +1,194 @@
+"""The ``time2bet`` command line: the operations of the platform as commands.
+
+    time2bet sample-site DIR               write a small generated site in football-data.co.uk layout
+    time2bet mirror serve --root DIR       replay a site directory over HTTP on 127.0.0.1
+    time2bet ingest                        backfill season files (+ fixtures) through the Dagster assets
+    time2bet status                        where the data is and what it holds
+    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> Dagster UI
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from time2bet.football import DIVISIONS, season_start_year
+from time2bet.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def prepare_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at the platform's instance directory and give it the right dagster.yaml:
+    PostgreSQL storage when DAGSTER_PG_HOST is set, SQLite otherwise."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    home.mkdir(parents=True, exist_ok=True)
+    template = "deploy/dagster/dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_HOST") else "dagster.yaml"
+    source = REPO_ROOT / template
+    target = home / "dagster.yaml"
+    if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
+        shutil.copyfile(source, target)
+    return home
+
+
+def _parse_seasons(spec: str | None) -> tuple[str, str] | None:
+    """``2019-20:2020-21`` or ``2019-20`` -> (first, last)."""
+    if not spec:
+        return None
+    first, _, last = spec.partition(":")
+    return first, last or first
+
+
+@click.group()
+def main() -> None:
+    """Time2Bet: football match-outcome forecasting platform."""
+
+
+@main.command("sample-site")
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=7, show_default=True)
+def sample_site(dest: Path, seed: int) -> None:
+    """Write a small, deterministic site in football-data.co.uk layout to DEST."""
+    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+
+    summary = generate_sample_site(dest, seed=seed)
+    click.echo(f"wrote {summary} to {dest}; replay it as of {DEFAULT_AS_OF} to get upcoming fixtures")
+
+
+@main.group()
+def mirror() -> None:
+    """Replay server for a site directory."""
+
+
+@mirror.command("serve")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None, help="serve the site as it was on this date")
+@click.option("--port", default=8088, show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True, help="utf-8, or latin-1 like the live site")
+@click.option("--fault", "faults", multiple=True, help="inject a fault: PATTERN=KIND[xN], e.g. 'mmz4281/*/E0.csv=http_500x2'")
+def mirror_serve(root: Path, as_of, port: int, encoding: str, faults: tuple[str, ...]) -> None:
+    """Serve ROOT on 127.0.0.1 like football-data.co.uk (index pages, season files, fixtures, robots.txt)."""
+    from time2bet.source.mirror import run_mirror
+
+    run_mirror(root, as_of=as_of.date() if as_of else None, port=port, encoding=encoding, faults=list(faults))
+
+
+@main.command()
+@click.option("--divisions", help="comma-separated division codes (default: TIME2BET_DIVISIONS)")
+@click.option("--seasons", help="FIRST[:LAST] season labels, e.g. 2015-16:2020-21 (default: all published)")
+@click.option("--fixtures/--no-fixtures", default=True, show_default=True)
+def ingest(divisions: str | None, seasons: str | None, fixtures: bool) -> None:
+    """Backfill season files (and refresh fixtures) through the Dagster ingestion assets."""
+    ok = run_ingest(Settings.from_env(), divisions, seasons, fixtures)
+    sys.exit(0 if ok else 1)
+
+
+def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, fixtures: bool) -> bool:
+    """Discover what the source publishes, then run single-run backfills; True when every run succeeded."""
+    import dagster as dg
+    from tqdm import tqdm
+
+    from time2bet.ingestion.discovery import discover_season_files
+    from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
+    from time2bet_assets.definitions import defs
+
+    prepare_dagster_home(settings)
+    wanted_divisions = [d.strip() for d in divisions.split(",")] if divisions else list(settings.divisions)
+    unknown = [d for d in wanted_divisions if d not in DIVISIONS]
+    if unknown:
+        raise click.BadParameter(f"unknown divisions {unknown}; known: {', '.join(DIVISIONS)}")
+    links = discover_season_files(settings.source_url, timeout_s=settings.crawl_timeout_s)
+    window = _parse_seasons(seasons)
+    first = season_start_year(window[0] if window else settings.first_season)
+    last = season_start_year(window[1]) if window else 9999
+    published = {(l.division, l.season) for l in links}
+    season_list = sorted({s for d, s in published if d in wanted_divisions and first <= season_start_year(s) <= last},
+                         key=season_start_year)
+    division_list = [d for d in wanted_divisions if any(pd == d for pd, _ in published)]
+    click.echo(f"source {settings.source_url}: {len(links)} season files published; "
+               f"ingesting {len(division_list)} division(s) x {len(season_list)} season(s)")
+    instance = dg.DagsterInstance.get()
+    all_ok = True
+    with tqdm(total=len(division_list) * len(season_list), unit="partition", desc="season files") as bar:
+
+        def done(keys, result):
+            nonlocal all_ok
+            all_ok &= result.success
+            bar.update(len(keys))
+            if not result.success:
+                bar.write(f"run {result.run_id} for {keys[0]}...{keys[-1]} failed; see the Dagster UI")
+
+        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done)
+    if fixtures:
+        result = defs.resolve_job_def("refresh_fixtures").execute_in_process(instance=instance, raise_on_error=False)
+        all_ok &= result.success
+        if not result.success:
+            click.echo(f"fixtures run {result.run_id} failed; see the Dagster UI")
+    print_status(settings)
+    return all_ok
+
+
+def print_status(settings: Settings) -> None:
+    from time2bet.ingestion.warehouse import Warehouse
+
+    wh = Warehouse.from_url(settings.warehouse_url)
+    wh.ensure_raw_tables()
+    summary = wh.read_sql(
+        "SELECT count(*) AS matches, count(DISTINCT division || season) AS partitions, "
+        "min(match_date) AS first_match, max(match_date) AS last_match FROM raw.matches"
+    )
+    fixtures = wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0]
+    row = summary.iloc[0]
+    click.echo(
+        f"warehouse {settings.warehouse_url.split('@')[-1]}: raw.matches {row['matches']} matches in "
+        f"{row['partitions']} division-seasons ({row['first_match']} .. {row['last_match']}); "
+        f"raw.fixtures {fixtures} upcoming\nraw zone {settings.raw_zone}\n"
+        f"Dagster instance {os.environ.get('DAGSTER_HOME', settings.dagster_home)}"
+    )
+
+
+@main.command()
+def status() -> None:
+    """Where the data is and what the warehouse holds."""
+    print_status(Settings.from_env())
+
+
+@main.command()
+@click.option("--ui/--no-ui", default=True, show_default=True, help="start the Dagster UI afterwards")
+@click.option("--port", default=8088, show_default=True, help="port of the replayed sample site")
+@click.option("--ui-port", default=3000, show_default=True)
+def demo(ui: bool, port: int, ui_port: int) -> None:
+    """Quickstart on embedded defaults, offline: generate a sample site, replay it on 127.0.0.1 as of a date
+    inside its last season, ingest it end to end through Dagster, then open the Dagster UI."""
+    from time2bet.source.mirror import ReplayServer
+    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+
+    settings = Settings.from_env()
+    site = settings.home / "sample-site"
+    generate_sample_site(site)
+    with ReplayServer(site, as_of=DEFAULT_AS_OF, port=port) as server:
+        os.environ["TIME2BET_SOURCE_URL"] = server.url
+        settings = Settings.from_env()
+        click.echo(f"sample site replayed at {server.url} as of {DEFAULT_AS_OF}")
+        ok = run_ingest(settings, None, None, True)
+        if not ok:
+            sys.exit(1)
+        if not ui:
+            return
+        click.echo(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)")
+        env = dict(os.environ, TIME2BET_SOURCE_URL=server.url)
+        subprocess.run(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
+             "-p", str(ui_port)],
+            env=env, cwd=REPO_ROOT, check=False,
+        )
+
+
+if __name__ == "__main__":
+    main()

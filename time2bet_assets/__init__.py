@@ -1,0 +1,1 @@
+"""The Dagster code location of Time2Bet (entry point: ``time2bet_assets.definitions``)."""

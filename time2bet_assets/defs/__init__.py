@@ -1,0 +1,1 @@
+"""Dagster definitions, one folder per area of the pipeline, each with the same file names."""

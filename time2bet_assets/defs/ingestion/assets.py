@@ -1,0 +1,244 @@
+"""Ingestion assets: source site -> raw zone (immutable files) -> warehouse raw tables.
+
+Backfills run as one run for a whole range of partitions (``BackfillPolicy.single_run``): one Scrapy
+process and one warehouse transaction for hundreds of files instead of hundreds of runs.
+
+Bad input never reaches the warehouse: a file that cannot be fetched or parsed is skipped, its partition
+keeps its last good data, the reason is written to the materialization metadata, and the asset's check
+fails saying which file and why (the check on ``raw_matches`` is blocking, so nothing downstream runs on it).
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from time2bet.football import season_file_path
+from time2bet.ingestion.crawl import FetchResult
+from time2bet.ingestion.parsing import RejectedFile, parse_fixtures, parse_season_file
+from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
+from time2bet.ingestion.warehouse import PartitionLoad
+from time2bet_assets.defs.ingestion.partitions import division_and_season, season_file_partitions
+from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource, WarehouseResource
+
+FILES_FETCHED = "all_requested_files_fetched"
+FILES_LOADED = "no_file_rejected"
+
+def _md_table(rows: list[dict], limit: int = 60) -> dg.MetadataValue:
+    """A readable per-partition summary for the Dagster UI (long runs list the first ``limit`` rows)."""
+    if not rows:
+        return dg.MetadataValue.md("_none_")
+    frame = pd.DataFrame(rows)
+    text = frame.head(limit).to_markdown(index=False)
+    if len(frame) > limit:
+        text += f"\n\n... and {len(frame) - limit} more"
+    return dg.MetadataValue.md(text)
+
+def _run_keys(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
+    return [division_and_season(k) for k in context.partition_keys]
+
+@dg.asset(
+    partitions_def=season_file_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ingestion",
+    kinds={"scrapy", "file"},
+    check_specs=[
+        dg.AssetCheckSpec(FILES_FETCHED, asset="raw_match_files", description="every linked season file was downloaded intact")
+    ],
+)
+def raw_match_files(
+    context: dg.AssetExecutionContext, source: FootballDataSource, raw_zone: RawZoneResource
+) -> dg.MaterializeResult:
+    """Season CSVs crawled from the source and landed unchanged in the raw zone (content-addressed, never
+    overwritten). The content hash is the data version: an unchanged file does not make downstream stale."""
+    keys = _run_keys(context)
+    zone = raw_zone.open()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="time2bet-crawl-") as staging:
+        results = source.crawl(
+            divisions=sorted({d for d, _ in keys}),
+            seasons=sorted({s for _, s in keys}),
+            fixtures=False,
+            staging_dir=Path(staging),
+        )
+        by_key: dict[tuple[str, str], FetchResult] = {
+            (r.division, r.season): r for r in results if r.kind == "season_file"
+        }
+        crawl_s = time.perf_counter() - started
+        context.log.info(f"crawled {len(results)} target(s) in {crawl_s:.1f}s")
+        rows, failures, new_files, total_bytes = [], {}, 0, 0
+        for i, key in enumerate(keys, 1):
+            result = by_key.get(key)
+            row = {"division": key[0], "season": key[1]}
+            if result is None or result.status == "not_published":
+                row["status"] = "not published by the source"
+            elif result.status == "failed":
+                previous = zone.latest(season_subject(*key))
+                failures[f"{key[0]}|{key[1]}"] = result.error
+                row |= {"status": "FAILED: " + str(result.error), "kept": previous.uri if previous else "nothing yet"}
+            else:
+                landed, is_new = zone.land(season_subject(*key), Path(result.path).read_bytes())
+                new_files += is_new
+                total_bytes += result.bytes
+                row |= {"status": "new version" if is_new else "unchanged", "sha256": landed.sha256[:12], "url": result.url}
+            rows.append(row)
+            if i % 100 == 0:
+                context.log.info(f"landed {i}/{len(keys)} partitions")
+    fetched = sum(1 for r in rows if "sha256" in r)
+    metadata = {
+        "partitions": len(keys),
+        "files_fetched": fetched,
+        "files_new": new_files,
+        "files_failed": len(failures),
+        "bytes": total_bytes,
+        "crawl_seconds": round(crawl_s, 2),
+        "land_seconds": round(time.perf_counter() - started - crawl_s, 2),
+        "source": dg.MetadataValue.url(source.base_url),
+        "files": _md_table(rows),
+    }
+    data_version = None
+    if len(keys) == 1 and "sha256" in rows[0]:
+        current = zone.latest(season_subject(*keys[0]))
+        data_version = dg.DataVersion(current.sha256)
+        metadata |= {"sha256": current.sha256, "raw_uri": current.uri, "source_url": rows[0]["url"]}
+    if failures:
+        context.log.error(f"{len(failures)} season file(s) could not be fetched: {failures}")
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=data_version,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=FILES_FETCHED,
+                passed=not failures,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"failed": dg.MetadataValue.json(failures), "fetched": fetched},
+                description=None if not failures else f"{len(failures)} file(s) failed; their partitions keep the last good version",
+            )
+        ],
+    )
+
+@dg.asset(
+    partitions_def=season_file_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[raw_match_files],
+    group_name="ingestion",
+    kinds={"pandas", "duckdb", "postgres"},
+    check_specs=[
+        dg.AssetCheckSpec(FILES_LOADED, asset="raw_matches", blocking=True, description="every landed season file parsed and validated")
+    ],
+)
+def raw_matches(
+    context: dg.AssetExecutionContext,
+    source: FootballDataSource,
+    raw_zone: RawZoneResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Typed, validated match rows in ``raw.matches``. Each partition is replaced atomically from the newest
+    raw-zone file; a partition whose file is already loaded is skipped, so re-running is cheap and idempotent."""
+    keys = _run_keys(context)
+    zone, wh = raw_zone.open(), warehouse.open()
+    started = time.perf_counter()
+    loaded = wh.loaded_match_files()
+    loads, rows, rejected, unchanged = [], [], {}, 0
+    for key in keys:
+        current = zone.latest(season_subject(*key))
+        row = {"division": key[0], "season": key[1]}
+        if current is None:
+            row["status"] = "no file"
+        elif loaded.get(key) == current.sha256:
+            unchanged += 1
+            row |= {"status": "unchanged", "sha256": current.sha256[:12]}
+        else:
+            try:
+                frame = parse_season_file(zone.read(current), division=key[0], season=key[1])
+            except RejectedFile as exc:
+                rejected[f"{key[0]}|{key[1]}"] = str(exc)
+                row |= {"status": f"REJECTED: {exc}", "sha256": current.sha256[:12]}
+            else:
+                url = f"{source.base_url}/{season_file_path(*key)}"
+                loads.append(PartitionLoad(key[0], key[1], frame, current.sha256, current.uri, url))
+                dates = pd.to_datetime(frame["match_date"])
+                row |= {"status": "loaded", "rows": len(frame), "sha256": current.sha256[:12],
+                        "first_date": str(dates.min().date()), "last_date": str(dates.max().date())}
+        rows.append(row)
+    parse_s = time.perf_counter() - started
+    wh.replace_match_partitions(loads)
+    load_s = time.perf_counter() - started - parse_s
+    rows_loaded = sum(len(l.frame) for l in loads)
+    context.log.info(f"loaded {len(loads)} partition(s), {rows_loaded} rows; {unchanged} unchanged; {len(rejected)} rejected")
+    metadata = {
+        "partitions": len(keys),
+        "partitions_loaded": len(loads),
+        "partitions_unchanged": unchanged,
+        "partitions_rejected": len(rejected),
+        "rows_loaded": rows_loaded,
+        "parse_seconds": round(parse_s, 2),
+        "load_seconds": round(load_s, 2),
+        "warehouse": warehouse.url.split("@")[-1],
+        "files": _md_table(rows),
+    }
+    if loads:
+        all_dates = pd.concat([pd.to_datetime(l.frame["match_date"]) for l in loads])
+        metadata |= {"first_date": str(all_dates.min().date()), "last_date": str(all_dates.max().date())}
+    data_version = None
+    if len(keys) == 1:
+        current = zone.latest(season_subject(*keys[0]))
+        if current is not None and not rejected:
+            data_version = dg.DataVersion(current.sha256)
+            metadata["dagster/row_count"] = int(rows[0].get("rows", 0)) if loads else None
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    return dg.MaterializeResult(
+        metadata=metadata,
+        data_version=data_version,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=FILES_LOADED,
+                passed=not rejected,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"rejected": dg.MetadataValue.json(rejected)},
+                description=None if not rejected else "; ".join(f"{k}: {v}" for k, v in list(rejected.items())[:5]),
+            )
+        ],
+    )
+
+@dg.asset(group_name="ingestion", kinds={"scrapy", "pandas"})
+def raw_fixtures(
+    context: dg.AssetExecutionContext,
+    source: FootballDataSource,
+    raw_zone: RawZoneResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Upcoming matches (``/fixtures.csv``): landed in the raw zone, then ``raw.fixtures`` is replaced as a
+    whole. A bad download or file fails the run and leaves the previous fixtures in place."""
+    zone, wh = raw_zone.open(), warehouse.open()
+    with tempfile.TemporaryDirectory(prefix="time2bet-crawl-") as staging:
+        results = source.crawl(divisions=[], seasons=[], fixtures=True, staging_dir=Path(staging))
+        result = next((r for r in results if r.kind == "fixtures"), None)
+        if result is None or result.status != "fetched":
+            raise dg.Failure(
+                description=f"fixtures could not be fetched: {result.error if result else 'not linked by the source'}",
+                metadata={"url": source.base_url + "/fixtures.csv"},
+            )
+        landed, is_new = zone.land(FIXTURES_SUBJECT, Path(result.path).read_bytes())
+    try:
+        frame = parse_fixtures(zone.read(landed))
+    except RejectedFile as exc:
+        raise dg.Failure(description=f"fixtures file rejected: {exc}", metadata={"raw_uri": landed.uri}) from exc
+    wh.replace_fixtures(frame, landed.sha256)
+    dates = pd.to_datetime(frame["match_date"]) if len(frame) else pd.Series(dtype="datetime64[ns]")
+    context.log.info(f"{len(frame)} upcoming matches")
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(landed.sha256),
+        metadata={
+            "dagster/row_count": len(frame),
+            "sha256": landed.sha256,
+            "raw_uri": landed.uri,
+            "new_version": is_new,
+            "source_url": dg.MetadataValue.url(result.url),
+            "first_date": str(dates.min().date()) if len(dates) else "none",
+            "last_date": str(dates.max().date()) if len(dates) else "none",
+            "divisions": ", ".join(sorted(frame["division"].unique())) if len(frame) else "none",
+        },
+    )

@@ -1,0 +1,19 @@
+"""Jobs of the ingestion area (object selections only: string selections are fragile, see STACK_NOTES §0.1)."""
+
+import dagster as dg
+
+from time2bet_assets.defs.ingestion.assets import raw_fixtures, raw_match_files, raw_matches
+from time2bet_assets.defs.ingestion.partitions import season_file_partitions
+
+ingest_season_files_job = dg.define_asset_job(
+    "ingest_season_files",
+    selection=dg.AssetSelection.assets(raw_match_files, raw_matches),
+    partitions_def=season_file_partitions,
+    description="Crawl season files, land them in the raw zone and load raw.matches (any range of partitions).",
+)
+
+refresh_fixtures_job = dg.define_asset_job(
+    "refresh_fixtures",
+    selection=dg.AssetSelection.assets(raw_fixtures),
+    description="Crawl /fixtures.csv and replace raw.fixtures.",
+)
