@@ -50,8 +50,10 @@ def _start_mirror(root: Path) -> tuple[subprocess.Popen, str]:
 def _metadata_breakdown(results) -> dict[str, float]:
     totals: dict[str, float] = {}
     for result in results:
-        for event in result.get_asset_materialization_events():
-            md = event.asset_materialization.metadata
+        for node in ("raw_match_files", "raw_matches"):
+            if not result.asset_materializations_for_node(node):
+                continue
+            md = result.asset_materializations_for_node(node)[0].metadata
             for key in ("crawl_seconds", "land_seconds", "parse_seconds", "load_seconds"):
                 if key in md:
                     totals[key] = max(totals.get(key, 0.0), md[key].value)  # same value on every partition

@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from time2bet.ingestion.schema import FIXTURE_COLUMNS, MATCH_COLUMNS
 
@@ -176,7 +177,8 @@ class DuckDBWarehouse(Warehouse):
                     "DELETE FROM raw.matches WHERE (division, season) IN (SELECT (division, season) FROM partition_keys)"
                 )
                 if matches is not None:
-                    con.register("matches_new", matches)
+                    # via Arrow: DuckDB scans Arrow columns directly, much faster than pandas object columns
+                    con.register("matches_new", pa.Table.from_pandas(matches, preserve_index=False))
                     con.execute("INSERT INTO raw.matches BY NAME SELECT * FROM matches_new")
                 con.execute(
                     "DELETE FROM raw.match_files WHERE (division, season) IN (SELECT (division, season) FROM partition_keys)"
