@@ -79,9 +79,10 @@ def main() -> None:
         from time2bet.ingestion.warehouse import Warehouse
         from time2bet.settings import Settings
         from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
-        from time2bet_assets.definitions import defs
+        from time2bet_assets.definitions import build_definitions
 
         settings = Settings.from_env()
+        defs = build_definitions(settings)
         prepare_dagster_home(settings)
         instance = dg.DagsterInstance.get()
 

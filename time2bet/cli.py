@@ -100,7 +100,7 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
 
     from time2bet.ingestion.discovery import discover_season_files
     from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
-    from time2bet_assets.definitions import defs
+    from time2bet_assets.definitions import build_definitions
 
     prepare_dagster_home(settings)
     wanted_divisions = [d.strip() for d in divisions.split(",")] if divisions else list(settings.divisions)
@@ -117,6 +117,7 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
     division_list = [d for d in wanted_divisions if any(pd == d for pd, _ in published)]
     click.echo(f"source {settings.source_url}: {len(links)} season files published; "
                f"ingesting {len(division_list)} division(s) x {len(season_list)} season(s)")
+    defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     all_ok = True
     with tqdm(total=len(division_list) * len(season_list), unit="partition", desc="season files") as bar:

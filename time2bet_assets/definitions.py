@@ -2,6 +2,13 @@
 
 import dagster as dg
 
-from time2bet_assets.defs import ingestion
+from time2bet.settings import Settings
+from time2bet_assets.defs.ingestion import ingestion_definitions
 
-defs = dg.Definitions.merge(ingestion.defs)
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All definitions for one configuration (the CLI and tests build their own; Dagster loads ``defs``)."""
+    return dg.Definitions.merge(ingestion_definitions(settings))
+
+
+defs = build_definitions(Settings.from_env())

@@ -9,10 +9,12 @@ from time2bet_assets.defs.ingestion.resources import ingestion_resources
 from time2bet_assets.defs.ingestion.schedules import refresh_current_season, refresh_fixtures_schedule
 from time2bet_assets.defs.ingestion.sensors import new_season_files_sensor
 
-defs = dg.Definitions(
-    assets=[raw_match_files, raw_matches, raw_fixtures],
-    jobs=[ingest_season_files_job, refresh_fixtures_job],
-    schedules=[refresh_current_season, refresh_fixtures_schedule],
-    sensors=[new_season_files_sensor],
-    resources=ingestion_resources(Settings.from_env()),
-)
+
+def ingestion_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[raw_match_files, raw_matches, raw_fixtures],
+        jobs=[ingest_season_files_job, refresh_fixtures_job],
+        schedules=[refresh_current_season, refresh_fixtures_schedule],
+        sensors=[new_season_files_sensor],
+        resources=ingestion_resources(settings),
+    )
