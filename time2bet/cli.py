@@ -22,12 +22,16 @@ from time2bet.football import DIVISIONS, season_start_year
 from time2bet.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Dagster's console logger at INFO: the progress bar and our summaries stay readable; DEBUG is in the UI.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at the platform's instance directory and give it the right dagster.yaml:
     PostgreSQL storage when DAGSTER_PG_HOST is set, SQLite otherwise."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home)))
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    home = Path(os.environ["DAGSTER_HOME"])
     # One "planned" event per asset for a single-run backfill instead of one per partition: halves Dagster's
     # bookkeeping for a backfill of hundreds of season files (docs/adr/0001). The cost: partitions of a run
     # that crashes are not marked failed; our per-file failures are reported by the asset checks anyway.
@@ -129,9 +133,11 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
             if not result.success:
                 bar.write(f"run {result.run_id} for {keys[0]}...{keys[-1]} failed; see the Dagster UI")
 
-        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done)
+        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done, run_config=QUIET_CONSOLE)
     if fixtures:
-        result = defs.resolve_job_def("refresh_fixtures").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("refresh_fixtures").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+        )
         all_ok &= result.success
         if not result.success:
             click.echo(f"fixtures run {result.run_id} failed; see the Dagster UI")
@@ -146,7 +152,8 @@ def print_status(settings: Settings) -> None:
     wh.ensure_raw_tables()
     summary = wh.read_sql(
         "SELECT count(*) AS matches, count(DISTINCT division || season) AS partitions, "
-        "min(match_date) AS first_match, max(match_date) AS last_match FROM raw.matches"
+        "CAST(min(match_date) AS VARCHAR) AS first_match, CAST(max(match_date) AS VARCHAR) AS last_match "
+        "FROM raw.matches"
     )
     fixtures = wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0]
     row = summary.iloc[0]

@@ -50,6 +50,7 @@ def run_season_file_backfill(
     divisions: Sequence[str],
     seasons: Sequence[str],
     on_range_done: Callable[[list[str], dg.ExecuteInProcessResult], None] | None = None,
+    run_config: dict | None = None,
 ) -> list[dg.ExecuteInProcessResult]:
     """Materialise raw_match_files and raw_matches for divisions x seasons, one run per contiguous range."""
     register_partitions(instance, divisions, seasons)
@@ -62,6 +63,7 @@ def run_season_file_backfill(
             instance=instance,
             tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
             raise_on_error=False,
+            run_config=run_config,
         )
         results.append(result)
         if on_range_done:
