@@ -130,7 +130,7 @@ class DuckDBWarehouse(Warehouse):
         self.url = url
         self.path = url.removeprefix("duckdb:///")
 
-    def _connect(self, read_only: bool = False):
+    def _connect(self):
         """DuckDB lets one process write at a time; concurrent Dagster steps wait their turn (bounded)."""
         import duckdb
 
@@ -138,7 +138,8 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(self.path, read_only=read_only)
+                # always read-write: DuckDB refuses a second in-process connection with another configuration
+                return duckdb.connect(self.path)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
@@ -203,7 +204,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
 
     def read_sql(self, sql: str) -> pd.DataFrame:
-        with self._connect(read_only=True) as con:
+        with self._connect() as con:
             return con.execute(sql).df()
 
 

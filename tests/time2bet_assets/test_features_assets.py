@@ -1,0 +1,38 @@
+"""dbt inside Dagster: every model an asset, every dbt test an asset check, on the ingested sample site."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from time2bet.ingestion.discovery import discover_season_files
+from time2bet.ingestion.warehouse import Warehouse
+from time2bet_assets.defs.features.assets import football_features_dbt
+from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
+from time2bet_assets.definitions import build_definitions
+
+
+def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(server, platform, instance):
+    settings, _ = platform(server.url)
+    defs = build_definitions(settings)
+    links = discover_season_files(server.url)
+    ingest = run_season_file_backfill(defs, instance, sorted({l.division for l in links}), sorted({l.season for l in links}))
+    assert all(r.success for r in ingest)
+    fixtures = defs.resolve_job_def("refresh_fixtures").execute_in_process(instance=instance)
+    assert fixtures.success
+
+    job = dg.define_asset_job("features", selection=dg.AssetSelection.assets(football_features_dbt))
+    result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("features").execute_in_process(
+        instance=instance
+    )
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert {"stg_matches", "int_team_form_computed", "fct_match_features", "upcoming_match_features"} <= materialized
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    wh = Warehouse.from_url(settings.warehouse_url)
+    n_raw = int(wh.read_sql("SELECT count(*) AS n FROM raw.matches")["n"].iloc[0])
+    n_features = int(wh.read_sql("SELECT count(*) AS n FROM analytics.fct_match_features")["n"].iloc[0])
+    n_upcoming = int(wh.read_sql("SELECT count(*) AS n FROM analytics.upcoming_match_features")["n"].iloc[0])
+    n_fixtures = int(wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0])
+    assert n_features == n_raw > 0
+    assert n_upcoming == n_fixtures > 0
