@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from pathlib import Path
 
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet.ingestion.warehouse import Warehouse
-from time2bet_assets.defs.features.assets import football_features_dbt
 from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.definitions import build_definitions
 
@@ -20,15 +19,14 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
     fixtures = defs.resolve_job_def("refresh_fixtures").execute_in_process(instance=instance)
     assert fixtures.success
 
-    job = dg.define_asset_job("features", selection=dg.AssetSelection.assets(football_features_dbt))
-    result = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("features").execute_in_process(
-        instance=instance
-    )
+    result = defs.resolve_job_def("build_features").execute_in_process(instance=instance)
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"stg_matches", "int_team_form_computed", "fct_match_features", "upcoming_match_features"} <= materialized
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
+    ge = next(c for c in checks if c.check_name == "raw_matches_expectations")
+    assert Path(ge.metadata["data_docs"].value).exists()
     wh = Warehouse.from_url(settings.warehouse_url)
     n_raw = int(wh.read_sql("SELECT count(*) AS n FROM raw.matches")["n"].iloc[0])
     n_features = int(wh.read_sql("SELECT count(*) AS n FROM analytics.fct_match_features")["n"].iloc[0])
@@ -36,3 +34,17 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
     n_fixtures = int(wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0])
     assert n_features == n_raw > 0
     assert n_upcoming == n_fixtures > 0
+
+    # an impossible score slips into raw.matches (say, by hand): the blocking suite stops the dbt build
+    import duckdb
+
+    with duckdb.connect(settings.warehouse_url.removeprefix("duckdb:///")) as con:
+        con.execute("UPDATE raw.matches SET home_goals = 40 WHERE source_row = 2 AND division = 'E0'")
+    failed = defs.resolve_job_def("build_features").execute_in_process(instance=instance, raise_on_error=False)
+    assert not failed.success
+    ge = next(c for c in failed.get_asset_check_evaluations() if c.check_name == "raw_matches_expectations")
+    assert not ge.passed
+    failures = ge.metadata["failed_expectations"].value
+    assert any(f["column"] == "home_goals" and f["unexpected_count"] >= 1 for f in failures)
+    assert any(ex.get("source_row") == 2 for f in failures for ex in f["examples"] if isinstance(ex, dict))
+    assert not failed.get_asset_materialization_events()  # nothing downstream ran

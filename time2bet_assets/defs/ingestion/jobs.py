@@ -3,11 +3,13 @@
 import dagster as dg
 
 from time2bet_assets.defs.ingestion.assets import raw_fixtures, raw_match_files, raw_matches
+from time2bet_assets.defs.ingestion.checks import raw_matches_expectations
 from time2bet_assets.defs.ingestion.partitions import season_file_partitions
 
 ingest_season_files_job = dg.define_asset_job(
     "ingest_season_files",
-    selection=dg.AssetSelection.assets(raw_match_files, raw_matches),
+    # the Great Expectations suite reads the whole table: it runs once before the features, not per backfill
+    selection=dg.AssetSelection.assets(raw_match_files, raw_matches) - dg.AssetSelection.checks(raw_matches_expectations),
     partitions_def=season_file_partitions,
     description="Crawl season files, land them in the raw zone and load raw.matches (any range of partitions).",
 )

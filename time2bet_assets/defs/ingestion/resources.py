@@ -10,6 +10,7 @@ from time2bet.ingestion.crawl import FetchResult, crawl
 from time2bet.ingestion.raw_zone import RawZone, open_raw_zone
 from time2bet.ingestion.warehouse import Warehouse
 from time2bet.settings import Settings
+from time2bet_assets.defs.quality import DataDocsResource
 
 
 class FootballDataSource(dg.ConfigurableResource):
@@ -77,4 +78,5 @@ def ingestion_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
         ),
         "raw_zone": RawZoneResource(location=settings.raw_zone, s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL")),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
+        "data_docs": DataDocsResource(root=str(settings.home / "quality" / "data-docs")),
     }
