@@ -1,0 +1,1 @@
+"""Machine learning: sequential team ratings, models and their evaluation."""

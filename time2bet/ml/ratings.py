@@ -1,0 +1,397 @@
+"""Sequential team ratings (Elo, pi-ratings) for match features; dbt joins the result by ``match_id``.
+
+Ratings need an update after every match, which SQL does badly, so they are computed here from
+``stg_matches`` rows (match_id, division, match_date, home_team_id, away_team_id, home_goals, away_goals).
+
+Leakage rule, shared by both ratings: matches are processed one *date* at a time (sorted by match_date,
+then match_id). Every match of a date reads the ratings as they stood before that date, and the updates of
+all that date's matches are applied together afterwards. So a match never sees the result of a match played
+the same day (kick-off times are too patchy to order them), and a team that plays twice in a day uses the
+same pre-date rating in both matches and receives both updates.
+
+The loop runs over dates, not rows: within a date the reads and updates are numpy operations on arrays
+indexed by integer team codes (``np.add.at`` handles a team appearing twice). 173k matches take well
+under a second.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from time2bet.football import season_of
+
+MATCH_COLUMNS = (
+    "match_id", "division", "match_date", "home_team_id", "away_team_id", "home_goals", "away_goals",
+)
+ELO_COLUMNS = ("home_elo", "away_elo", "elo_diff", "elo_home_expectation")
+PI_COLUMNS = ("home_pi_home", "home_pi_away", "away_pi_home", "away_pi_away", "pi_expected_goal_diff")
+CURRENT_COLUMNS = ("team_id", "elo", "pi_home", "pi_away", "last_match_date", "matches")
+
+_ELO_PARAMS = frozenset(
+    {"k", "home_advantage", "initial", "goal_diff_weighting", "season_regression", "new_team_rating",
+     "tier_offset"}
+)
+_PI_PARAMS = frozenset({"lambda_", "gamma", "c", "b"})
+
+
+# --- division tiers -------------------------------------------------------------------------------------
+
+_TIER_FIVE = {"EC": 5}  # England's National League (Conference): the step below E3 (League Two)
+_ZERO_BASED = ("E", "SC")  # E0 / SC0 are the top flights, so their digit is one below the tier
+_DIGIT_RE = re.compile(r"^([A-Z]+)(\d)$")
+
+
+def division_tier(division: str) -> int:
+    """Level of a football-data division in its country's pyramid (1 = top flight).
+
+    Rule: ``EC`` is tier 5; for the zero-based codes ``E0..E3`` and ``SC0..SC3`` the tier is the digit + 1;
+    for the other codes (``D1``, ``SP2``, ``I1``, ``F2``, ``N1``, ``B1``, ``P1``, ``T1``, ``G1``, ...) it is the
+    digit. A code we cannot read counts as tier 1 (no offset), which is the cautious default.
+    """
+    if division in _TIER_FIVE:
+        return _TIER_FIVE[division]
+    m = _DIGIT_RE.match(division or "")
+    if not m:
+        return 1
+    prefix, digit = m.group(1), int(m.group(2))
+    return max(1, digit + 1 if prefix in _ZERO_BASED else digit)
+
+
+def tier_initial_rating(division: str, *, initial: float = 1500.0, tier_offset: float = 100.0) -> float:
+    """Starting Elo of a team first seen in ``division``: ``initial - tier_offset * (tier - 1)``.
+
+    A club first met in League Two is not as strong as a Premier League side; starting everyone at
+    ``initial`` would hand promoted newcomers a rating they have not earned and take years to wash out.
+    """
+    return initial - tier_offset * (division_tier(division) - 1)
+
+
+# --- shared preparation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Matches in processing order (date, match_id) as arrays, with team codes and date-group bounds."""
+
+    order: np.ndarray  # positions in the input, in processing order
+    home: np.ndarray  # team codes
+    away: np.ndarray
+    home_goals: np.ndarray
+    away_goals: np.ndarray
+    division: np.ndarray
+    dates: np.ndarray  # datetime64[ns], processing order
+    starts: np.ndarray  # start of each date group (processing order); group g is starts[g]:starts[g+1]
+    teams: np.ndarray  # team id of each code
+
+    @property
+    def n_teams(self) -> int:
+        return len(self.teams)
+
+    def groups(self):
+        bounds = self.starts.tolist() + [len(self.order)]
+        return zip(bounds[:-1], bounds[1:])
+
+
+def _prepare(matches: pd.DataFrame) -> _Prepared:
+    missing = [c for c in MATCH_COLUMNS if c not in matches.columns]
+    if missing:
+        raise ValueError(f"matches lack column(s) {missing}")
+    goals = matches[["home_goals", "away_goals"]]
+    if goals.isna().any().any():
+        raise ValueError("matches must be played: home_goals/away_goals may not be missing")
+    dates = pd.to_datetime(matches["match_date"]).to_numpy(dtype="datetime64[ns]")
+    if np.isnat(dates).any():
+        raise ValueError("matches must have a match_date")
+    match_ids = matches["match_id"].astype(str).to_numpy()
+    # lexsort: last key is primary; stable, so equal (date, match_id) keep their input order
+    order = np.lexsort((match_ids, dates))
+    ids = np.concatenate([matches["home_team_id"].to_numpy()[order], matches["away_team_id"].to_numpy()[order]])
+    codes, teams = pd.factorize(ids, sort=True)
+    if (codes < 0).any():
+        raise ValueError("matches must name both teams (home_team_id/away_team_id)")
+    n = len(order)
+    sorted_dates = dates[order]
+    starts = np.flatnonzero(np.r_[True, sorted_dates[1:] != sorted_dates[:-1]]) if n else np.empty(0, int)
+    return _Prepared(
+        order=order,
+        home=codes[:n],
+        away=codes[n:],
+        home_goals=goals["home_goals"].to_numpy(dtype=float)[order],
+        away_goals=goals["away_goals"].to_numpy(dtype=float)[order],
+        division=matches["division"].astype(str).to_numpy()[order],
+        dates=sorted_dates,
+        starts=starts,
+        teams=np.asarray(teams, dtype=object),
+    )
+
+
+def _first_index(p: _Prepared) -> np.ndarray:
+    """Processing-order index of each team's first match (home or away)."""
+    n = len(p.order)
+    first = np.full(p.n_teams, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, p.home, np.arange(n))
+    np.minimum.at(first, p.away, np.arange(n))
+    return first
+
+
+def _in_input_order(
+    p: _Prepared, index: pd.Index, match_ids: pd.Series, columns: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Put processing-order columns back in the input's row order (and index)."""
+    out = {}
+    for name, values in columns.items():
+        back = np.empty_like(values)
+        back[p.order] = values
+        out[name] = back
+    return pd.DataFrame({"match_id": match_ids.to_numpy(), **out}, index=index)
+
+
+# --- Elo ------------------------------------------------------------------------------------------------
+
+
+def goal_difference_multiplier(goal_diff: np.ndarray) -> np.ndarray:
+    """World Football Elo's margin factor G: 1 for |gd| <= 1, 1.5 for 2, (11 + |gd|) / 8 for 3 or more.
+
+    See eloratings.net/about: a wider win is more evidence of a gap, but with diminishing weight.
+    """
+    gd = np.abs(np.asarray(goal_diff, dtype=float))
+    return np.where(gd <= 1, 1.0, np.where(gd == 2, 1.5, (11.0 + gd) / 8.0))
+
+
+def elo_expectation(diff: np.ndarray | float) -> np.ndarray | float:
+    """Logistic expected score of the side ``diff`` Elo points ahead: ``1 / (1 + 10^(-diff/400))``."""
+    return 1.0 / (1.0 + np.power(10.0, -np.asarray(diff, dtype=float) / 400.0))
+
+
+def _new_team_ratings(p: _Prepared, first: np.ndarray, initial: float, tier_offset: float,
+                      new_team_rating: float | Mapping[str, float] | Callable[[str], float] | None) -> np.ndarray:
+    """Starting Elo of every team, from the division of its first match (see ``elo_ratings``)."""
+    first_div = p.division[first]
+    if new_team_rating is None:
+        rule = lambda d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset)  # noqa: E731
+    elif callable(new_team_rating):
+        rule = new_team_rating
+    elif isinstance(new_team_rating, Mapping):
+        rule = lambda d: float(new_team_rating.get(d, initial))  # noqa: E731
+    else:
+        return np.full(p.n_teams, float(new_team_rating))
+    by_div = {d: float(rule(d)) for d in set(first_div.tolist())}
+    return np.array([by_div[d] for d in first_div.tolist()], dtype=float)
+
+
+def _season_turns(p: _Prepared, seasons: np.ndarray) -> np.ndarray:
+    """Processing-order mask: a match side is the team's first match of a season after its first season.
+
+    Returns shape (n, 2): column 0 home side, column 1 away side.
+    """
+    n = len(p.order)
+    season_codes = pd.factorize(seasons[p.order], sort=True)[0]
+    team = np.concatenate([p.home, p.away])
+    pos = np.concatenate([np.arange(n), np.arange(n)])
+    season = np.concatenate([season_codes, season_codes])
+    idx = np.lexsort((pos, team))  # by team, then processing order
+    t, s = team[idx], season[idx]
+    new_season = np.r_[False, (t[1:] == t[:-1]) & (s[1:] != s[:-1])]
+    mask = np.zeros(2 * n, dtype=bool)
+    mask[idx] = new_season
+    return mask.reshape(2, n).T
+
+
+def _run_elo(matches: pd.DataFrame, p: _Prepared, *, k: float, home_advantage: float, initial: float,
+             goal_diff_weighting: bool, season_regression: float, new_team_rating, tier_offset: float):
+    n = len(p.order)
+    first = _first_index(p)
+    start = _new_team_ratings(p, first, initial, tier_offset, new_team_rating)
+    rating = start.copy()
+    pre_home = np.empty(n)
+    pre_away = np.empty(n)
+
+    regress = season_regression != 0.0
+    if regress:
+        if not 0.0 <= season_regression <= 1.0:
+            raise ValueError("season_regression is a share in [0, 1]")
+        seasons = (matches["season"].astype(str).to_numpy() if "season" in matches.columns
+                   else np.array([season_of(d.date()) for d in pd.to_datetime(matches["match_date"])]))
+        turns = _season_turns(p, seasons)
+        baseline = {d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset)
+                    for d in set(p.division.tolist())}
+
+    gd = p.home_goals - p.away_goals
+    score = np.where(gd > 0, 1.0, np.where(gd < 0, 0.0, 0.5))
+    weight = k * (goal_difference_multiplier(gd) if goal_diff_weighting else np.ones(n))
+
+    for s, e in p.groups():
+        h, a = p.home[s:e], p.away[s:e]
+        if regress and turns[s:e].any():
+            # before the date's reads: a team's first match of a new season pulls it toward its tier's level
+            for side, teams in ((0, h), (1, a)):
+                for i in np.flatnonzero(turns[s:e, side]):
+                    target = baseline[p.division[s + i]]
+                    t = teams[i]
+                    rating[t] = target + (1.0 - season_regression) * (rating[t] - target)
+        rh, ra = rating[h], rating[a]
+        pre_home[s:e], pre_away[s:e] = rh, ra
+        expected = elo_expectation(rh - ra + home_advantage)
+        delta = weight[s:e] * (score[s:e] - expected)
+        np.add.at(rating, h, delta)  # zero-sum: the away side loses what the home side gains
+        np.add.at(rating, a, -delta)
+
+    diff = pre_home - pre_away + home_advantage
+    columns = {
+        "home_elo": pre_home,
+        "away_elo": pre_away,
+        "elo_diff": diff,
+        "elo_home_expectation": elo_expectation(diff),
+    }
+    return columns, rating
+
+
+def elo_ratings(
+    matches: pd.DataFrame,
+    *,
+    k: float = 20.0,
+    home_advantage: float = 65.0,
+    initial: float = 1500.0,
+    goal_diff_weighting: bool = True,
+    season_regression: float = 0.0,
+    new_team_rating: float | Mapping[str, float] | Callable[[str], float] | None = None,
+    tier_offset: float = 100.0,
+) -> pd.DataFrame:
+    """Pre-match Elo of both teams for every match, in the input's row order (and index).
+
+    Columns: match_id, home_elo, away_elo, elo_diff (home - away + home_advantage) and
+    elo_home_expectation = 1 / (1 + 10^(-elo_diff/400)), the home side's expected score.
+
+    Update (World Football Elo, eloratings.net): ``delta = k * G * (W - We)`` with W = 1 / 0.5 / 0 for a
+    home win / draw / loss, We = elo_home_expectation and G the goal-difference multiplier
+    (``goal_difference_multiplier``; 1 if ``goal_diff_weighting`` is off). The home team gains delta, the
+    away team loses it, so every match is zero-sum.
+
+    New teams: by default a team starts at ``initial - tier_offset * (tier - 1)``, the tier being that of
+    the division of its first match (``division_tier``: E0 -> 1 ... E3 -> 4, EC -> 5, SC0 -> 1, D2 -> 2);
+    ids are stable across divisions, so promotion keeps the earned rating. ``new_team_rating`` overrides
+    that with a constant, a ``{division: rating}`` mapping (``initial`` for divisions not in it) or a
+    callable ``division -> rating``.
+
+    ``season_regression`` (0 = off): at a team's first match of each later season, before that date's
+    reads, its rating moves that share of the way toward the starting level of the division it now plays
+    in. Seasons come from a ``season`` column if present, else from the date (1 July turnover).
+    """
+    p = _prepare(matches)
+    columns, _ = _run_elo(
+        matches, p, k=k, home_advantage=home_advantage, initial=initial,
+        goal_diff_weighting=goal_diff_weighting, season_regression=season_regression,
+        new_team_rating=new_team_rating, tier_offset=tier_offset,
+    )
+    return _in_input_order(p, matches.index, matches["match_id"], columns)
+
+
+# --- pi-ratings -----------------------------------------------------------------------------------------
+
+
+def pi_goal_difference(rating: np.ndarray | float, *, b: float = 10.0, c: float = 3.0) -> np.ndarray | float:
+    """Expected goal difference against an average side of a pi-rating R: ``sign(R) * (b^(|R|/c) - 1)``."""
+    r = np.asarray(rating, dtype=float)
+    return np.sign(r) * (np.power(b, np.abs(r) / c) - 1.0)
+
+
+def _run_pi(p: _Prepared, *, lambda_: float, gamma: float, c: float, b: float):
+    n = len(p.order)
+    home_r = np.zeros(p.n_teams)  # each team's rating when playing at home
+    away_r = np.zeros(p.n_teams)  # ... and away; the paper starts every team at 0
+    pre = {name: np.empty(n) for name in PI_COLUMNS}
+    gd = p.home_goals - p.away_goals
+
+    for s, e in p.groups():
+        h, a = p.home[s:e], p.away[s:e]
+        hh, ha, ah, aa = home_r[h], away_r[h], home_r[a], away_r[a]
+        pre["home_pi_home"][s:e], pre["home_pi_away"][s:e] = hh, ha
+        pre["away_pi_home"][s:e], pre["away_pi_away"][s:e] = ah, aa
+        expected = pi_goal_difference(hh, b=b, c=c) - pi_goal_difference(aa, b=b, c=c)
+        pre["pi_expected_goal_diff"][s:e] = expected
+        error = gd[s:e] - expected
+        step = c * np.log10(1.0 + np.abs(error)) * np.sign(error) * lambda_  # psi(e) * lambda
+        # home team: home rating += psi(e)*lambda, away rating += that change * gamma;
+        # away team: the same with psi(-e) = -psi(e), its away rating first
+        np.add.at(home_r, h, step)
+        np.add.at(away_r, h, step * gamma)
+        np.add.at(away_r, a, -step)
+        np.add.at(home_r, a, -step * gamma)
+    return pre, home_r, away_r
+
+
+def pi_ratings(
+    matches: pd.DataFrame, *, lambda_: float = 0.035, gamma: float = 0.7, c: float = 3.0, b: float = 10.0
+) -> pd.DataFrame:
+    """Pre-match pi-ratings (a home and an away rating per team), in the input's row order (and index).
+
+    Constantinou, A. C. & Fenton, N. E. (2013). Determining the level of ability of football teams by
+    dynamic ratings based on the relative discrepancies in scores between adversaries. Journal of
+    Quantitative Analysis in Sports 9(1), 37-50. doi:10.1515/jqas-2012-0036. Defaults are the paper's
+    fitted values (lambda 0.035, gamma 0.7, b 10, c 3); all ratings start at 0.
+
+    Columns: match_id, home_pi_home, home_pi_away (the home team's two ratings), away_pi_home,
+    away_pi_away, and pi_expected_goal_diff = g(home team's home rating) - g(away team's away rating) with
+    g(R) = sign(R) * (b^(|R|/c) - 1).
+
+    Update: e = observed - expected goal difference, psi(e) = c * log10(1 + |e|) * sign(e). The home team's
+    home rating moves by psi(e) * lambda and its away rating by gamma times that; the away team's away
+    rating moves by psi(-e) * lambda and its home rating by gamma times that. Ratings learn from the size of
+    the surprise, with diminishing weight for lopsided scores.
+    """
+    p = _prepare(matches)
+    columns, _, _ = _run_pi(p, lambda_=lambda_, gamma=gamma, c=c, b=b)
+    return _in_input_order(p, matches.index, matches["match_id"], columns)
+
+
+# --- both, and the state after the last match -----------------------------------------------------------
+
+
+def _split_params(params: dict) -> tuple[dict, dict]:
+    unknown = set(params) - _ELO_PARAMS - _PI_PARAMS
+    if unknown:
+        raise TypeError(f"unknown rating parameter(s) {sorted(unknown)}")
+    return ({k: v for k, v in params.items() if k in _ELO_PARAMS},
+            {k: v for k, v in params.items() if k in _PI_PARAMS})
+
+
+def match_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
+    """``elo_ratings`` and ``pi_ratings`` side by side (one match_id column); keyword args go to their owner."""
+    elo_params, pi_params = _split_params(params)
+    elo = elo_ratings(matches, **elo_params)
+    pi = pi_ratings(matches, **pi_params)
+    return pd.concat([elo, pi.drop(columns="match_id")], axis=1)
+
+
+def current_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
+    """Each team's ratings after its last match: what an upcoming fixture (or the serving snapshot) uses.
+
+    Columns: team_id, elo, pi_home, pi_away, last_match_date, matches (count played); one row per team,
+    sorted by team_id. Keyword args are those of ``elo_ratings`` and ``pi_ratings``. They equal the
+    pre-match ratings ``elo_ratings``/``pi_ratings`` would give a match on a later date, except that
+    ``season_regression`` (off by default) is applied only when the team's next-season match is seen.
+    """
+    elo_params, pi_params = _split_params(params)
+    elo_defaults = dict(k=20.0, home_advantage=65.0, initial=1500.0, goal_diff_weighting=True,
+                        season_regression=0.0, new_team_rating=None, tier_offset=100.0)
+    pi_defaults = dict(lambda_=0.035, gamma=0.7, c=3.0, b=10.0)
+    p = _prepare(matches)
+    _, elo = _run_elo(matches, p, **{**elo_defaults, **elo_params})
+    _, pi_home, pi_away = _run_pi(p, **{**pi_defaults, **pi_params})
+    played = np.bincount(p.home, minlength=p.n_teams) + np.bincount(p.away, minlength=p.n_teams)
+    # processing order is date order, so a team's last processing position is its last match date
+    last_idx = np.zeros(p.n_teams, dtype=np.int64)
+    np.maximum.at(last_idx, np.concatenate([p.home, p.away]), np.tile(np.arange(len(p.order)), 2))
+    return pd.DataFrame({
+        "team_id": p.teams,
+        "elo": elo,
+        "pi_home": pi_home,
+        "pi_away": pi_away,
+        "last_match_date": p.dates[last_idx],
+        "matches": played.astype(np.int64),
+    })
