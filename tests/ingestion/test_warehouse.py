@@ -81,3 +81,12 @@ def test_a_failing_load_leaves_the_previous_partition_untouched(warehouse):
     counts = warehouse.read_sql("SELECT count(*) AS n FROM raw.matches")
     assert int(counts["n"].iloc[0]) == 4
     assert warehouse.loaded_match_files() == {("E0", "2019-20"): "a" * 64}
+
+
+def test_replace_table_creates_then_replaces_a_derived_table(warehouse):
+    first = pd.DataFrame({"match_id": ["a", "b"], "elo": [1500.0, 1490.5], "n": [1, 2],
+                          "day": pd.to_datetime(["2020-01-01", "2020-01-02"])})
+    warehouse.replace_table("ratings.match_ratings", first)
+    warehouse.replace_table("ratings.match_ratings", first.iloc[:1])
+    back = warehouse.read_sql("SELECT * FROM ratings.match_ratings")
+    assert back["match_id"].tolist() == ["a"] and back["elo"].tolist() == [1500.0]

@@ -22,7 +22,8 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
     result = defs.resolve_job_def("build_features").execute_in_process(instance=instance)
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert {"stg_matches", "int_team_form_computed", "fct_match_features", "upcoming_match_features"} <= materialized
+    assert {"stg_matches", "int_team_form_computed", "fct_match_features", "upcoming_match_features",
+            "team_ratings"} <= materialized
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
     ge = next(c for c in checks if c.check_name == "raw_matches_expectations")
@@ -34,6 +35,10 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
     n_fixtures = int(wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0])
     assert n_features == n_raw > 0
     assert n_upcoming == n_fixtures > 0
+    ratings = wh.read_sql("SELECT count(*) AS n, count(DISTINCT match_id) AS ids FROM ratings.match_ratings").iloc[0]
+    assert ratings["n"] == ratings["ids"] == n_raw
+    fixture_ratings = wh.read_sql("SELECT count(*) AS n FROM ratings.fixture_ratings")["n"].iloc[0]
+    assert fixture_ratings == n_fixtures
 
     # an impossible score slips into raw.matches (say, by hand): the blocking suite stops the dbt build
     import duckdb

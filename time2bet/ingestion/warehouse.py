@@ -122,6 +122,26 @@ class Warehouse(ABC):
     @abstractmethod
     def read_sql(self, sql: str) -> pd.DataFrame: ...
 
+    @abstractmethod
+    def replace_table(self, table: str, frame: pd.DataFrame) -> None:
+        """Create or replace ``schema.table`` with ``frame`` in one transaction (derived tables, e.g. ratings)."""
+
+
+def _ddl_from_frame(table: str, frame: pd.DataFrame) -> str:
+    def sql_type(dtype) -> str:
+        if pd.api.types.is_bool_dtype(dtype):
+            return "BOOLEAN"
+        if pd.api.types.is_integer_dtype(dtype):
+            return "BIGINT"
+        if pd.api.types.is_float_dtype(dtype):
+            return "DOUBLE PRECISION"
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return "TIMESTAMP"
+        return "TEXT"
+
+    cols = ", ".join(f'"{c}" {sql_type(t)}' for c, t in frame.dtypes.items())
+    return f"CREATE TABLE {table} ({cols})"
+
 
 class DuckDBWarehouse(Warehouse):
     LOCK_WAIT_S = 120.0
@@ -207,6 +227,21 @@ class DuckDBWarehouse(Warehouse):
         with self._connect() as con:
             return con.execute(sql).df()
 
+    def replace_table(self, table: str, frame: pd.DataFrame) -> None:
+        schema = table.split(".")[0]
+        with self._connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.register("frame_new", frame)
+            con.begin()
+            try:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute(_ddl_from_frame(table, frame))
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame_new")
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+
 
 class PostgresWarehouse(Warehouse):
     def __init__(self, url: str):
@@ -267,3 +302,12 @@ class PostgresWarehouse(Warehouse):
         with self._connect() as con:
             cur = con.execute(sql)
             return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+
+    def replace_table(self, table: str, frame: pd.DataFrame) -> None:
+        schema = table.split(".")[0]
+        with self._connect() as con, con.transaction():
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute(_ddl_from_frame(table, frame))
+            if len(frame):
+                self._copy(con, table, frame)

@@ -395,3 +395,29 @@ def current_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
         "last_match_date": p.dates[last_idx],
         "matches": played.astype(np.int64),
     })
+
+
+def fixture_ratings(
+    fixtures: pd.DataFrame, current: pd.DataFrame, *, home_advantage: float = 65.0, initial: float = 1500.0,
+    tier_offset: float = 100.0, b: float = 10.0, c: float = 3.0,
+) -> pd.DataFrame:
+    """Pre-match ratings of upcoming fixtures (match_id, division, home_team_id, away_team_id) from each team's
+    current state (``current_ratings``): the same columns as ``match_ratings``. A team never seen before
+    starts like a new team in ``elo_ratings`` (its division's tier start) with pi-ratings of 0."""
+    state = current.set_index("team_id")
+    start = fixtures["division"].map(lambda d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset))
+
+    def side(team_col: str, column: str, default) -> pd.Series:
+        values = fixtures[team_col].map(state[column]) if len(state) else pd.Series(np.nan, index=fixtures.index)
+        return values.astype(float).fillna(default)
+
+    home_elo, away_elo = side("home_team_id", "elo", start), side("away_team_id", "elo", start)
+    out = pd.DataFrame({"match_id": fixtures["match_id"].to_numpy()}, index=fixtures.index)
+    out["home_elo"], out["away_elo"] = home_elo, away_elo
+    out["elo_diff"] = home_elo - away_elo + home_advantage
+    out["elo_home_expectation"] = elo_expectation(out["elo_diff"].to_numpy())
+    out["home_pi_home"], out["home_pi_away"] = side("home_team_id", "pi_home", 0.0), side("home_team_id", "pi_away", 0.0)
+    out["away_pi_home"], out["away_pi_away"] = side("away_team_id", "pi_home", 0.0), side("away_team_id", "pi_away", 0.0)
+    out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"].to_numpy(), b=b, c=c)
+                                    - pi_goal_difference(out["away_pi_away"].to_numpy(), b=b, c=c))
+    return out

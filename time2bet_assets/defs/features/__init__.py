@@ -3,7 +3,7 @@
 import dagster as dg
 
 from time2bet.settings import Settings
-from time2bet_assets.defs.features.assets import football_features_dbt
+from time2bet_assets.defs.features.assets import football_features_dbt, team_ratings
 from time2bet_assets.defs.features.resources import features_resources
 from time2bet_assets.defs.ingestion.checks import raw_matches_expectations
 
@@ -11,10 +11,11 @@ from time2bet_assets.defs.ingestion.checks import raw_matches_expectations
 build_features_job = dg.define_asset_job(
     "build_features",
     # the raw-data expectations run first and, being blocking, stop the dbt build when they fail
-    selection=dg.AssetSelection.assets(football_features_dbt) | dg.AssetSelection.checks(raw_matches_expectations),
-    description="Validate raw.matches (Great Expectations), then dbt build the feature models and their tests.",
+    selection=dg.AssetSelection.assets(football_features_dbt, team_ratings)
+    | dg.AssetSelection.checks(raw_matches_expectations),
+    description="Validate raw.matches (Great Expectations), dbt build the feature models and tests, compute ratings.",
 )
 
 
 def features_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[football_features_dbt], jobs=[build_features_job], resources=features_resources(settings))
+    return dg.Definitions(assets=[football_features_dbt, team_ratings], jobs=[build_features_job], resources=features_resources(settings))
