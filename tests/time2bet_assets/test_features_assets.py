@@ -26,8 +26,9 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
             "team_ratings"} <= materialized
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
-    ge = next(c for c in checks if c.check_name == "raw_matches_expectations")
-    assert Path(ge.metadata["data_docs"].value).exists()
+    for suite in ("raw_matches_expectations", "fct_match_features_expectations"):
+        ge = next(c for c in checks if c.check_name == suite)
+        assert Path(ge.metadata["data_docs"].value).exists() and ge.metadata["rows_validated"].value > 0
     wh = Warehouse.from_url(settings.warehouse_url)
     n_raw = int(wh.read_sql("SELECT count(*) AS n FROM raw.matches")["n"].iloc[0])
     n_features = int(wh.read_sql("SELECT count(*) AS n FROM analytics.fct_match_features")["n"].iloc[0])
