@@ -1,0 +1,136 @@
+"""Champion/challenger policy on a temporary SQLite registry, with models trained on synthetic matches.
+
+The evaluation window is one later season of 1200 matches: class-wise ECE has a sampling noise of about
+0.03 at 300 matches, which would make the max_ece=0.05 check a coin toss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from time2bet.ml.registry import (
+    CHALLENGER, CHAMPION, describe_champion, promote, promotion_gate, register_challenger, rollback,
+)
+from time2bet.ml.tracking import log_training_run
+from time2bet.ml.training import baseline_log_loss, train_candidate
+
+from .synthetic import FEATURES, SEASONS, WEAK_FEATURES, synthetic_matches
+
+
+@pytest.fixture(scope="module")
+def window():
+    frame = synthetic_matches(per_season=(300, 300, 300, 300, 1200))
+    return frame[frame["season"].isin(SEASONS[:4])], frame[frame["season"] == SEASONS[4]]
+
+
+@pytest.fixture(scope="module")
+def logged(window, tracking):
+    """Three logged models: weak (rest days and points only), shuffled (full features, labels permuted,
+    so it learnt nothing) and full (every feature)."""
+    train, _ = window
+    shuffled = train.assign(result=np.random.default_rng(1).permutation(train["result"].to_numpy()))
+    uris = {}
+    for label, frame, features in (("weak", train, WEAK_FEATURES), ("shuffled", shuffled, FEATURES),
+                                   ("full", train, FEATURES)):
+        result = train_candidate(frame, features, "logreg", n_folds=2)
+        run = log_training_run(result, frame, data_version=f"synthetic-{label}", experiment="test_registry",
+                               **tracking)
+        uris[label] = run.model_uri
+    return uris
+
+
+def _aliases(name, tracking_uri):
+    from mlflow import MlflowClient
+
+    return {alias: str(v) for alias, v in MlflowClient(tracking_uri).get_registered_model(name).aliases.items()}
+
+
+def _tags(name, version, tracking_uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri).get_model_version(name, version).tags
+
+
+def test_champion_lifecycle(window, logged, tracking):
+    uri = tracking["tracking_uri"]
+    name = "match_outcome_lifecycle"
+    train, evaluation = window
+    full_baseline = baseline_log_loss(train, evaluation, FEATURES)
+
+    # 1. no champion yet: the first challenger that passes becomes champion
+    v1 = register_challenger(logged["weak"], name, {"data_version": "synthetic-weak"}, tracking_uri=uri)
+    assert _aliases(name, uri) == {CHALLENGER: v1}
+    first = promotion_gate(name, v1, evaluation, WEAK_FEATURES, tracking_uri=uri,
+                           baseline_logloss=baseline_log_loss(train, evaluation, WEAK_FEATURES))
+    assert first.promoted and first.champion_version is None and first.n == 1200
+    assert first.challenger_log_loss == first.baseline_log_loss  # it *is* the baseline: a tie passes
+    assert _aliases(name, uri) == {CHAMPION: v1}
+
+    # 2. a model that learnt nothing (shuffled labels) never becomes champion
+    v2 = register_challenger(logged["shuffled"], name, tracking_uri=uri)
+    worse = promotion_gate(name, v2, evaluation, FEATURES, baseline_logloss=full_baseline, tracking_uri=uri)
+    assert not worse.promoted
+    assert worse.champion_version == v1 and worse.challenger_log_loss > worse.champion_log_loss + 0.002
+    assert any("champion v" in reason for reason in worse.failed)
+    assert any("baseline" in reason for reason in worse.failed)
+    assert _aliases(name, uri) == {CHAMPION: v1, CHALLENGER: v2}
+    tags = _tags(name, v2, uri)
+    assert tags["gate.decision"] == "rejected" and tags["gate.champion_version"] == v1
+    assert float(tags["gate.challenger_log_loss"]) == worse.challenger_log_loss
+    assert float(tags["gate.baseline_log_loss"]) == full_baseline and tags["gate.tolerance"] == "0.002"
+
+    # 3. a better challenger replaces the champion, judged on the same window
+    v3 = register_challenger(logged["full"], name, tracking_uri=uri)
+    better = promotion_gate(name, v3, evaluation, FEATURES, baseline_logloss=full_baseline, tracking_uri=uri)
+    assert better.promoted, better.describe()
+    assert better.challenger_log_loss < better.champion_log_loss == first.challenger_log_loss
+    assert _aliases(name, uri) == {CHAMPION: v3}
+
+    why = describe_champion(name, tracking_uri=uri)
+    assert (why.version, why.previous_version) == (v3, v1)
+    assert why.gate["decision"] == "promoted" and why.gate["n"] == "1200"
+    assert float(why.gate["champion_log_loss"]) == better.champion_log_loss
+    assert "passed the promotion gate" in why.reason and f"v{v3} is champion" in str(why)
+
+    # 4. rollback returns to the previous champion and says so; a second rollback undoes the first
+    assert rollback(name, "alerts on live log-loss", tracking_uri=uri) == v1
+    assert _aliases(name, uri)[CHAMPION] == v1
+    back = describe_champion(name, tracking_uri=uri)
+    assert back.previous_version == v3 and back.reason == f"rollback from v{v3}: alerts on live log-loss"
+    assert "back to v" in _tags(name, v3, uri)["champion.rolled_back"]
+    assert any("rollback: champion v3 -> v1" in event for event in back.audit)
+
+    assert rollback(name, "false alarm", tracking_uri=uri) == v3
+    assert _aliases(name, uri)[CHAMPION] == v3
+    assert "champion.rolled_back" not in _tags(name, v3, uri)
+    audit = describe_champion(name, tracking_uri=uri).audit  # "<UTC time> <event>: ..."
+    assert [event.split(" ")[1].rstrip(":") for event in audit] == [
+        "register", "gate", "promote", "register", "gate", "register", "gate", "promote", "rollback", "rollback",
+    ]
+    assert logged["shuffled"] in audit[3] and "rejected" in audit[4]
+
+
+def test_gate_rejects_a_poorly_calibrated_first_challenger(window, logged, tracking):
+    uri = tracking["tracking_uri"]
+    name = "match_outcome_ece"
+    train, evaluation = window
+    version = register_challenger(logged["full"], name, tracking_uri=uri)
+    decision = promotion_gate(name, version, evaluation, FEATURES, max_ece=0.001, tracking_uri=uri,
+                              baseline_logloss=baseline_log_loss(train, evaluation, FEATURES))
+    assert not decision.promoted and len(decision.failed) == 1 and "ECE" in decision.failed[0]
+    assert "REJECTED" in decision.describe()
+    with pytest.raises(LookupError):
+        describe_champion(name, tracking_uri=uri)
+
+
+def test_manual_promotion_and_nothing_to_roll_back_to(logged, tracking):
+    uri = tracking["tracking_uri"]
+    name = "match_outcome_manual"
+    version = register_challenger(logged["weak"], name, tracking_uri=uri)
+    assert promote(name, version, "bootstrap", tracking_uri=uri) is None
+    assert describe_champion(name, tracking_uri=uri).reason == "bootstrap"
+    with pytest.raises(ValueError, match="already champion"):
+        promote(name, version, "again", tracking_uri=uri)
+    with pytest.raises(LookupError, match="nothing to roll back to"):
+        rollback(name, tracking_uri=uri)

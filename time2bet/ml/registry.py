@@ -1,0 +1,276 @@
+"""Model registry policy: challengers, a promotion gate, champion changes and rollbacks, all explained in the
+registry itself.
+
+Aliases, not stages (deprecated since MLflow 2.9): ``challenger`` marks the latest registered candidate,
+``champion`` the model the service loads (``models:/match_outcome@champion``). Every decision is written where
+the model lives, so the registry alone answers "why is this model champion?":
+
+- gate numbers and verdict on the challenger's version (tags ``gate.*`` and its description);
+- on each champion, why and since when (``champion.reason``, ``champion.since``) and which version it replaced
+  (``champion.previous_version``), the pointer rollback follows. A rollback is itself a champion change whose
+  previous version is the one rolled back from, so a second rollback undoes the first;
+- an append-only audit trail on the registered model (tags ``audit.0001``, ``audit.0002``, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from time2bet.ml.metrics import encode_outcomes, expected_calibration_error, log_loss
+from time2bet.ml.tracking import use_tracking
+from time2bet.ml.training import model_input, season_order
+
+DEFAULT_NAME = "match_outcome"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_ROLLED_BACK = "champion.rolled_back"
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    use_tracking(tracking_uri)  # pyfunc loading of models:/ URIs reads the process-wide URI
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _alias(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version an alias points to, as a string like every version here (MLflow returns an int)."""
+    version = client.get_registered_model(name).aliases.get(alias)
+    return None if version is None else str(version)
+
+
+def _audit(client: MlflowClient, name: str, event: str) -> None:
+    count = sum(key.startswith("audit.") for key in client.get_registered_model(name).tags)
+    client.set_registered_model_tag(name, f"audit.{count + 1:04d}", f"{_now()} {event}")
+
+
+def register_challenger(
+    model_uri: str, name: str = DEFAULT_NAME, tags: Mapping[str, str] | None = None, *, tracking_uri: str
+) -> str:
+    """Register a logged model (``LoggedRun.model_uri``) as a new version and point ``challenger`` at it."""
+    client = _client(tracking_uri)
+    version = str(mlflow.register_model(model_uri, name, tags=dict(tags or {})).version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    _audit(client, name, f"register v{version} as challenger from {model_uri}")
+    return version
+
+
+# --- champion changes -----------------------------------------------------------------------------------
+
+def _set_champion(client: MlflowClient, name: str, version: str, reason: str, action: str) -> str | None:
+    previous = _alias(client, name, CHAMPION)
+    if previous == version:
+        raise ValueError(f"{name} v{version} is already champion")
+    client.set_registered_model_alias(name, CHAMPION, version)
+    tags = {"champion.previous_version": previous or "", "champion.reason": reason,
+            "champion.since": _now(), "champion.action": action}
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if _ROLLED_BACK in client.get_model_version(name, version).tags:
+        client.delete_model_version_tag(name, version, _ROLLED_BACK)
+    if _alias(client, name, CHALLENGER) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)  # no longer challenging anything
+    _audit(client, name, f"{action}: champion v{previous or '-'} -> v{version}: {reason}")
+    return previous
+
+
+def promote(name: str, version: str, reason: str, *, tracking_uri: str) -> str | None:
+    """Make ``version`` champion; returns the version it replaced (None for the first champion)."""
+    return _set_champion(_client(tracking_uri), name, str(version), reason, "promote")
+
+
+def rollback(name: str, reason: str = "manual rollback", *, tracking_uri: str) -> str:
+    """Give ``champion`` back to the version the current champion replaced; returns that version.
+
+    The restored version records the one rolled back from as its previous champion, so calling rollback
+    again reverses this one; the version rolled back from is tagged ``champion.rolled_back``."""
+    client = _client(tracking_uri)
+    current = _alias(client, name, CHAMPION)
+    if current is None:
+        raise LookupError(f"{name} has no champion to roll back")
+    previous = client.get_model_version(name, current).tags.get("champion.previous_version")
+    if not previous:
+        raise LookupError(f"{name} v{current} replaced no earlier champion; nothing to roll back to")
+    _set_champion(client, name, previous, f"rollback from v{current}: {reason}", "rollback")
+    client.set_model_version_tag(name, current, _ROLLED_BACK, f"{_now()} back to v{previous}: {reason}")
+    return previous
+
+
+# --- the gate -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The promotion gate's verdict on one challenger, with every number it rests on."""
+
+    name: str
+    challenger_version: str
+    champion_version: str | None  # the champion when the gate ran (None: there was none)
+    window: str
+    n: int
+    challenger_log_loss: float
+    champion_log_loss: float | None
+    challenger_ece: float
+    baseline_log_loss: float
+    tolerance: float
+    max_ece: float
+    passed: tuple[str, ...]  # the checks met, in words
+    failed: tuple[str, ...]  # the checks missed; empty means promoted
+
+    @property
+    def promoted(self) -> bool:
+        return not self.failed
+
+    def tags(self) -> dict[str, str]:
+        """The ``gate.*`` tags written on the challenger's version (floats at full precision)."""
+        return {
+            "gate.decision": "promoted" if self.promoted else "rejected",
+            "gate.window": self.window, "gate.n": str(self.n),
+            "gate.challenger_log_loss": repr(self.challenger_log_loss),
+            "gate.champion_version": self.champion_version or "",
+            "gate.champion_log_loss": "" if self.champion_log_loss is None else repr(self.champion_log_loss),
+            "gate.challenger_ece": repr(self.challenger_ece), "gate.max_ece": repr(self.max_ece),
+            "gate.baseline_log_loss": repr(self.baseline_log_loss), "gate.tolerance": repr(self.tolerance),
+            "gate.passed": "; ".join(self.passed), "gate.failed": "; ".join(self.failed),
+        }
+
+    def describe(self) -> str:
+        verdict = "PROMOTED to champion" if self.promoted else "REJECTED"
+        lines = [f"Promotion gate: v{self.challenger_version} {verdict} on {self.window} (n={self.n})."]
+        lines += [f"  passed: {text}" for text in self.passed] + [f"  failed: {text}" for text in self.failed]
+        return "\n".join(lines)
+
+
+def _window(frame: pd.DataFrame) -> str:
+    seasons = ",".join(season_order(frame["season"]))
+    if "match_date" not in frame.columns:
+        return f"seasons {seasons}"
+    return f"seasons {seasons}, {frame['match_date'].min()}..{frame['match_date'].max()}"
+
+
+def _probabilities(name: str, version: str, frame: pd.DataFrame, features: Sequence[str] | None):
+    """A registered version's pyfunc predictions (exactly what the service would return). Without
+    ``features`` the model's own signature names its inputs, so a champion trained on other features is
+    still scored on the same matches."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    columns = features if features is not None else model.metadata.get_input_schema().input_names()
+    return model.predict(model_input(frame, columns))
+
+
+def promotion_gate(
+    name: str,
+    challenger_version: str,
+    eval_frame: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    baseline_logloss: float,
+    tolerance: float = 0.002,
+    max_ece: float = 0.05,
+    tracking_uri: str,
+) -> GateDecision:
+    """Score challenger and current champion on the same recent window and promote only if the challenger
+
+    1. is not worse than the champion by more than ``tolerance`` in log-loss (skipped without a champion,
+       so the first passing challenger becomes champion),
+    2. is at least as good as the logistic-regression baseline (``training.baseline_log_loss`` on this
+       window; a challenger that is that baseline ties and passes), and
+    3. has class-wise ECE below ``max_ece`` (10 bins; ECE's sampling noise is about 0.03 at n = 300, so
+       the window should hold a season of several divisions).
+
+    ``eval_frame`` must be later than every model's training window. The decision goes to the challenger's
+    tags and description, and a promotion is made and recorded through :func:`promote`.
+    """
+    client = _client(tracking_uri)
+    challenger_version = str(challenger_version)
+    champion = _alias(client, name, CHAMPION)
+    if champion == challenger_version:
+        raise ValueError(f"{name} v{challenger_version} is already champion")
+    y = encode_outcomes(eval_frame["result"])
+    p = _probabilities(name, challenger_version, eval_frame, features)
+    challenger_ll = log_loss(y, p)
+    ece = expected_calibration_error(y, p).ece
+    champion_ll = None if champion is None else log_loss(y, _probabilities(name, champion, eval_frame, None))
+
+    passed, failed = [], []
+
+    def check(ok: bool, text: str) -> None:
+        (passed if ok else failed).append(text)
+
+    if champion_ll is None:
+        passed.append("no champion yet: the first challenger that passes becomes champion")
+    else:
+        ok = challenger_ll <= champion_ll + tolerance
+        check(ok, f"log-loss {challenger_ll:.5f} {'<=' if ok else '>'} champion v{champion} "
+                  f"{champion_ll:.5f} + tolerance {tolerance}")
+    ok = challenger_ll <= baseline_logloss
+    check(ok, f"log-loss {challenger_ll:.5f} {'<=' if ok else '>'} logistic-regression baseline "
+              f"{baseline_logloss:.5f}")
+    ok = ece < max_ece
+    check(ok, f"class-wise ECE {ece:.4f} {'<' if ok else '>='} {max_ece}")
+
+    decision = GateDecision(
+        name=name, challenger_version=challenger_version, champion_version=champion, window=_window(eval_frame),
+        n=len(y), challenger_log_loss=challenger_ll, champion_log_loss=champion_ll, challenger_ece=ece,
+        baseline_log_loss=float(baseline_logloss), tolerance=tolerance, max_ece=max_ece,
+        passed=tuple(passed), failed=tuple(failed),
+    )
+    tags = decision.tags()
+    for key, value in {**tags, "gate.decided_at": _now()}.items():
+        client.set_model_version_tag(name, challenger_version, key, value)
+    client.update_model_version(name, challenger_version, description=decision.describe())
+    _audit(client, name, f"gate v{challenger_version}: {tags['gate.decision']}"
+                         + ("" if decision.promoted else f" ({tags['gate.failed']})"))
+    if decision.promoted:
+        promote(name, challenger_version, f"passed the promotion gate on {decision.window}: "
+                                          + "; ".join(decision.passed), tracking_uri=tracking_uri)
+    return decision
+
+
+# --- explanation ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChampionDescription:
+    name: str
+    version: str
+    since: str
+    reason: str
+    previous_version: str | None
+    gate: dict[str, str]  # the gate.* tags of this version, without the prefix (empty if promoted by hand)
+    tags: dict[str, str]  # every tag of the version (data_version, run id, ... as registered)
+    audit: tuple[str, ...]  # the registered model's audit trail, oldest first
+
+    def __str__(self) -> str:
+        replaced = f"v{self.previous_version}" if self.previous_version else "nothing (first champion)"
+        lines = [f"{self.name} v{self.version} is champion since {self.since}: {self.reason}",
+                 f"It replaced: {replaced}."]
+        if self.gate:
+            lines.append(f"Gate on {self.gate.get('window')} (n={self.gate.get('n')}): "
+                         f"log-loss {self.gate.get('challenger_log_loss')} vs champion "
+                         f"{self.gate.get('champion_log_loss') or '-'} (tolerance {self.gate.get('tolerance')}), "
+                         f"baseline {self.gate.get('baseline_log_loss')}, ECE {self.gate.get('challenger_ece')} "
+                         f"(max {self.gate.get('max_ece')}).")
+        return "\n".join(lines)
+
+
+def describe_champion(name: str = DEFAULT_NAME, *, tracking_uri: str) -> ChampionDescription:
+    """Why the champion is champion, read back from the registry's tags."""
+    client = _client(tracking_uri)
+    version = _alias(client, name, CHAMPION)
+    if version is None:
+        raise LookupError(f"{name} has no champion")
+    tags = dict(client.get_model_version(name, version).tags)
+    model_tags = client.get_registered_model(name).tags
+    return ChampionDescription(
+        name=name, version=version, since=tags.get("champion.since", ""), reason=tags.get("champion.reason", ""),
+        previous_version=tags.get("champion.previous_version") or None,
+        gate={k.removeprefix("gate."): v for k, v in tags.items() if k.startswith("gate.")},
+        tags=tags,
+        audit=tuple(model_tags[k] for k in sorted(model_tags) if k.startswith("audit.")),
+    )

@@ -1,0 +1,169 @@
+"""MLflow record of a training run: parameters, walk-forward metrics, plots, and a model whose pyfunc
+``predict`` returns H/D/A probabilities.
+
+The tracking URI is always passed in (MLflow 3.17 silently defaults to ./mlflow.db), and the model is saved
+with skops, MLflow's safe format, against an explicit allow-list of the types our models are made of.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend needed
+from mlflow.models import infer_signature
+
+from time2bet.ml.metrics import OUTCOME_NAMES, expected_calibration_error
+from time2bet.ml.training import TrainingResult, feature_importance, model_input, model_params
+
+DEFAULT_EXPERIMENT = "match_outcome"
+# Every type inside a calibrated logistic-regression pipeline or XGBoost model that skops does not trust by
+# default; loading fails loudly if a model ever contains anything else.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+]
+_REQUIREMENTS = ("scikit-learn", "xgboost", "skops", "numpy", "pandas", "scipy")
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    model_uri: str  # models:/m-<id>; pass to registry.register_challenger
+
+
+def use_tracking(tracking_uri: str) -> None:
+    """Point this process's MLflow client, and the registry (same store), at ``tracking_uri``."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+def _experiment_id(name: str, artifact_location: str | None) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+# --- plots ----------------------------------------------------------------------------------------------
+
+def reliability_figure(y: np.ndarray, p: np.ndarray, n_bins: int = 10, title: str = "") -> Figure:
+    """Observed frequency against mean forecast per bin, one panel per outcome, with n per bin as bars."""
+    calibration = expected_calibration_error(y, p, n_bins)
+    centers = (calibration.edges[:-1] + calibration.edges[1:]) / 2
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3)
+    for k, (ax, name) in enumerate(zip(axes, OUTCOME_NAMES)):
+        counts = ax.twinx()
+        counts.bar(centers, calibration.counts[k], width=1 / n_bins, alpha=0.15, color="grey")
+        counts.set_ylabel("matches in bin")
+        ax.plot([0, 1], [0, 1], ls="--", color="black", lw=0.8)
+        ax.plot(calibration.mean_predicted[k], calibration.observed[k], marker="o")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"forecast P({name})", ylabel="observed frequency",
+               title=f"{name}: ECE {calibration.per_class[k]:.3f}, n={len(y)}")
+        ax.set_zorder(counts.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def importance_figure(importance: pd.Series, top: int = 25) -> Figure:
+    """The ``top`` features by importance, largest at the top."""
+    shown = importance.head(top)[::-1]
+    fig = Figure(figsize=(8, 0.3 * len(shown) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(shown.index, shown.to_numpy())
+    ax.set(xlabel=importance.name, title=f"feature importance ({importance.name})")
+    return fig
+
+
+def fold_metric_figure(folds: pd.DataFrame, metric: str = "log_loss") -> Figure:
+    """A metric per validation season for the model and both references (market on matches with odds)."""
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    for source in ("model", "elo", "market"):
+        label = "market (matches with odds)" if source == "market" else source
+        ax.plot(folds["valid_season"], folds[f"{source}_{metric}"], marker="o", label=label)
+    ax.set(xlabel="validation season", ylabel=metric, title=f"walk-forward {metric}")
+    ax.legend()
+    return fig
+
+
+# --- the run --------------------------------------------------------------------------------------------
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """MLflow metrics without NaN (a fold without odds has no market scores)."""
+    return {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+
+
+def log_training_run(
+    result: TrainingResult,
+    frame: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    data_version: str,
+    experiment: str = DEFAULT_EXPERIMENT,
+    artifact_location: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> LoggedRun:
+    """Log one training run: ``frame`` is the training window ``result`` was trained on (for the input
+    example), ``data_version`` identifies it (param and tag). Per-fold metrics use step = fold index."""
+    use_tracking(tracking_uri)
+    experiment_id = _experiment_id(experiment, artifact_location)
+    cv = result.cv
+    with mlflow.start_run(experiment_id=experiment_id, tags={"data_version": data_version, **(tags or {})}) as run:
+        mlflow.log_params({
+            "data_version": data_version,
+            "model_name": result.model_name,
+            "candidates": ",".join(result.candidate_log_loss),
+            "n_features": len(result.features),
+            "n_folds": len(cv.folds),
+            "train_seasons": f"{result.train_seasons[0]}..{result.train_seasons[-1]}",
+            "n_train": result.n_train,
+            "calibration_season": result.train_seasons[-1],  # also XGBoost's early-stopping slice
+            "reference_feature": cv.reference_feature,
+            **{f"model.{k}": v for k, v in model_params(result.model, result.model_name).items()},
+        })
+        for row in cv.folds.to_dict("records"):
+            scores = {k: v for k, v in row.items() if k not in ("fold", "valid_season", "train_seasons")}
+            mlflow.log_metrics(_finite({f"fold.{k}": v for k, v in scores.items()}), step=int(row["fold"]))
+        mlflow.log_metrics(_finite({
+            **{f"cv.{k}": v for k, v in cv.summary.items()},
+            **{f"candidate.{name}.log_loss": v for name, v in result.candidate_log_loss.items()},
+        }))
+        mlflow.log_text(json.dumps(list(result.features), indent=1), "features.json")
+        mlflow.log_text(cv.folds.to_csv(index=False), "walk_forward/folds.csv")
+
+        oof = cv.predictions
+        y, p = oof["y"].to_numpy(), oof[[f"model_p_{n}" for n in OUTCOME_NAMES]].to_numpy()
+        title = f"{result.model_name}, walk-forward out-of-fold ({', '.join(cv.folds['valid_season'])})"
+        importance = feature_importance(result.model, result.features)
+        figures = {
+            "plots/reliability.png": reliability_figure(y, p, title=title),
+            "plots/feature_importance.png": importance_figure(importance),
+            "plots/log_loss_per_fold.png": fold_metric_figure(cv.folds),
+        }
+        for path, fig in figures.items():
+            mlflow.log_figure(fig, path)
+        mlflow.log_text(importance.to_csv(), "feature_importance.csv")
+
+        example = model_input(frame, result.features).head(5)
+        info = mlflow.sklearn.log_model(
+            result.model,
+            name="model",
+            signature=infer_signature(example, result.model.predict_proba(example)),
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _REQUIREMENTS],
+        )
+    return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)

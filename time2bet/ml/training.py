@@ -1,0 +1,310 @@
+"""Walk-forward training of H/D/A models: candidates, time-ordered calibration, references and selection.
+
+Football data drift by season, so every split here is by whole seasons in time order: a fold trains on the
+seasons before the one it validates on, a model's probabilities are calibrated on a season later than the
+data its parameters were fitted on, and candidates are chosen on walk-forward folds inside the training
+window only (the most recent window stays untouched for the promotion gate).
+
+Input frames are rows of the dbt mart ``fct_match_features`` (season, result, feature columns, market_prob_*),
+optionally joined with the rating columns of time2bet.ml.ratings; features are named by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+from time2bet.football import season_start_year
+from time2bet.ml.metrics import METRICS, OUTCOME_NAMES, encode_outcomes, evaluate, log_loss
+
+SEED = 20_240_701
+CANDIDATES = ("logreg", "xgboost")
+LOGREG_PARAMS = {"C": 0.1, "max_iter": 2000}
+# Shallow, slow, subsampled trees: match outcomes are mostly noise, so a small model that stops early on a
+# later season generalises better than a deep one. n_jobs=1 keeps the trees bit-for-bit reproducible.
+XGB_PARAMS = {
+    "n_estimators": 600, "learning_rate": 0.03, "max_depth": 3, "min_child_weight": 10, "subsample": 0.8,
+    "colsample_bytree": 0.8, "reg_lambda": 5.0, "early_stopping_rounds": 50,
+}
+XGB_FIXED = {
+    "objective": "multi:softprob", "eval_metric": "mlogloss", "tree_method": "hist", "n_jobs": 1,
+    "random_state": SEED,
+}
+MARKET_PROB_COLUMNS = ("market_prob_home", "market_prob_draw", "market_prob_away")
+ELO_REFERENCE = "elo_diff"
+# Without ratings the reference falls back to the exponentially weighted goal-difference form of both teams.
+FORM_PROXY = "form_goal_diff_ewm"
+_FORM_PROXY_INPUTS = (
+    "home_goals_for_ewm", "home_goals_against_ewm", "away_goals_for_ewm", "away_goals_against_ewm",
+)
+
+
+# --- seasons and splits ---------------------------------------------------------------------------------
+
+def season_order(seasons: Iterable[str]) -> list[str]:
+    """Distinct season labels ('2019-20') in chronological order."""
+    return sorted(set(seasons), key=season_start_year)
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train_seasons: tuple[str, ...]
+    valid_season: str
+
+
+def walk_forward_splits(seasons: Iterable[str], n_folds: int, *, min_train_seasons: int = 1) -> list[Fold]:
+    """The last ``n_folds`` seasons each validate a model trained on all seasons before them."""
+    ordered = season_order(seasons)
+    if n_folds < 1:
+        raise ValueError("n_folds must be at least 1")
+    if len(ordered) < n_folds + min_train_seasons:
+        raise ValueError(
+            f"{n_folds} walk-forward folds with at least {min_train_seasons} training season(s) need "
+            f"{n_folds + min_train_seasons} seasons; got {len(ordered)}: {ordered}"
+        )
+    first = len(ordered) - n_folds
+    return [Fold(i, tuple(ordered[: first + i]), ordered[first + i]) for i in range(n_folds)]
+
+
+# --- models ---------------------------------------------------------------------------------------------
+
+def model_input(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """What every model sees: the named feature columns as float64, in the given order (the logged schema)."""
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns missing from the frame: {missing}")
+    return frame.loc[:, list(features)].astype("float64")
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray:
+    y = encode_outcomes(frame["result"])
+    if len(np.unique(y)) != 3:
+        raise ValueError("a training slice must contain home wins, draws and away wins")
+    return y
+
+
+def _base_model(model_name: str):
+    if model_name == "logreg":
+        return make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+            LogisticRegression(**LOGREG_PARAMS),
+        )
+    if model_name == "xgboost":
+        return XGBClassifier(**XGB_FIXED, **XGB_PARAMS)
+    raise ValueError(f"unknown model {model_name!r}; candidates are {CANDIDATES}")
+
+
+def fit_model(train: pd.DataFrame, features: Sequence[str], model_name: str) -> CalibratedClassifierCV:
+    """Fit a candidate on all training seasons but the last, then temperature-scale it on the last one.
+
+    Temperature scaling (one parameter: softmax(logits / T)) is multi-class by construction, keeps the
+    ranking of outcomes, and needs little data, unlike one-vs-rest sigmoid/isotonic maps, which distort the
+    joint H/D/A distribution and overfit a single season. XGBoost also early-stops on that last season (the
+    only later slice there is); two scalar choices on one season cost little optimism, and the walk-forward
+    folds, which never see their validation season, measure whatever is left.
+    """
+    seasons = season_order(train["season"])
+    if len(seasons) < 2:
+        raise ValueError("a calibrated model needs two training seasons: fit on earlier ones, calibrate on the last")
+    fit_part = train[train["season"] != seasons[-1]]
+    cal_part = train[train["season"] == seasons[-1]]
+    x_cal, y_cal = model_input(cal_part, features), _labels(cal_part)
+    base = _base_model(model_name)
+    if model_name == "xgboost":
+        base.fit(model_input(fit_part, features), _labels(fit_part), eval_set=[(x_cal, y_cal)], verbose=False)
+    else:
+        base.fit(model_input(fit_part, features), _labels(fit_part))
+    return CalibratedClassifierCV(FrozenEstimator(base), method="temperature").fit(x_cal, y_cal)
+
+
+def base_estimator(model: CalibratedClassifierCV):
+    """The fitted candidate inside the calibration wrapper (for importances and parameters)."""
+    return model.calibrated_classifiers_[0].estimator.estimator
+
+
+def temperature(model: CalibratedClassifierCV) -> float:
+    """The fitted temperature T (> 1 softens over-confident probabilities, < 1 sharpens them)."""
+    return float(1.0 / model.calibrated_classifiers_[0].calibrators[0].beta_)
+
+
+def feature_importance(model: CalibratedClassifierCV, features: Sequence[str]) -> pd.Series:
+    """XGBoost: total gain per feature (0 if never split on). Logistic regression: mean |coefficient| over
+    the three classes, on standardised inputs, so features are comparable."""
+    base = base_estimator(model)
+    if isinstance(base, XGBClassifier):
+        gain = base.get_booster().get_score(importance_type="total_gain")
+        values, label = [gain.get(f, 0.0) for f in features], "total_gain"
+    else:
+        values, label = np.abs(base[-1].coef_).mean(axis=0), "mean_abs_coef"
+    return pd.Series(values, index=list(features), name=label, dtype="float64").sort_values(ascending=False)
+
+
+def model_params(model: CalibratedClassifierCV, model_name: str) -> dict[str, object]:
+    """Hyper-parameters and fitted scalars worth recording with the model."""
+    base = base_estimator(model)
+    params: dict[str, object] = {"calibration": "temperature", "temperature": temperature(model)}
+    if model_name == "xgboost":
+        params |= {**XGB_FIXED, **XGB_PARAMS, "best_iteration": base.best_iteration}
+    else:
+        params |= {"imputer": "median", "scaler": "standard", **LOGREG_PARAMS}
+    return params
+
+
+# --- references -----------------------------------------------------------------------------------------
+
+def reference_feature(frame: pd.DataFrame) -> str:
+    """elo_diff when the ratings are joined in, else the goal-difference form proxy."""
+    if ELO_REFERENCE in frame.columns and frame[ELO_REFERENCE].notna().any():
+        return ELO_REFERENCE
+    return FORM_PROXY
+
+
+def _reference_input(frame: pd.DataFrame, feature: str) -> pd.DataFrame:
+    if feature == ELO_REFERENCE:
+        return frame[[ELO_REFERENCE]].astype("float64")
+    hgf, hga, agf, aga = (frame[c].astype("float64") for c in _FORM_PROXY_INPUTS)
+    return pd.DataFrame({FORM_PROXY: (hgf - hga) - (agf - aga)}, index=frame.index)
+
+
+def fit_reference(train: pd.DataFrame, feature: str) -> Pipeline:
+    """The rating-only reference: multinomial logistic regression on one strength difference."""
+    return make_pipeline(SimpleImputer(strategy="median"), LogisticRegression(max_iter=1000)).fit(
+        _reference_input(train, feature), _labels(train)
+    )
+
+
+def market_probabilities(frame: pd.DataFrame) -> np.ndarray:
+    """(n, 3) de-margined market probabilities; NaN rows where there were no odds."""
+    if not set(MARKET_PROB_COLUMNS) <= set(frame.columns):
+        return np.full((len(frame), 3), np.nan)
+    return frame[list(MARKET_PROB_COLUMNS)].to_numpy(dtype="float64")
+
+
+# --- walk-forward evaluation ----------------------------------------------------------------------------
+
+_SOURCES = ("model", "elo", "market")
+
+
+def _probability_columns(source: str) -> list[str]:
+    return [f"{source}_p_{name}" for name in OUTCOME_NAMES]
+
+
+def _scores(predictions: pd.DataFrame) -> dict[str, float]:
+    """Model and Elo reference on all matches; market, and the model again, on the matches with odds."""
+    y = predictions["y"].to_numpy()
+    market = predictions[_probability_columns("market")].to_numpy()
+    with_odds = ~np.isnan(market).any(axis=1)
+    out: dict[str, float] = {"n": len(y), "n_with_odds": int(with_odds.sum())}
+    for source in ("model", "elo"):
+        out |= {f"{source}_{k}": v for k, v in evaluate(y, predictions[_probability_columns(source)]).items()}
+    on_odds = {"market": market, "model_on_odds": predictions[_probability_columns("model")].to_numpy()}
+    for source, p in on_odds.items():
+        scores = evaluate(y[with_odds], p[with_odds]) if with_odds.any() else dict.fromkeys(METRICS, np.nan)
+        out |= {f"{source}_{k}": v for k, v in scores.items()}
+    out["gap_to_market_log_loss"] = out["model_on_odds_log_loss"] - out["market_log_loss"]
+    return out
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Walk-forward validation of one candidate, with the Elo and market references on the same matches."""
+
+    model_name: str
+    features: tuple[str, ...]
+    reference_feature: str
+    folds: pd.DataFrame  # one row per fold: seasons, sizes, and every score of model / elo / market
+    predictions: pd.DataFrame  # out-of-fold: match_id, season, fold, y and the three sources' probabilities
+
+    @property
+    def summary(self) -> dict[str, float]:
+        """Scores pooled over every validation match (weights seasons by their size, unlike a fold mean)."""
+        return _scores(self.predictions)
+
+
+def cross_validate(frame: pd.DataFrame, features: Sequence[str], model_name: str, n_folds: int = 3) -> CVResult:
+    """Walk-forward folds over the frame's seasons; the references are refitted on each fold's training data."""
+    feature = reference_feature(frame)
+    rows, predictions = [], []
+    for fold in walk_forward_splits(frame["season"], n_folds, min_train_seasons=2):
+        train = frame[frame["season"].isin(fold.train_seasons)]
+        valid = frame[frame["season"] == fold.valid_season]
+        model = fit_model(train, features, model_name)
+        pred = pd.DataFrame({
+            "match_id": valid["match_id"].to_numpy(),
+            "season": fold.valid_season,
+            "fold": fold.index,
+            "y": encode_outcomes(valid["result"]),
+        })
+        sources = {
+            "model": model.predict_proba(model_input(valid, features)),
+            "elo": fit_reference(train, feature).predict_proba(_reference_input(valid, feature)),
+            "market": market_probabilities(valid),
+        }
+        for source, p in sources.items():
+            pred[_probability_columns(source)] = p
+        predictions.append(pred)
+        rows.append({
+            "fold": fold.index, "valid_season": fold.valid_season,
+            "train_seasons": f"{fold.train_seasons[0]}..{fold.train_seasons[-1]}", "n_train": len(train),
+            **_scores(pred),
+        })
+    return CVResult(
+        model_name, tuple(features), feature, pd.DataFrame(rows), pd.concat(predictions, ignore_index=True)
+    )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The chosen candidate refitted on the whole training window, and the evidence it was chosen on."""
+
+    model_name: str
+    model: CalibratedClassifierCV  # predict_proba(model_input(frame, features)) -> (n, 3), H/D/A
+    features: tuple[str, ...]
+    cv: CVResult  # walk-forward validation of the chosen candidate
+    candidate_log_loss: dict[str, float]  # pooled walk-forward log-loss of every candidate tried
+    train_seasons: tuple[str, ...]
+    n_train: int
+
+
+def train_candidate(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    model_name: str | None = None,
+    *,
+    n_folds: int = 3,
+    candidates: Sequence[str] = CANDIDATES,
+) -> TrainingResult:
+    """Validate each candidate (or only ``model_name``) walk-forward on ``frame``, the training window, pick
+    the lowest pooled log-loss (ties go to the earlier candidate, the simpler one), and refit it on the
+    whole window. Nothing outside ``frame`` is looked at, so a later window stays fair for the gate."""
+    names = tuple(candidates) if model_name is None else (model_name,)
+    cvs = {name: cross_validate(frame, features, name, n_folds) for name in names}
+    scores = {name: cv.summary["model_log_loss"] for name, cv in cvs.items()}
+    chosen = min(names, key=scores.__getitem__)
+    return TrainingResult(
+        model_name=chosen,
+        model=fit_model(frame, features, chosen),
+        features=tuple(features),
+        cv=cvs[chosen],
+        candidate_log_loss=scores,
+        train_seasons=tuple(season_order(frame["season"])),
+        n_train=len(frame),
+    )
+
+
+def baseline_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str]) -> float:
+    """Log-loss on ``evaluation`` of the logistic-regression candidate fitted on ``train`` exactly as a
+    challenger would be: the bar every challenger must clear in the promotion gate."""
+    model = fit_model(train, features, "logreg")
+    return log_loss(encode_outcomes(evaluation["result"]), model.predict_proba(model_input(evaluation, features)))
