@@ -14,6 +14,8 @@ The same code runs on a laptop (embedded defaults: local files, DuckDB, SQLite) 
 | TIME2BET_CRAWL_TIMEOUT_S  | 30                                        |                                             |
 | TIME2BET_CRAWL_RETRIES    | 3                                         |                                             |
 | TIME2BET_POLITE           | auto: polite unless the source is loopback | 1 / 0                                      |
+| MLFLOW_TRACKING_URI       | sqlite:///<home>/mlflow.db                 | http://mlflow:5000                          |
+| TIME2BET_MLFLOW_ARTIFACTS | <home>/mlartifacts                         | s3://bucket/mlflow                          |
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Settings:
     crawl_timeout_s: float
     crawl_retries: int
     polite: bool | None
+    mlflow_tracking_uri: str
+    mlflow_artifacts: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +80,8 @@ class Settings:
             crawl_timeout_s=float(env.get("TIME2BET_CRAWL_TIMEOUT_S", "30")),
             crawl_retries=int(env.get("TIME2BET_CRAWL_RETRIES", "3")),
             polite=_flag(env.get("TIME2BET_POLITE")),
+            mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            mlflow_artifacts=env.get("TIME2BET_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
         )
 
     @property

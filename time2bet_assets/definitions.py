@@ -5,11 +5,14 @@ import dagster as dg
 from time2bet.settings import Settings
 from time2bet_assets.defs.features import features_definitions
 from time2bet_assets.defs.ingestion import ingestion_definitions
+from time2bet_assets.defs.ml import ml_definitions
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """All definitions for one configuration (the CLI and tests build their own; Dagster loads ``defs``)."""
-    return dg.Definitions.merge(ingestion_definitions(settings), features_definitions(settings))
+    return dg.Definitions.merge(
+        ingestion_definitions(settings), features_definitions(settings), ml_definitions(settings)
+    )
 
 
 defs = build_definitions(Settings.from_env())

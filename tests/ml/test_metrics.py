@@ -121,3 +121,13 @@ def test_demargin_edge_rows():
         demargin(1.0, 3.0, 3.0)
     with pytest.raises(ValueError):
         demargin(2.0, 3.0, 3.0, method="power")
+
+
+def test_calibrated_ece_noise_floor_shrinks_with_more_matches_and_is_reproducible():
+    from time2bet.ml.metrics import calibrated_ece_quantile
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet([4, 3, 3], size=2000)
+    small, large = calibrated_ece_quantile(p[:200]), calibrated_ece_quantile(p)
+    assert 0 < large < small < 0.2
+    assert calibrated_ece_quantile(p[:200]) == small

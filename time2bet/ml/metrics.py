@@ -105,6 +105,22 @@ def expected_calibration_error(y, p, n_bins: int = 10) -> Calibration:
     return Calibration(per_class, counts, mean_predicted, observed, edges)
 
 
+def calibrated_ece_quantile(p, n_bins: int = 10, q: float = 0.95, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a *perfectly calibrated* forecaster would still show on this many matches, at quantile ``q``:
+    outcomes are drawn from ``p`` itself ``draws`` times. On a few hundred matches this noise floor is
+    about 0.05, so a fixed ECE threshold alone would reject good models by chance (and pass bad ones on
+    big windows never); the promotion gate uses max(threshold, this floor)."""
+    p = np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(p, axis=1)
+    eces = []
+    for _ in range(draws):
+        u = rng.random(len(p))[:, None]
+        y = np.minimum((u > cumulative).sum(axis=1), 2)
+        eces.append(expected_calibration_error(y, p, n_bins).ece)
+    return float(np.quantile(eces, q))
+
+
 def evaluate(y, p) -> dict[str, float]:
     """All scores of one forecast set, keyed by metric name (the names MLflow and the reports use)."""
     calibration = expected_calibration_error(y, p)

@@ -22,7 +22,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from time2bet.ml.metrics import encode_outcomes, expected_calibration_error, log_loss
+from time2bet.ml.metrics import calibrated_ece_quantile, encode_outcomes, expected_calibration_error, log_loss
 from time2bet.ml.tracking import use_tracking
 from time2bet.ml.training import model_input, season_order
 
@@ -118,6 +118,7 @@ class GateDecision:
     challenger_log_loss: float
     champion_log_loss: float | None
     challenger_ece: float
+    ece_threshold: float  # max(max_ece, the noise floor of a calibrated model on this window)
     baseline_log_loss: float
     tolerance: float
     max_ece: float
@@ -137,6 +138,7 @@ class GateDecision:
             "gate.champion_version": self.champion_version or "",
             "gate.champion_log_loss": "" if self.champion_log_loss is None else repr(self.champion_log_loss),
             "gate.challenger_ece": repr(self.challenger_ece), "gate.max_ece": repr(self.max_ece),
+            "gate.ece_threshold": repr(self.ece_threshold),
             "gate.baseline_log_loss": repr(self.baseline_log_loss), "gate.tolerance": repr(self.tolerance),
             "gate.passed": "; ".join(self.passed), "gate.failed": "; ".join(self.failed),
         }
@@ -212,12 +214,15 @@ def promotion_gate(
     ok = challenger_ll <= baseline_logloss
     check(ok, f"log-loss {challenger_ll:.5f} {'<=' if ok else '>'} logistic-regression baseline "
               f"{baseline_logloss:.5f}")
-    ok = ece < max_ece
-    check(ok, f"class-wise ECE {ece:.4f} {'<' if ok else '>='} {max_ece}")
+    threshold = max(max_ece, calibrated_ece_quantile(p))
+    ok = ece < threshold
+    check(ok, f"class-wise ECE {ece:.4f} {'<' if ok else '>='} {threshold:.4f} (max of {max_ece} and the 95% "
+              f"noise floor of a calibrated model on n={len(y)})")
 
     decision = GateDecision(
         name=name, challenger_version=challenger_version, champion_version=champion, window=_window(eval_frame),
         n=len(y), challenger_log_loss=challenger_ll, champion_log_loss=champion_ll, challenger_ece=ece,
+        ece_threshold=threshold,
         baseline_log_loss=float(baseline_logloss), tolerance=tolerance, max_ece=max_ece,
         passed=tuple(passed), failed=tuple(failed),
     )

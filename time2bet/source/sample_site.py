@@ -26,7 +26,7 @@ from time2bet.football import DIVISIONS, format_match_date, season_file_path, se
 DEFAULT_AS_OF = dt.date(2025, 3, 1)
 """A Saturday inside the last default season: part of it is played and a round falls in the week after."""
 DEFAULT_DIVISIONS = ("E0", "E1", "D1")
-DEFAULT_SEASONS = ("2022-23", "2023-24", "2024-25")
+DEFAULT_SEASONS = ("2020-21", "2021-22", "2022-23", "2023-24", "2024-25")  # enough for walk-forward CV + a held-out season
 
 _STATS = ["HS", "AS", "HST", "AST", "HF", "AF", "HC", "AC", "HY", "AY", "HR", "AR"]
 _RESULTS = ["FTHG", "FTAG", "FTR", "HTHG", "HTAG", "HTR"]

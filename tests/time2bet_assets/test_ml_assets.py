@@ -1,0 +1,40 @@
+"""The whole chain in Dagster on the sample site: ingest -> features -> dataset -> model -> registry -> predictions."""
+
+from __future__ import annotations
+
+import dagster as dg
+from mlflow import MlflowClient
+
+from time2bet.ingestion.discovery import discover_season_files
+from time2bet.ingestion.warehouse import Warehouse
+from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
+from time2bet_assets.definitions import build_definitions
+
+
+def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(server, platform, instance):
+    settings, _ = platform(server.url)
+    defs = build_definitions(settings)
+    links = discover_season_files(server.url)
+    assert all(r.success for r in run_season_file_backfill(
+        defs, instance, sorted({l.division for l in links}), sorted({l.season for l in links})))
+    for job in ("refresh_fixtures", "build_features", "train_and_promote"):
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+        assert result.success, job
+
+    gate_md = result.asset_materializations_for_node("registered_model")[0].metadata
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    model = client.get_registered_model("match_outcome")
+    assert model.aliases.get("champion") == 1 or gate_md["decision"].value.startswith("rejected")
+    version = client.get_model_version("match_outcome", "1")
+    assert version.tags["gate.decision"] in {"promoted", "rejected"}
+    assert version.tags["data_version"] == result.asset_materializations_for_node("candidate_model")[0].metadata["data_version"].value
+
+    run = client.get_run(version.tags["mlflow_run_id"])
+    assert "log_loss" in " ".join(run.data.metrics) and run.data.params["data_version"]
+    wh = Warehouse.from_url(settings.warehouse_url)
+    predictions = wh.read_sql("SELECT * FROM predictions.upcoming_matches")
+    fixtures = int(wh.read_sql("SELECT count(*) AS n FROM raw.fixtures")["n"].iloc[0])
+    assert len(predictions) == fixtures * predictions["variant"].nunique()
+    sums = predictions[["p_home", "p_draw", "p_away"]].sum(axis=1)
+    assert ((sums - 1).abs() < 1e-5).all()
+    assert (predictions["model_version"] == "1").all() and (predictions["data_version"] != "").all()

@@ -1,0 +1,21 @@
+"""ML: training dataset, candidate model, registry and promotion gate, batch predictions."""
+
+import dagster as dg
+
+from time2bet.settings import Settings
+from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
+from time2bet_assets.defs.ml.resources import ml_resources
+
+train_and_promote_job = dg.define_asset_job(
+    "train_and_promote",
+    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions),
+    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures.",
+)
+
+
+def ml_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[training_dataset, candidate_model, registered_model, batch_predictions],
+        jobs=[train_and_promote_job],
+        resources=ml_resources(settings),
+    )

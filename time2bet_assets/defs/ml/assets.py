@@ -1,0 +1,180 @@
+"""ML assets: versioned training dataset -> candidate model (walk-forward CV, MLflow run) -> registered
+challenger and promotion gate -> batch predictions of upcoming fixtures by champion and challenger."""
+
+import hashlib
+
+import dagster as dg
+import pandas as pd
+
+from time2bet.features import FEATURE_COLUMNS, ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
+from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS
+from time2bet_assets.defs.features.assets import team_ratings
+from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES
+from time2bet_assets.defs.ingestion.resources import WarehouseResource
+from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
+
+RATING_FEATURES = tuple(c for c in (*ELO_COLUMNS, *PI_COLUMNS))
+MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
+UPCOMING_FEATURES = "analytics.upcoming_match_features"
+
+
+def _dataset_version(frame: pd.DataFrame) -> str:
+    """Content hash of the dataset (row order fixed by match_date, match_id): the data version."""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+
+
+def _latest_season_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The most recent season is the evaluation window of the promotion gate; training never sees it."""
+    from time2bet.ml.training import season_order
+
+    latest = season_order(frame["season"].unique())[-1]
+    return frame[frame["season"] != latest], frame[frame["season"] == latest], latest
+
+
+@dg.asset(deps=[FCT_MATCH_FEATURES, team_ratings], group_name="ml", kinds={"pandas", "parquet"})
+def training_dataset(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetStoreResource
+) -> dg.Output[str]:
+    """Every played match with its pre-match features and ratings, frozen as a Parquet snapshot named by its
+    content hash, so a model can always be traced to (and retrained on) exactly the data it saw."""
+    rating_cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
+    frame = warehouse.open().read_sql(
+        f"SELECT f.*, {rating_cols} FROM analytics.fct_match_features f "
+        "JOIN ratings.match_ratings r USING (match_id) ORDER BY f.match_date, f.match_id"
+    )
+    frame = frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]]
+    version = _dataset_version(frame)
+    path = datasets.path("training_dataset", version)
+    if not path.exists():
+        frame.to_parquet(path, index=False)
+    seasons = frame.groupby("season").size()
+    context.log.info(f"{len(frame)} matches, {len(seasons)} seasons, version {version[:12]}")
+    return dg.Output(
+        str(path),
+        data_version=dg.DataVersion(version),
+        metadata={
+            "dagster/row_count": len(frame),
+            "data_version": version,
+            "path": dg.MetadataValue.path(str(path)),
+            "seasons": f"{seasons.index.min()} .. {seasons.index.max()} ({len(seasons)})",
+            "divisions": ", ".join(sorted(frame["division"].unique())),
+            "features": len(MODEL_FEATURES),
+        },
+    )
+
+
+@dg.asset(group_name="ml", kinds={"mlflow", "xgboost", "sklearn"})
+def candidate_model(
+    context: dg.AssetExecutionContext, training_dataset: str, mlflow: MlflowResource, gate: GatePolicy
+) -> dg.Output[dict]:
+    """Logistic regression and XGBoost compared by walk-forward validation by season inside the training
+    window (the latest season is held out for the promotion gate); the better one, calibrated on a later
+    split than it was fitted on, is logged to MLflow with its metrics, references and plots."""
+    from time2bet.ml.tracking import log_training_run
+    from time2bet.ml.training import train_candidate
+
+    frame = pd.read_parquet(training_dataset)
+    version = _dataset_version(frame)
+    train, _, held_out = _latest_season_split(frame)
+    # each fold trains on >= 2 seasons (fit + a later calibration season) and validates on the next one
+    n_folds = min(gate.n_folds, train["season"].nunique() - 2)
+    if n_folds < 1:
+        raise dg.Failure(description=f"walk-forward validation needs at least 4 seasons (3 to train, 1 held "
+                                     f"out); the dataset has {frame['season'].nunique()}")
+    result = train_candidate(train, list(MODEL_FEATURES), n_folds=n_folds)
+    logged = log_training_run(result, train, tracking_uri=mlflow.tracking_uri, data_version=version,
+                              experiment=mlflow.experiment, artifact_location=mlflow.artifact_location,
+                              tags={"dagster_run_id": context.run_id, "held_out_season": held_out})
+    folds = result.cv.folds
+    summary = {k: float(v) for k, v in folds.filter(like="log_loss").mean().items()}
+    context.log.info(f"chose {result.model_name}: {summary}")
+    return dg.Output(
+        {"run_id": logged.run_id, "model_uri": logged.model_uri, "model_name": result.model_name,
+         "data_version": version, "held_out_season": held_out, "dataset": training_dataset},
+        metadata={
+            "mlflow_run_id": logged.run_id,
+            "model_uri": logged.model_uri,
+            "model": result.model_name,
+            "candidates_log_loss": dg.MetadataValue.json(result.candidate_log_loss),
+            "walk_forward": dg.MetadataValue.md(folds.round(4).to_markdown(index=False)),
+            "data_version": version,
+        },
+    )
+
+
+@dg.asset(group_name="ml", kinds={"mlflow"})
+def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, mlflow: MlflowResource,
+                     gate: GatePolicy) -> dg.Output[dict]:
+    """The candidate becomes a new registry version with alias ``challenger``; the promotion gate compares
+    it with the champion on the held-out latest season and moves ``champion`` only if it passes. The decision
+    and its numbers are written to the version's tags and description."""
+    from time2bet.ml.registry import promotion_gate, register_challenger
+    from time2bet.ml.training import baseline_log_loss
+
+    frame = pd.read_parquet(candidate_model["dataset"])
+    train, evaluation, _ = _latest_season_split(frame)
+    version = register_challenger(candidate_model["model_uri"], mlflow.model_name, tracking_uri=mlflow.tracking_uri,
+                                  tags={"data_version": candidate_model["data_version"],
+                                        "mlflow_run_id": candidate_model["run_id"]})
+    baseline = baseline_log_loss(train, evaluation, list(MODEL_FEATURES))
+    decision = promotion_gate(mlflow.model_name, version, evaluation, list(MODEL_FEATURES),
+                              baseline_logloss=baseline, tolerance=gate.tolerance, max_ece=gate.max_ece,
+                              tracking_uri=mlflow.tracking_uri)
+    context.log.info(decision.describe())
+    return dg.Output(
+        {"version": str(version), "promoted": decision.promoted},
+        metadata={
+            "model_version": str(version),
+            "decision": "promoted to champion" if decision.promoted else "rejected (stays challenger)",
+            "gate": dg.MetadataValue.md(decision.describe().replace("\n", "\n\n")),
+            "challenger_log_loss": decision.challenger_log_loss,
+            "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else "none",
+            "baseline_log_loss": decision.baseline_log_loss,
+            "ece": decision.challenger_ece,
+        },
+    )
+
+
+@dg.asset(deps=[registered_model], group_name="ml", kinds={"mlflow", "duckdb", "postgres"})
+def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                      mlflow: MlflowResource) -> dg.MaterializeResult:
+    """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
+    in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row."""
+    import mlflow as mlf
+    from mlflow import MlflowClient
+
+    from time2bet.ml.training import model_input
+
+    mlf.set_tracking_uri(mlflow.tracking_uri)
+    client = MlflowClient(mlflow.tracking_uri)
+    wh = warehouse.open()
+    rating_cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
+    fixtures = wh.read_sql(f"SELECT u.*, {rating_cols} FROM {UPCOMING_FEATURES} u "
+                           "JOIN ratings.fixture_ratings r USING (match_id) ORDER BY u.match_date, u.match_id")
+    aliases = client.get_registered_model(mlflow.model_name).aliases
+    frames = []
+    for alias in ("champion", "challenger"):
+        if alias not in aliases:
+            continue
+        mv = client.get_model_version_by_alias(mlflow.model_name, alias)
+        model = mlf.pyfunc.load_model(f"models:/{mlflow.model_name}@{alias}")
+        columns = model.metadata.get_input_schema().input_names()
+        probs = pd.DataFrame(model.predict(model_input(fixtures, columns))).to_numpy() if len(fixtures) else []
+        out = fixtures[["match_id", "division", "season", "match_date", "home_team", "away_team"]].copy()
+        out[["p_home", "p_draw", "p_away"]] = probs if len(fixtures) else pd.DataFrame(columns=range(3))
+        out["variant"], out["model_name"], out["model_version"] = alias, mlflow.model_name, str(mv.version)
+        out["data_version"] = mv.tags.get("data_version", "")
+        out["predicted_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        frames.append(out)
+    if not frames:
+        raise dg.Failure(description=f"no champion for {mlflow.model_name} yet: nothing to predict with")
+    predictions = pd.concat(frames, ignore_index=True)
+    wh.replace_table("predictions.upcoming_matches", predictions)
+    preview = predictions[predictions["variant"] == "champion"].head(10)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(predictions),
+        "fixtures": len(fixtures),
+        "variants": ", ".join(sorted(predictions["variant"].unique())),
+        "preview": dg.MetadataValue.md(preview[["match_date", "home_team", "away_team", "p_home", "p_draw", "p_away",
+                                                "model_version"]].round(3).to_markdown(index=False)),
+    })
