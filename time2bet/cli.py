@@ -3,8 +3,11 @@
     time2bet sample-site DIR               write a small generated site in football-data.co.uk layout
     time2bet mirror serve --root DIR       replay a site directory over HTTP on 127.0.0.1
     time2bet ingest                        backfill season files (+ fixtures) through the Dagster assets
+    time2bet train                         validate, build features, train, register, gate, predict fixtures
+    time2bet promote VERSION / rollback    move the `champion` alias (logged in the registry, reversible)
+    time2bet why                           why the champion is champion, from the registry
     time2bet status                        where the data is and what it holds
-    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> Dagster UI
+    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> Dagster UI
 """
 
 from __future__ import annotations
@@ -165,6 +168,72 @@ def print_status(settings: Settings) -> None:
     )
 
 
+def run_training(settings: Settings) -> bool:
+    """build_features then train_and_promote, the platform's own jobs, in-process on the instance."""
+    import dagster as dg
+
+    from time2bet_assets.definitions import build_definitions
+
+    prepare_dagster_home(settings)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.get()
+    for job in ("build_features", "train_and_promote"):
+        click.echo(f"running {job} ...")
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
+                                                              run_config=QUIET_CONSOLE)
+        if not result.success:
+            click.echo(f"{job} run {result.run_id} failed; see the Dagster UI", err=True)
+            return False
+        if job == "train_and_promote":
+            gate = result.asset_materializations_for_node("registered_model")[0].metadata["gate"].value
+            click.echo(gate.replace("\n\n", "\n").split("\n")[0])
+    click.echo(f"MLflow UI: mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000")
+    return True
+
+
+@main.command()
+def train() -> None:
+    """Validate raw data, build features (dbt), train and log a candidate, register it, gate it, predict."""
+    sys.exit(0 if run_training(Settings.from_env()) else 1)
+
+
+@main.command()
+@click.argument("version")
+@click.option("--reason", required=True, help="why, for the registry's audit trail")
+def promote(version: str, reason: str) -> None:
+    """Make VERSION the champion by hand (recorded, reversible with `time2bet rollback`)."""
+    from time2bet.ml.registry import promote as promote_version
+
+    settings = Settings.from_env()
+    previous = promote_version("match_outcome", version, reason, tracking_uri=settings.mlflow_tracking_uri)
+    click.echo(f"match_outcome v{version} is champion (was v{previous})")
+
+
+@main.command()
+@click.option("--reason", default="manual rollback", show_default=True)
+def rollback(reason: str) -> None:
+    """Give `champion` back to the version the current champion replaced."""
+    from time2bet.ml.registry import rollback as rollback_champion
+
+    settings = Settings.from_env()
+    try:
+        version = rollback_champion("match_outcome", reason, tracking_uri=settings.mlflow_tracking_uri)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"match_outcome champion rolled back to v{version}")
+
+
+@main.command()
+def why() -> None:
+    """Why is the champion the champion? The gate it passed, against which champion, on which window."""
+    from time2bet.ml.registry import describe_champion
+
+    try:
+        click.echo(str(describe_champion("match_outcome", tracking_uri=Settings.from_env().mlflow_tracking_uri)))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 def status() -> None:
     """Where the data is and what the warehouse holds."""
@@ -177,7 +246,8 @@ def status() -> None:
 @click.option("--ui-port", default=3000, show_default=True)
 def demo(ui: bool, port: int, ui_port: int) -> None:
     """Quickstart on embedded defaults, offline: generate a sample site, replay it on 127.0.0.1 as of a date
-    inside its last season, ingest it end to end through Dagster, then open the Dagster UI."""
+    inside its last season, ingest it, build features, train and promote a champion, predict the fixtures,
+    then open the Dagster UI."""
     from time2bet.source.mirror import ReplayServer
     from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
 
@@ -188,8 +258,7 @@ def demo(ui: bool, port: int, ui_port: int) -> None:
         os.environ["TIME2BET_SOURCE_URL"] = server.url
         settings = Settings.from_env()
         click.echo(f"sample site replayed at {server.url} as of {DEFAULT_AS_OF}")
-        ok = run_ingest(settings, None, None, True)
-        if not ok:
+        if not (run_ingest(settings, None, None, True) and run_training(settings)):
             sys.exit(1)
         if not ui:
             return

@@ -260,7 +260,7 @@ class ChampionDescription:
                          f"log-loss {self.gate.get('challenger_log_loss')} vs champion "
                          f"{self.gate.get('champion_log_loss') or '-'} (tolerance {self.gate.get('tolerance')}), "
                          f"baseline {self.gate.get('baseline_log_loss')}, ECE {self.gate.get('challenger_ece')} "
-                         f"(max {self.gate.get('max_ece')}).")
+                         f"(threshold {self.gate.get('ece_threshold', self.gate.get('max_ece'))}).")
         return "\n".join(lines)
 
 
