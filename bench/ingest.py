@@ -22,15 +22,15 @@ from pathlib import Path
 import pandas as pd
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start_mirror(root: Path) -> tuple[subprocess.Popen, str]:
+def start_mirror(root: Path) -> tuple[subprocess.Popen, str]:
     """The replay server runs in its own process so that it does not compete with Dagster for the GIL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "time2bet.cli", "mirror", "serve", "--root", str(root), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -69,7 +69,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="time2bet-bench-"))
     os.environ["TIME2BET_HOME"] = str(work)
     os.environ["DAGSTER_HOME"] = str(work / "dagster")
-    mirror, url = _start_mirror(args.root.resolve())
+    mirror, url = start_mirror(args.root.resolve())
     os.environ["TIME2BET_SOURCE_URL"] = url
     try:
         import dagster as dg
