@@ -106,11 +106,21 @@ class Warehouse(ABC):
         raise ValueError(f"unsupported warehouse URL {url!r}: use duckdb:///<path> or postgresql://...")
 
     @abstractmethod
-    def ensure_raw_tables(self) -> None: ...
+    def _connect(self):
+        """A DB-API-like connection (duckdb or psycopg): both offer ``execute`` and context management."""
 
-    @abstractmethod
+    def ensure_raw_tables(self) -> None:
+        with self._connect() as con:
+            con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+            con.execute(_matches_ddl())
+            con.execute(_match_files_ddl())
+            con.execute(_fixtures_ddl())
+
     def loaded_match_files(self) -> dict[tuple[str, str], str]:
         """(division, season) -> sha256 of the raw file currently loaded."""
+        with self._connect() as con:
+            rows = con.execute("SELECT division, season, sha256 FROM raw.match_files").fetchall()
+        return {(d, s): sha for d, s, sha in rows}
 
     @abstractmethod
     def replace_match_partitions(self, loads: list[PartitionLoad]) -> None:
@@ -170,16 +180,7 @@ class DuckDBWarehouse(Warehouse):
         from pathlib import Path
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-            con.execute(_matches_ddl())
-            con.execute(_match_files_ddl())
-            con.execute(_fixtures_ddl())
-
-    def loaded_match_files(self) -> dict[tuple[str, str], str]:
-        with self._connect() as con:
-            rows = con.execute("SELECT division, season, sha256 FROM raw.match_files").fetchall()
-        return {(d, s): sha for d, s, sha in rows}
+        super().ensure_raw_tables()
 
     def replace_match_partitions(self, loads: list[PartitionLoad]) -> None:
         if not loads:
@@ -251,18 +252,6 @@ class PostgresWarehouse(Warehouse):
         import psycopg
 
         return psycopg.connect(self.url)
-
-    def ensure_raw_tables(self) -> None:
-        with self._connect() as con:
-            con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-            con.execute(_matches_ddl())
-            con.execute(_match_files_ddl())
-            con.execute(_fixtures_ddl())
-
-    def loaded_match_files(self) -> dict[tuple[str, str], str]:
-        with self._connect() as con:
-            rows = con.execute("SELECT division, season, sha256 FROM raw.match_files").fetchall()
-        return {(d, s): sha for d, s, sha in rows}
 
     @staticmethod
     def _copy(con, table: str, frame: pd.DataFrame) -> None:
