@@ -461,6 +461,45 @@ def test_any_input_gives_a_whole_frame_or_rejected_file(rows, fixtures):
     assert len(frame) == sum(1 for r in rows if "".join(r).strip())
 
 
+plain_cells = st.sampled_from(
+    ["", " ", "E0", "E1", "0", "1", "3 ", " 2.0", "2.25", "1.", "-1", "1e1", "nan", "x", "\xa0y", "a\tb", "50%"]
+)
+plain_rows = st.tuples(st.sampled_from([*GOOD, None]), st.lists(plain_cells, max_size=6), st.integers(-1, 2))
+
+
+@QUICK
+@given(
+    st.lists(plain_rows, max_size=5),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
+def test_quote_free_files_read_as_csv_reader_reads_them(rows, eol, fixtures):
+    """Files without quotes are split on commas directly, others go through csv.reader: same result."""
+    header = ["Div", "Date", "HomeTeam", "AwayTeam", "FTHG", "FTAG", "FTR", "B365H", "AHh", "HS", "", "Referee"]
+    lines = []
+    for match, cells, extra in rows:
+        if match is None:
+            lines.append(cells)  # blank, or garbage of the wrong width
+        else:
+            lines.append((match[:7] + cells + [""] * len(header))[: len(header) + extra])  # -1: truncated
+    plain = eol.join(",".join(row) for row in [header, *lines]) + eol
+    quoted = io.StringIO()
+    csv.writer(quoted, quoting=csv.QUOTE_ALL, lineterminator=eol).writerows([header, *lines])
+    read = parse_fixtures if fixtures else parse
+
+    def outcome(data: bytes) -> pd.DataFrame | str:
+        try:
+            return read(data)
+        except RejectedFile as exc:
+            return str(exc)
+
+    expected, got = outcome(quoted.getvalue().encode()), outcome(plain.encode())
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        pd.testing.assert_frame_equal(got, expected)
+
+
 # --- real data ------------------------------------------------------------------------------------------
 
 
