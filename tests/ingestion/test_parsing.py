@@ -532,3 +532,9 @@ def test_all_real_files_parse_with_manifest_row_counts():
     awarded = frames["mmz4281/0607/T1.csv"].set_index("source_row").loc[224]  # data in unnamed columns
     assert json.loads(awarded.extra)["column_63"] == "Abandoned"
     assert frames["mmz4281/0001/D1.csv"].referee.iloc[0] == "Jörg Kessler"
+
+
+def test_fixture_dates_with_impossible_years_are_rejected_not_wrapped_around():
+    data = b"Div,Date,Time,HomeTeam,AwayTeam\nE0,01/01/0001,15:00,Arsenal,Chelsea\n"
+    with pytest.raises(RejectedFile, match="0001"):
+        parse_fixtures(data)

@@ -399,9 +399,12 @@ _NAT = np.datetime64("NaT", "D").view(np.int64)
 def _day_number(text: str) -> int:
     """Days since 1970-01-01 (NaT's integer if unparseable): ints convert to datetime64 in bulk, dates do not."""
     try:
-        return parse_match_date(text).toordinal() - _EPOCH
+        date = parse_match_date(text)
     except ValueError:
         return _NAT
+    if not 1900 <= date.year <= 2199:  # no football-data date; nanosecond datetimes would also wrap around
+        return _NAT
+    return date.toordinal() - _EPOCH
 
 
 def _type_column(name: str, kind: str, raw: np.ndarray) -> _Typed:
