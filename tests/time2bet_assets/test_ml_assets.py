@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dagster as dg
+import pytest
 from mlflow import MlflowClient
 
 from time2bet.ingestion.discovery import discover_season_files
@@ -11,8 +11,10 @@ from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.definitions import build_definitions
 
 
-def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(server, platform, instance):
-    settings, _ = platform(server.url)
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(engine, server, platform, instance, request):
+    warehouse_url = request.getfixturevalue("postgres_db") if engine == "postgres" else None
+    settings, _ = platform(server.url, warehouse_url=warehouse_url)
     defs = build_definitions(settings)
     links = discover_season_files(server.url)
     assert all(r.success for r in run_season_file_backfill(

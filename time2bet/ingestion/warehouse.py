@@ -288,9 +288,15 @@ class PostgresWarehouse(Warehouse):
                 self._copy(con, "raw.fixtures", stamped)
 
     def read_sql(self, sql: str) -> pd.DataFrame:
+        """Same dtypes as DuckDB's ``.df()``: DATE columns come back as datetime64, not Python dates."""
         with self._connect() as con:
             cur = con.execute(sql)
-            return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        for column in frame.columns[frame.dtypes == object]:
+            first = frame[column].dropna().head(1)
+            if len(first) and isinstance(first.iloc[0], dt.date):
+                frame[column] = pd.to_datetime(frame[column])
+        return frame
 
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         schema = table.split(".")[0]
