@@ -1,0 +1,8 @@
+"""Time2Bet serving layer: a BentoML service answering H/D/A forecasts from the MLflow ``champion``.
+
+- ``snapshot.py``  the serving snapshot (every team's latest state, head-to-head, ratings, batch predictions)
+                   read once from the warehouse, and the model's feature row for any (home, away, division, date);
+- ``model.py``     the registered ``champion`` loaded once per worker from the MLflow registry;
+- ``schemas.py``   request and response models;
+- ``service.py``   the BentoML service (entry point: ``bentoml serve bento_service.service:Time2BetService``).
+"""

@@ -1,0 +1,192 @@
+"""The serving snapshot: what the warehouse knows about every team, read once, and feature rows built from it.
+
+A fixture's features in the batch path are ``analytics.upcoming_match_features`` (dbt) joined with
+``ratings.fixture_ratings``. For a date after a team's last played match, that mart takes the team's
+``int_team_form_computed`` "next match" row (``is_next_match``) and the pair's ``int_head_to_head_computed``
+"next meeting" row, and turns them into columns with the ``side_features`` / ``head_to_head_features`` macros
+(dbt_project/macros/form.sql). This module loads exactly those rows and applies the same column mapping,
+driven by the shared column lists of :mod:`time2bet.features`; ratings come from
+:func:`time2bet.ml.ratings.fixture_ratings` over ``ratings.team_state``, the function the batch path uses.
+The train/serve skew test (tests/bento_service) checks the result equals the mart, row for row.
+
+A date on or before a team's latest played match is refused: the mart would use a historical row the
+snapshot does not hold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from time2bet.features import FEATURE_COLUMNS, FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
+from time2bet.ingestion.warehouse import Warehouse
+from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS, fixture_ratings
+
+RATING_FEATURES = (*ELO_COLUMNS, *PI_COLUMNS)   # = time2bet_assets.defs.ml.assets.RATING_FEATURES
+MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
+PREDICTIONS_TABLE = "predictions.upcoming_matches"
+
+
+class RequestError(ValueError):
+    """A request the snapshot cannot answer; ``reason`` labels the metric, ``detail`` is the JSON body."""
+
+    def __init__(self, reason: str, message: str, status: int = 422, **extra):
+        super().__init__(message)
+        self.reason, self.status = reason, status
+        self.detail = {"error": reason, "message": message, **extra}
+
+
+def _side_columns(form: pd.DataFrame, side: str, match_date: pd.Series) -> pd.DataFrame:
+    """macro side_features(form, side, match_date): the side's columns from its form row."""
+    out = pd.DataFrame(index=form.index)
+    previous = pd.to_datetime(form["previous_match_date"])
+    out[f"{side}_rest_days"] = (pd.to_datetime(match_date) - previous).dt.days
+    out[f"{side}_matches_played"] = form["matches_played"].fillna(0)
+    for stat in FORM_STATS:
+        for window in FORM_WINDOWS:
+            out[f"{side}_{stat}_{window}"] = form[f"{stat}_{window}"]
+    out[f"{side}_venue_matches_last5"] = form[f"{side}_venue_matches_last5"].fillna(0)
+    for stat in VENUE_STATS:
+        out[f"{side}_venue_{stat}_last5"] = form[f"{side}_venue_{stat}_last5"]
+    return out
+
+
+def _head_to_head_columns(h2h: pd.DataFrame, home_team_id: pd.Series) -> pd.DataFrame:
+    """macro head_to_head_features(h2h, home_team_id): the pair's history from the home team's side."""
+    home_is_a = (home_team_id == h2h["team_a_id"]).to_numpy()
+    out = pd.DataFrame(index=h2h.index)
+    out["h2h_meetings_last5"] = h2h["meetings_last5"].fillna(0)
+    out["h2h_home_points_last5"] = np.where(home_is_a, h2h["team_a_points_last5"], h2h["team_b_points_last5"])
+    out["h2h_home_goal_diff_last5"] = np.where(home_is_a, h2h["team_a_goal_diff_last5"], -h2h["team_a_goal_diff_last5"])
+    return out
+
+
+def virtual_match_id(division: str, match_date: dt.date, home_team_id: str, away_team_id: str) -> str:
+    """macro match_id: md5 of division|date|home|away (the id the fixture keeps once played)."""
+    return hashlib.md5(f"{division}|{match_date.isoformat()}|{home_team_id}|{away_team_id}".encode()).hexdigest()
+
+
+@dataclass
+class Snapshot:
+    divisions: dict[str, str]             # division -> country, divisions with data
+    teams: pd.DataFrame                   # country, team, team_id (every name seen in matches or fixtures)
+    form: pd.DataFrame                    # int_team_form_computed next-match rows, index team_id
+    head_to_head: pd.DataFrame            # int_head_to_head_computed next-meeting rows, index (team_a_id, team_b_id)
+    team_state: pd.DataFrame              # ratings.team_state
+    predictions: pd.DataFrame             # predictions.upcoming_matches (every variant)
+    last_played: dict[str, dt.date]       # team_id -> its latest played match date
+    features_as_of: dt.date | None        # latest played match overall
+    loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)   # country -> {name: team_id}
+
+    def __post_init__(self):
+        for country, group in self.teams.groupby("country"):
+            self._names[country] = dict(zip(group["team"], group["team_id"], strict=True))
+
+    # --- loading ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, warehouse_url: str) -> Snapshot:
+        wh = Warehouse.from_url(warehouse_url)
+        teams = wh.read_sql(
+            "SELECT DISTINCT country, home_team AS team, home_team_id AS team_id, division FROM analytics.stg_matches "
+            "UNION SELECT DISTINCT country, away_team, away_team_id, division FROM analytics.stg_matches "
+            "UNION SELECT DISTINCT country, home_team, home_team_id, division FROM analytics.stg_fixtures "
+            "UNION SELECT DISTINCT country, away_team, away_team_id, division FROM analytics.stg_fixtures"
+        )
+        divisions = dict(teams[["division", "country"]].drop_duplicates().itertuples(index=False, name=None))
+        teams = teams[["country", "team", "team_id"]].drop_duplicates().sort_values(["country", "team"])
+        form = wh.read_sql("SELECT * FROM analytics.int_team_form_computed WHERE is_next_match").set_index("team_id")
+        h2h = wh.read_sql("SELECT * FROM analytics.int_head_to_head_computed WHERE is_next_meeting")
+        h2h = h2h.set_index(["team_a_id", "team_b_id"])
+        state = wh.read_sql("SELECT * FROM ratings.team_state")
+        try:
+            predictions = wh.read_sql(f"SELECT * FROM {PREDICTIONS_TABLE} ORDER BY match_date, match_id, variant")
+        except Exception:  # noqa: BLE001 - no batch predictions yet: /predict still works
+            predictions = pd.DataFrame(columns=["match_id", "division", "season", "match_date", "home_team",
+                                                "away_team", "p_home", "p_draw", "p_away", "variant", "model_name",
+                                                "model_version", "data_version", "predicted_at"])
+        predictions["match_date"] = pd.to_datetime(predictions["match_date"]).dt.date
+        last = pd.to_datetime(form["previous_match_date"]).dropna()
+        return cls(
+            divisions=divisions, teams=teams.reset_index(drop=True), form=form, head_to_head=h2h, team_state=state,
+            predictions=predictions, last_played={k: v.date() for k, v in last.items()},
+            features_as_of=last.max().date() if len(last) else None,
+        )
+
+    # --- lookups ----------------------------------------------------------------------------------------
+
+    def age_seconds(self) -> float:
+        return (dt.datetime.now(dt.UTC) - self.loaded_at).total_seconds()
+
+    def default_kickoff(self, home_id: str, away_id: str) -> dt.date:
+        """Today, or the day after either team's latest match if the data is newer than today."""
+        latest = max((self.last_played.get(t) for t in (home_id, away_id) if t in self.last_played),
+                     default=None)
+        today = dt.datetime.now(dt.UTC).date()
+        return max(today, latest + dt.timedelta(days=1)) if latest else today
+
+    def team_id(self, division: str, name: str) -> str:
+        if division not in self.divisions:
+            raise RequestError("unknown_division", f"unknown division {division!r}",
+                               known_divisions=sorted(self.divisions))
+        names = self._names.get(self.divisions[division], {})
+        if name in names:
+            return names[name]
+        folded = {n.casefold(): n for n in names}
+        if name.casefold() in folded:
+            return names[folded[name.casefold()]]
+        close = difflib.get_close_matches(name, list(names), n=5, cutoff=0.5)
+        raise RequestError("unknown_team", f"unknown team {name!r} in division {division}'s country",
+                           team=name, closest=close)
+
+    # --- features ---------------------------------------------------------------------------------------
+
+    def resolve(self, home_team: str, away_team: str, division: str, kickoff: dt.date | None) -> dict:
+        """A request as a fixture row (ids, date), validated; raises RequestError."""
+        home_id, away_id = self.team_id(division, home_team), self.team_id(division, away_team)
+        if home_id == away_id:
+            raise RequestError("same_team", f"home and away are the same team ({home_team!r})")
+        kickoff = kickoff or self.default_kickoff(home_id, away_id)
+        for name, team in ((home_team, home_id), (away_team, away_id)):
+            last = self.last_played.get(team)
+            if last is not None and kickoff <= last:
+                raise RequestError("kickoff_not_after_latest_match",
+                                   f"kickoff_date {kickoff} is not after {name}'s latest played match ({last}); "
+                                   "the serving snapshot only holds each team's latest state",
+                                   latest_played=last.isoformat())
+        return {"match_id": virtual_match_id(division, kickoff, home_id, away_id), "division": division,
+                "match_date": kickoff, "home_team": home_team, "away_team": away_team,
+                "home_team_id": home_id, "away_team_id": away_id}
+
+    def features(self, fixtures: pd.DataFrame) -> pd.DataFrame:
+        """ID columns + MODEL_FEATURES for fixtures (match_id, division, match_date, home/away team + ids), in
+        the batch path's layout: upcoming_match_features columns, then the fixture_ratings columns."""
+        fixtures = fixtures.reset_index(drop=True)
+        date = pd.to_datetime(fixtures["match_date"])
+        home = self.form.reindex(fixtures["home_team_id"]).reset_index(drop=True)
+        away = self.form.reindex(fixtures["away_team_id"]).reset_index(drop=True)
+        pair = pd.MultiIndex.from_arrays([
+            np.minimum(fixtures["home_team_id"], fixtures["away_team_id"]),
+            np.maximum(fixtures["home_team_id"], fixtures["away_team_id"]),
+        ])
+        h2h = self.head_to_head.reindex(pair).reset_index()
+        h2h.columns = ["team_a_id", "team_b_id", *h2h.columns[2:]]
+        h2h.loc[h2h["meetings_last5"].isna(), ["team_a_id", "team_b_id"]] = None   # left join: no pair row
+        ids = fixtures.reindex(columns=list(ID_COLUMNS))
+        out = pd.concat([ids, _side_columns(home, "home", date), _side_columns(away, "away", date),
+                         _head_to_head_columns(h2h, fixtures["home_team_id"])], axis=1)
+        ratings = fixture_ratings(fixtures, self.team_state).reset_index(drop=True)
+        for column in RATING_FEATURES:
+            out[column] = ratings[column].to_numpy()
+        return out
+
+    # --- stored predictions -----------------------------------------------------------------------------
+
+    def stored(self, variant: str = "champion") -> pd.DataFrame:
+        return self.predictions[self.predictions["variant"] == variant]

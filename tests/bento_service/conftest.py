@@ -1,0 +1,161 @@
+"""Tests of the serving layer (bento_service). No __init__.py here on purpose: as a package this folder would
+be imported as `bento_service` and shadow the service package itself.
+
+One real platform (sample site -> ingest -> features -> champion) and one real `bentoml serve` per session."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # the service package lives at the repo root (not installed)
+    sys.path.insert(0, str(REPO))
+
+
+def _env_for(root: Path) -> dict[str, str]:
+    """Every location explicit, so an outer environment (say a real MLFLOW_TRACKING_URI) cannot leak in."""
+    home = root / "home"
+    return {
+        "TIME2BET_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "TIME2BET_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
+        "TIME2BET_RAW_ZONE": str(home / "raw"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "TIME2BET_MLFLOW_ARTIFACTS": str(home / "mlartifacts"),
+    }
+
+
+def build_platform(root: Path) -> dict[str, str]:
+    """Sample site -> replay server -> ingest -> features + training; returns the env the platform used."""
+    from time2bet.cli import run_ingest, run_training
+    from time2bet.settings import Settings
+    from time2bet.source.mirror import ReplayServer
+    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+
+    site = root / "site"
+    generate_sample_site(site)
+    env = _env_for(root)
+    saved = {k: os.environ.get(k) for k in (*env, "TIME2BET_SOURCE_URL")}
+    try:
+        with ReplayServer(site, as_of=DEFAULT_AS_OF) as server:
+            os.environ.update(env)
+            os.environ["TIME2BET_SOURCE_URL"] = server.url
+            settings = Settings.from_env()
+            if not run_ingest(settings, None, None, True):
+                raise RuntimeError("ingestion failed")
+            if not run_training(settings):
+                raise RuntimeError("training failed")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return env
+
+
+READY_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="session")
+def platform_env(tmp_path_factory) -> dict[str, str]:
+    """TIME2BET_HOME/DAGSTER_HOME of a freshly built platform (warehouse, registry with a champion)."""
+    return build_platform(tmp_path_factory.mktemp("platform"))
+
+
+@pytest.fixture(scope="session")
+def settings(platform_env):
+    from time2bet.settings import Settings
+
+    return Settings.from_env(platform_env)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(platform_env, tmp_path_factory) -> str:
+    """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end."""
+    root = tmp_path_factory.mktemp("bento")
+    env = {**os.environ, **platform_env, "BENTOML_HOME": str(root / "bentoml_home"),
+           "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = _free_port()
+    bentoml = Path(sys.executable).with_name("bentoml")
+    log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [str(bentoml), "serve", "bento_service.service:Time2BetService", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{(root / 'serve.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready after {READY_TIMEOUT_S}s:\n{(root / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)   # the group of the server we started (it has its own session)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server_url):
+    with httpx.Client(base_url=server_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def snapshot(settings):
+    from bento_service.snapshot import Snapshot
+
+    return Snapshot.load(settings.warehouse_url)
+
+
+@pytest.fixture(scope="session")
+def served_model(settings):
+    from bento_service.model import ServedModel
+
+    return ServedModel.load(settings.mlflow_tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def batch_features(settings):
+    """The batch path's feature rows: upcoming_match_features joined with ratings.fixture_ratings."""
+    from time2bet.ingestion.warehouse import Warehouse
+    from time2bet_assets.defs.ml.assets import RATING_FEATURES, UPCOMING_FEATURES
+
+    cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
+    frame = Warehouse.from_url(settings.warehouse_url).read_sql(
+        f"SELECT u.*, {cols} FROM {UPCOMING_FEATURES} u JOIN ratings.fixture_ratings r USING (match_id) "
+        "ORDER BY u.match_date, u.match_id")
+    assert len(frame) > 0, "the sample platform has no upcoming fixtures"
+    return frame
