@@ -26,3 +26,33 @@
     {{ dbt.hash(division ~ " || '|' || cast(" ~ match_date ~ " as " ~ dbt.type_string() ~ ") || '|' || "
                 ~ home_team_id ~ " || '|' || " ~ away_team_id) }}
 {%- endmacro %}
+
+
+{% macro with_match_ids(relation) -%}
+    {#- The closing CTEs and select of a staging model whose CTE ``relation`` has country, division,
+        match_date, home_team and away_team: adds home_team_id, away_team_id and match_id. -#}
+-- Slugging is regex work: once per distinct club (a few hundred) rather than twice per row.
+teams as (
+    select country, team, {{ team_id('country', 'team') }} as team_id
+    from (
+        select country, home_team as team from {{ relation }}
+        union
+        select country, away_team as team from {{ relation }}
+    ) as names
+),
+
+identified as (
+    select
+        {{ relation }}.*,
+        home.team_id as home_team_id,
+        away.team_id as away_team_id
+    from {{ relation }}
+    inner join teams as home on home.country = {{ relation }}.country and home.team = {{ relation }}.home_team
+    inner join teams as away on away.country = {{ relation }}.country and away.team = {{ relation }}.away_team
+)
+
+select
+    {{ match_id('division', 'match_date', 'home_team_id', 'away_team_id') }} as match_id,
+    *
+from identified
+{%- endmacro %}

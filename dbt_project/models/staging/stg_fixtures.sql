@@ -29,27 +29,4 @@ renamed as (
     left join divisions on divisions.division = source.division
 ),
 
--- Slugging is regex work: once per distinct club (a few hundred) rather than twice per row.
-teams as (
-    select country, team, {{ team_id('country', 'team') }} as team_id
-    from (
-        select country, home_team as team from renamed
-        union
-        select country, away_team as team from renamed
-    ) as names
-),
-
-identified as (
-    select
-        renamed.*,
-        home.team_id as home_team_id,
-        away.team_id as away_team_id
-    from renamed
-    inner join teams as home on home.country = renamed.country and home.team = renamed.home_team
-    inner join teams as away on away.country = renamed.country and away.team = renamed.away_team
-)
-
-select
-    {{ match_id('division', 'match_date', 'home_team_id', 'away_team_id') }} as match_id,
-    *
-from identified
+{{ with_match_ids('renamed') }}
