@@ -1,8 +1,16 @@
-"""The registered model a worker serves: ``models:/<name>@champion`` from the MLflow registry, loaded once."""
+"""The registered models a worker serves: ``champion`` (and ``challenger`` for A/B) from the MLflow registry.
+
+A :class:`ModelWatcher` reads the aliases, loads a version when an alias moves and publishes the result as one
+immutable :class:`ModelSet` (a single attribute assignment), so a request that took the set keeps its models
+for its whole life while the next request sees the new ones. A failed load keeps the model already served."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +19,9 @@ import pandas as pd
 from time2bet.ml.training import model_input
 
 DEFAULT_MODEL_NAME = "match_outcome"   # = time2bet.ml.registry.DEFAULT_NAME
-ALIAS = "champion"
+ALIAS = CHAMPION = "champion"      # = time2bet.ml.registry.CHAMPION / CHALLENGER
+CHALLENGER = "challenger"
+VARIANTS = (CHAMPION, CHALLENGER)
 OUTCOMES = ("home", "draw", "away")    # the model's probability columns, in order (H/D/A)
 
 
@@ -28,13 +38,16 @@ class ServedModel:
     pyfunc: object
 
     @classmethod
-    def load(cls, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = ALIAS) -> ServedModel:
+    def load(cls, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = ALIAS,
+             version: str | None = None) -> ServedModel:
+        """The version ``alias`` points to now, or ``version`` (served under ``alias``) when given."""
         import mlflow
         from mlflow import MlflowClient
 
         mlflow.set_tracking_uri(tracking_uri)
         client = MlflowClient(tracking_uri)
-        mv = client.get_model_version_by_alias(name, alias)
+        mv = client.get_model_version_by_alias(name, alias) if version is None else \
+            client.get_model_version(name, str(version))
         # the version itself (not the alias) so a promotion during the load cannot mix two versions
         pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
         metrics: dict[str, float] = {}
@@ -58,3 +71,114 @@ class ServedModel:
         if probs.shape != (len(features), 3):
             raise RuntimeError(f"model returned shape {probs.shape}, expected ({len(features)}, 3)")
         return probs
+
+
+logger = logging.getLogger("time2bet.serving")
+
+
+def assign_variant(key: str, share: float) -> str:
+    """``challenger`` for a stable ``share`` of keys (a match id), ``champion`` for the rest: the same key always
+    gets the same variant (sha256, not Python's salted ``hash``), whatever the process."""
+    if share <= 0:
+        return CHAMPION
+    if share >= 1:
+        return CHALLENGER
+    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+    return CHALLENGER if bucket < share else CHAMPION
+
+
+def parse_share(value: str | None) -> float:
+    """TIME2BET_CHALLENGER_SHARE: a number in [0, 1]; unset or empty is 0."""
+    if value is None or not value.strip():
+        return 0.0
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"TIME2BET_CHALLENGER_SHARE must be between 0 and 1, got {value!r}")
+    return share
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """The models served at one moment; replaced as a whole, never changed in place."""
+
+    champion: ServedModel | None = None
+    challenger: ServedModel | None = None
+
+    def get(self, variant: str) -> ServedModel | None:
+        return self.champion if variant == CHAMPION else self.challenger
+
+    def pick(self, key: str, share: float) -> tuple[str, ServedModel]:
+        """(variant, model) for a match id; champion whenever there is no challenger."""
+        variant = assign_variant(key, share) if self.challenger is not None else CHAMPION
+        model = self.get(variant)
+        assert model is not None, "pick() needs a champion"
+        return variant, model
+
+
+SwapHook = Callable[[str, str, "ServedModel | None", "ServedModel | None"], None]
+
+
+class ModelWatcher:
+    """Keeps :attr:`models` in step with the registry's ``champion`` / ``challenger`` aliases.
+
+    :meth:`refresh` is called from one thread only (the service's watcher thread); readers just read
+    :attr:`models`. ``on_change(variant, outcome, old, new)`` is told of every load outcome ("success" /
+    "failure") and of a challenger that went away ("removed")."""
+
+    def __init__(self, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, *,
+                 loader: Callable[..., ServedModel] | None = None,
+                 aliases: Callable[[], Mapping[str, object]] | None = None,
+                 on_change: SwapHook | None = None) -> None:
+        self.tracking_uri, self.name = tracking_uri, name
+        self._loader = loader or (lambda version, alias: ServedModel.load(tracking_uri, name, alias, version))
+        self._aliases = aliases or self._registry_aliases
+        self._on_change = on_change or (lambda *_: None)
+        self._client = None
+        self.models = ModelSet()
+        self.last_error: str | None = None
+
+    def _registry_aliases(self) -> Mapping[str, object]:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client.get_registered_model(self.name).aliases
+
+    def refresh(self) -> ModelSet:
+        """Load what the aliases point to now (if it changed) and publish it; returns the published set."""
+        aliases = self._aliases()
+        current = self.models
+        chosen: dict[str, ServedModel | None] = {}
+        for variant in VARIANTS:
+            want = aliases.get(variant)
+            want = None if want is None else str(want)
+            have = current.get(variant)
+            if want is None:
+                # the champion is never dropped (an alias deleted by mistake must not take the service down)
+                chosen[variant] = have if variant == CHAMPION else None
+                if have is not None and variant == CHALLENGER:
+                    self._on_change(variant, "removed", have, None)
+                continue
+            if have is not None and have.version == want:
+                chosen[variant] = have
+                continue
+            other = current.get(CHALLENGER if variant == CHAMPION else CHAMPION)
+            try:
+                if other is not None and other.version == want:   # e.g. the challenger promoted: no reload
+                    new = dataclasses.replace(other, alias=variant)
+                else:
+                    new = self._loader(want, variant)
+            except Exception as exc:  # noqa: BLE001 - keep serving what we have
+                logger.exception("loading %s v%s as %s failed; keeping %s", self.name, want, variant,
+                                 f"v{have.version}" if have else "nothing")
+                self.last_error = f"{variant} v{want}: {type(exc).__name__}: {exc}"
+                chosen[variant] = have
+                self._on_change(variant, "failure", have, None)
+                continue
+            chosen[variant] = new
+            self.last_error = None
+            logger.info("%s: %s v%s -> v%s", variant, self.name, have.version if have else "-", new.version)
+            self._on_change(variant, "success", have, new)
+        if any(chosen[v] is not current.get(v) for v in VARIANTS):
+            self.models = ModelSet(**chosen)   # one assignment: requests in flight keep the set they took
+        return self.models

@@ -52,6 +52,7 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
+    variant: str = Field(description="champion or challenger (A/B assignment by match id)")
     home_team: str
     away_team: str
     division: str
@@ -88,7 +89,7 @@ class MatchesResponse(BaseModel):
     matches: list[StoredPrediction]
 
 
-class ModelInfo(BaseModel):
+class ModelDetails(BaseModel):
     name: str
     version: str
     alias: str
@@ -97,3 +98,11 @@ class ModelInfo(BaseModel):
     data_version: str
     loaded_at: dt.datetime
     input_features: int
+
+
+class ModelInfo(ModelDetails):
+    """The champion at the top level; the challenger (if its alias exists and it loaded) and its share."""
+
+    challenger: ModelDetails | None = None
+    challenger_share: float = Field(description="share of matches sent to the challenger when there is one")
+    models: list[ModelDetails] = Field(description="every model served, champion first")

@@ -6,7 +6,10 @@ the one service class and share plain helper methods. BentoML itself serves /liv
 model and the snapshot are loaded) and /metrics (its own metrics plus the ``time2bet_*`` ones below).
 
 Configuration is the platform's (``Settings.from_env()``): TIME2BET_WAREHOUSE_URL, MLFLOW_TRACKING_URI, ...
-plus TIME2BET_MODEL_NAME (default match_outcome).
+plus TIME2BET_MODEL_NAME (default match_outcome), TIME2BET_MODEL_POLL_S (default 30: how often the registry's
+aliases are read; a moved alias is loaded in the background and swapped in atomically) and
+TIME2BET_CHALLENGER_SHARE (default 0: the share of matches, chosen stably by match id, answered by the
+``challenger`` when that alias exists).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, Histogram
 
-from bento_service.model import DEFAULT_MODEL_NAME, OUTCOMES, ServedModel
+from bento_service.model import (
+    CHAMPION, DEFAULT_MODEL_NAME, OUTCOMES, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
+)
 from bento_service.schemas import (
-    MAX_BATCH, BatchRequest, BatchResponse, MatchesResponse, MatchRequest, ModelInfo, Prediction, StoredPrediction,
+    MAX_BATCH, BatchRequest, BatchResponse, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
+    StoredPrediction,
 )
 from bento_service.snapshot import RequestError, Snapshot
 from time2bet.settings import Settings
@@ -38,8 +44,13 @@ DRAIN_LIMIT_BYTES = 64 * 1024 * 1024   # beyond this an oversized upload is cut 
 
 REQUESTS = Counter("time2bet_requests_total", "requests served", ["route"])
 LATENCY = Histogram("time2bet_request_seconds", "request latency", ["route"])
-PREDICTIONS = Counter("time2bet_predictions_total", "predictions served, by most likely outcome", ["outcome"])
-MODEL_INFO = Gauge("time2bet_model_info", "1 for the served model version", ["version"], multiprocess_mode="livemax")
+PREDICTIONS = Counter("time2bet_predictions_total", "predictions served, by most likely outcome and variant",
+                      ["outcome", "variant"])
+MODEL_INFO = Gauge("time2bet_model_info", "1 for each served model version (0 once replaced)", ["version", "variant"],
+                   multiprocess_mode="livemax")
+SWAPS = Counter("time2bet_model_swaps_total", "model loads after an alias moved, by outcome and variant",
+                ["outcome", "variant"])
+DEFAULT_POLL_S = 30.0
 VALIDATION_ERRORS = Counter("time2bet_validation_errors_total", "rejected requests", ["reason"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"
 
@@ -101,33 +112,64 @@ async def _observe(request: Request, call_next):
 @bentoml.service(name="time2bet", workers=1, traffic={"timeout": 60})
 @bentoml.asgi_app(app, path="/")
 class Time2BetService:
-    """One worker state: the champion model and the serving snapshot, both loaded in the background."""
+    """One worker state: the served models (champion, challenger) and the serving snapshot, loaded in the
+    background; a watcher thread then follows the registry's aliases and swaps models in as they move."""
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self.model_name = os.environ.get("TIME2BET_MODEL_NAME", DEFAULT_MODEL_NAME)
-        self.model: ServedModel | None = None
+        self.poll_s = max(0.1, float(os.environ.get("TIME2BET_MODEL_POLL_S") or DEFAULT_POLL_S))
+        self.challenger_share = parse_share(os.environ.get("TIME2BET_CHALLENGER_SHARE"))
+        self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed)
         self.snapshot: Snapshot | None = None
         self.load_error: str | None = None
-        self._loader = threading.Thread(target=self._load, name="time2bet-load", daemon=True)
+        self._started = False   # swaps are counted once the first champion is served
+        self._stop = threading.Event()
+        self._loader = threading.Thread(target=self._run, name="time2bet-models", daemon=True)
         self._loader.start()
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    @property
+    def models(self) -> ModelSet:
+        return self.watcher.models
+
+    def _changed(self, variant: str, outcome: str, old: ServedModel | None, new: ServedModel | None) -> None:
+        if old is not None and outcome != "failure":
+            MODEL_INFO.labels(version=old.version, variant=variant).set(0)
+        if new is not None:
+            MODEL_INFO.labels(version=new.version, variant=variant).set(1)
+        if self._started and outcome in ("success", "failure"):
+            SWAPS.labels(outcome=outcome, variant=variant).inc()
+
+    def _refresh(self) -> None:
+        try:
+            models = self.watcher.refresh()
+        except Exception as exc:  # noqa: BLE001 - registry unreachable: keep serving, try again next poll
+            logger.exception("reading the registry aliases failed")
+            if self.models.champion is None:
+                self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        if models.champion is None:
+            self.load_error = self.watcher.last_error or f"{self.model_name} has no champion yet"
+        elif not self._started:
+            self._started, self.load_error = True, None
+            logger.info("serving %s v%s", models.champion.name, models.champion.version)
+
+    def _run(self) -> None:
         try:
             self.snapshot = Snapshot.load(self.settings.warehouse_url)
-            model = ServedModel.load(self.settings.mlflow_tracking_uri, self.model_name)
-            MODEL_INFO.labels(version=model.version).set(1)
-            self.model = model
-            logger.info("serving %s v%s on a snapshot of %d teams", model.name, model.version,
-                        len(self.snapshot.teams))
+            logger.info("serving snapshot of %d teams", len(self.snapshot.teams))
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and every route
-            logger.exception("loading the model or the snapshot failed")
+            logger.exception("loading the serving snapshot failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        self._refresh()   # the first champion (and challenger); then follow the aliases
+        while not self._stop.wait(self.poll_s):
+            self._refresh()
 
     def __is_ready__(self) -> bool:
-        return self.model is not None and self.snapshot is not None
+        return self.models.champion is not None and self.snapshot is not None
 
     def __metrics__(self, text: str) -> str:
         if self.snapshot is None:
@@ -135,15 +177,17 @@ class Time2BetService:
         return (f"{text}# HELP {SNAPSHOT_AGE} seconds since the serving snapshot was read from the warehouse\n"
                 f"# TYPE {SNAPSHOT_AGE} gauge\n{SNAPSHOT_AGE} {self.snapshot.age_seconds():.3f}\n")
 
-    def _ready(self) -> tuple[ServedModel, Snapshot]:
-        if self.model is None or self.snapshot is None:
+    def _ready(self) -> tuple[ModelSet, Snapshot]:
+        """The models and the snapshot for one request: taken once, so a swap meanwhile does not affect it."""
+        models, snapshot = self.models, self.snapshot
+        if models.champion is None or snapshot is None:
             raise NotReady(self.load_error or "the model and the serving snapshot are still loading")
-        return self.model, self.snapshot
+        return models, snapshot
 
     # --- shared helpers (never call one route from another) ---------------------------------------------
 
     def _score(self, requests: list[MatchRequest]) -> list[Prediction]:
-        model, snapshot = self._ready()
+        models, snapshot = self._ready()
         rows = []
         for i, r in enumerate(requests):
             try:
@@ -153,13 +197,21 @@ class Time2BetService:
                     exc.detail["index"] = i
                 raise
         features = snapshot.features(pd.DataFrame(rows))
-        probs = model.predict(features)
-        ref = {"name": model.name, "version": model.version, "alias": model.alias, "data_version": model.data_version}
+        # A/B by match id (md5 of division|date|home|away): the same match always gets the same variant
+        picks = [models.pick(row["match_id"], self.challenger_share) for row in rows]
+        probs = [None] * len(rows)
+        for variant in {v for v, _ in picks}:
+            idx = [i for i, (v, _) in enumerate(picks) if v == variant]
+            model = next(m for v, m in picks if v == variant)
+            for i, p in zip(idx, model.predict(features.iloc[idx]), strict=True):
+                probs[i] = p
         out = []
-        for row, p in zip(rows, probs, strict=True):
-            PREDICTIONS.labels(outcome=OUTCOMES[int(p.argmax())]).inc()
+        for row, p, (variant, model) in zip(rows, probs, picks, strict=True):
+            PREDICTIONS.labels(outcome=OUTCOMES[int(p.argmax())], variant=variant).inc()
+            ref = {"name": model.name, "version": model.version, "alias": model.alias,
+                   "data_version": model.data_version}
             out.append(Prediction(
-                home_team=row["home_team"], away_team=row["away_team"], division=row["division"],
+                variant=variant, home_team=row["home_team"], away_team=row["away_team"], division=row["division"],
                 kickoff_date=row["match_date"], probabilities=dict(zip(OUTCOMES, map(float, p), strict=True)),
                 model=ref, features_as_of=snapshot.features_as_of, snapshot_loaded_at=snapshot.loaded_at,
             ))
@@ -183,11 +235,15 @@ class Time2BetService:
 
     @app.get("/predict/{match_id}", response_model=StoredPrediction)
     def stored_prediction(self, match_id: str):
-        _, snapshot = self._ready()
         if len(match_id) > 64:
             return _error(422, "match_id_too_long", "match_id is at most 64 characters")
-        found = snapshot.stored("champion")
-        found = found[found["match_id"] == match_id]
+        models, snapshot = self._ready()
+        variant = assign_variant(match_id, self.challenger_share) if models.challenger is not None else CHAMPION
+        found = snapshot.predictions[snapshot.predictions["match_id"] == match_id]
+        if variant != CHAMPION and (found["variant"] == variant).any():
+            found = found[found["variant"] == variant]
+        else:   # the champion's row (also when the batch path stored none for the challenger)
+            found = found[found["variant"] == CHAMPION]
         if found.empty:
             return _error(404, "unknown_match_id", f"no champion prediction for match_id {match_id!r} in "
                           "predictions.upcoming_matches", match_id=match_id)
@@ -213,10 +269,16 @@ class Time2BetService:
 
     @app.get("/model/info", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:
-        model, _ = self._ready()
-        return ModelInfo(name=model.name, version=model.version, alias=model.alias, run_id=model.run_id,
-                         metrics=model.metrics, data_version=model.data_version, loaded_at=model.loaded_at,
-                         input_features=len(model.input_features))
+        models, _ = self._ready()
+        details = [self._details(m) for m in (models.champion, models.challenger) if m is not None]
+        return ModelInfo(**details[0].model_dump(), challenger=details[1] if len(details) > 1 else None,
+                         challenger_share=self.challenger_share, models=details)
+
+    @staticmethod
+    def _details(model: ServedModel) -> ModelDetails:
+        return ModelDetails(name=model.name, version=model.version, alias=model.alias, run_id=model.run_id,
+                            metrics=model.metrics, data_version=model.data_version, loaded_at=model.loaded_at,
+                            input_features=len(model.input_features))
 
 
 __all__ = ["MAX_BATCH", "Time2BetService", "app"]

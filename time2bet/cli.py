@@ -7,6 +7,7 @@
     time2bet promote VERSION / rollback    move the `champion` alias (logged in the registry, reversible)
     time2bet why                           why the champion is champion, from the registry
     time2bet status                        where the data is and what it holds
+    time2bet serve [--port 3000]           the forecast API (BentoML) on 127.0.0.1, following the champion
     time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> Dagster UI
 """
 
@@ -238,6 +239,27 @@ def why() -> None:
 def status() -> None:
     """Where the data is and what the warehouse holds."""
     print_status(Settings.from_env())
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def serve(port: int, host: str) -> None:
+    """Serve match-outcome forecasts over HTTP (bento_service): the registry's champion, hot-swapped when the
+    alias moves (TIME2BET_MODEL_POLL_S, default 30), A/B with the challenger (TIME2BET_CHALLENGER_SHARE)."""
+    settings = Settings.from_env()
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml) if bentoml.exists() else "bentoml", "serve", "bento_service.service:Time2BetService",
+               "--host", host, "--port", str(port)]
+    # the platform's locations, explicit, so the service reads the same warehouse and registry as the CLI
+    env = dict(os.environ, TIME2BET_WAREHOUSE_URL=settings.warehouse_url,
+               MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+               PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
+    click.echo(f"forecast API: http://{host}:{port}  (docs at /docs, Ctrl-C to stop)")
+    try:
+        sys.exit(subprocess.run(command, env=env, cwd=REPO_ROOT, check=False).returncode)
+    except KeyboardInterrupt:   # Ctrl-C reached bentoml too (same process group); it shuts down on its own
+        sys.exit(130)
 
 
 @main.command()

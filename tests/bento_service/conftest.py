@@ -64,6 +64,8 @@ def build_platform(root: Path) -> dict[str, str]:
 
 
 READY_TIMEOUT_S = 120
+POLL_S = 1
+CHALLENGER_SHARE = 0.5
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +92,10 @@ def server_url(platform_env, tmp_path_factory) -> str:
     """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end."""
     root = tmp_path_factory.mktemp("bento")
     env = {**os.environ, **platform_env, "BENTOML_HOME": str(root / "bentoml_home"),
-           "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO)}
+           "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO),
+           # follow the registry every second; A/B half the matches once a `challenger` alias exists (the
+           # platform leaves none, so every other test sees the champion only)
+           "TIME2BET_MODEL_POLL_S": str(POLL_S), "TIME2BET_CHALLENGER_SHARE": str(CHALLENGER_SHARE)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     port = _free_port()
     bentoml = Path(sys.executable).with_name("bentoml")

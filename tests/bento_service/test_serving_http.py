@@ -140,6 +140,7 @@ def test_metrics(client, fixtures):
     client.post("/predict", json={**_body(fixtures[0]), "division": "XX9"})
     text = client.get("/metrics").text
     for needle in ('time2bet_requests_total{route="/predict"}', "time2bet_request_seconds_bucket",
-                   "time2bet_predictions_total{outcome=", "time2bet_model_info{version=",
+                   "time2bet_predictions_total{outcome=", 'time2bet_model_info{variant="champion",version=',
+                   'variant="champion"}',
                    'time2bet_validation_errors_total{reason="unknown_division"}', "time2bet_snapshot_age_seconds "):
         assert needle in text, needle
