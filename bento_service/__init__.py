@@ -5,5 +5,7 @@
 - ``model.py``     the registered ``champion`` (and ``challenger``) from the MLflow registry, followed by a
                    watcher that swaps a moved alias in atomically; the stable A/B assignment by match id;
 - ``schemas.py``   request and response models;
+- ``jobs.py``      durable async batch jobs in Redis (records, results, a pending and a processing list) and
+                   the worker thread that runs them;
 - ``service.py``   the BentoML service (entry point: ``bentoml serve bento_service.service:Time2BetService``).
 """

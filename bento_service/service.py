@@ -10,6 +10,9 @@ plus TIME2BET_MODEL_NAME (default match_outcome), TIME2BET_MODEL_POLL_S (default
 aliases are read; a moved alias is loaded in the background and swapped in atomically) and
 TIME2BET_CHALLENGER_SHARE (default 0: the share of matches, chosen stably by match id, answered by the
 ``challenger`` when that alias exists).
+
+Durable async batch jobs (``jobs.py``): POST /jobs queues {"matches": [...]} in Redis (TIME2BET_REDIS_URL,
+TIME2BET_JOBS_PREFIX), a worker thread runs them like POST /predict/batch; GET /jobs/{id} and /jobs/{id}/result.
 """
 
 from __future__ import annotations
@@ -22,10 +25,16 @@ import time
 
 import bentoml
 import pandas as pd
-from fastapi import FastAPI, Query, Request
+from typing import Any
+
+import redis
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import ValidationError
+
+from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 
 from bento_service.model import (
     CHAMPION, DEFAULT_MODEL_NAME, OUTCOMES, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
@@ -62,19 +71,37 @@ def _error(status: int, reason: str, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": reason, "message": message, **extra}, status_code=status)
 
 
-@app.exception_handler(RequestValidationError)
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-    # never echo the input back (it may be huge); location, type and message say what is wrong
-    errors = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in exc.errors()]
+def _describe(raw_errors) -> tuple[str, str, list[dict]]:
+    """(reason, message, errors) of pydantic/FastAPI validation errors, never echoing the input (it may be huge):
+    location, type and message say what is wrong."""
+    errors = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in raw_errors]
     reason = errors[0]["type"] if errors else "invalid"
     message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
-    return _error(422, str(reason), message, errors=errors[:20])
+    return str(reason), message, errors
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    reason, message, errors = _describe(exc.errors())
+    return _error(422, reason, message, errors=errors[:20])
+
+
+@app.exception_handler(redis.RedisError)
+async def _jobs_unavailable(_: Request, exc: redis.RedisError) -> JSONResponse:
+    logger.error("jobs store unavailable: %s", exc)
+    return JSONResponse({"error": "jobs_unavailable", "message": f"the jobs store (Redis) is unavailable: "
+                         f"{type(exc).__name__}"}, status_code=503)
 
 
 @app.exception_handler(RequestError)
 async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
     VALIDATION_ERRORS.labels(reason=exc.reason).inc()
     return JSONResponse(exc.detail, status_code=exc.status)
+
+
+def _unknown_job(job_id: str, why: str = "no such job (or it has expired)") -> JSONResponse:
+    return JSONResponse({"error": "unknown_job", "message": f"job {job_id[:64]!r}: {why}", "job_id": job_id[:64]},
+                        status_code=404)
 
 
 class NotReady(Exception):
@@ -127,6 +154,9 @@ class Time2BetService:
         self._stop = threading.Event()
         self._loader = threading.Thread(target=self._run, name="time2bet-models", daemon=True)
         self._loader.start()
+        # durable batch jobs (Redis); the worker takes jobs only once __is_ready__
+        self.jobs = JobStore.from_env()
+        self._jobs_worker = JobWorker(self.jobs, self._run_job, self.__is_ready__, self._stop).start()
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -217,6 +247,20 @@ class Time2BetService:
             ))
         return out
 
+    def _run_job(self, body: Any) -> str:
+        """A job's input through the same validation and scoring as POST /predict/batch; the response JSON."""
+        try:
+            batch = BatchRequest.model_validate(body)
+        except ValidationError as exc:
+            reason, message, _ = _describe(exc.errors())
+            raise JobInputError(f"{reason}: {message}") from None
+        try:
+            predictions = self._score(batch.matches)
+        except RequestError as exc:
+            where = f" (matches[{exc.detail['index']}])" if "index" in exc.detail else ""
+            raise JobInputError(f"{exc.reason}{where}: {exc}") from None
+        return BatchResponse(predictions=predictions).model_dump_json()
+
     @staticmethod
     def _stored(frame: pd.DataFrame) -> list[StoredPrediction]:
         frame = frame.astype(object).where(frame.notna(), None)
@@ -232,6 +276,36 @@ class Time2BetService:
     @app.post("/predict/batch", response_model=BatchResponse)
     def predict_batch(self, batch: BatchRequest) -> BatchResponse:
         return BatchResponse(predictions=self._score(batch.matches))
+
+    @app.post("/jobs", status_code=202)
+    def submit_job(self, body: dict[str, Any] = Body(...)) -> JSONResponse:
+        """Queue a batch job ({"matches": [...]} as for /predict/batch; validated when it runs)."""
+        record = self.jobs.submit(body)
+        return JSONResponse({"job_id": record["job_id"], "status": record["status"]}, status_code=202)
+
+    @app.get("/jobs/{job_id}")
+    def job_status(self, job_id: str) -> JSONResponse:
+        record = self.jobs.get(job_id)
+        if record is None:
+            return _unknown_job(job_id)
+        return JSONResponse(record)
+
+    @app.get("/jobs/{job_id}/result")
+    def job_result(self, job_id: str) -> Response:
+        record = self.jobs.get(job_id)
+        if record is None:
+            return _unknown_job(job_id)
+        if record["status"] not in FINISHED:
+            return JSONResponse({"error": "job_not_finished", "message": f"job {job_id} is {record['status']}; "
+                                 "its result is available once it is completed", "job_id": job_id,
+                                 "status": record["status"]}, status_code=409)
+        if record["status"] == "failed":
+            return JSONResponse({"error": "job_failed", "message": f"job {job_id} failed: {record['error']}",
+                                 "job_id": job_id, "status": "failed"}, status_code=409)
+        result = self.jobs.result(job_id)
+        if result is None:
+            return _unknown_job(job_id, "its result has expired")
+        return Response(result, media_type="application/json")
 
     @app.get("/predict/{match_id}", response_model=StoredPrediction)
     def stored_prediction(self, match_id: str):

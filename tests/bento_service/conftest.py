@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -87,49 +88,126 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server_url(platform_env, tmp_path_factory) -> str:
-    """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end."""
-    root = tmp_path_factory.mktemp("bento")
-    env = {**os.environ, **platform_env, "BENTOML_HOME": str(root / "bentoml_home"),
-           "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO),
-           # follow the registry every second; A/B half the matches once a `challenger` alias exists (the
-           # platform leaves none, so every other test sees the champion only)
-           "TIME2BET_MODEL_POLL_S": str(POLL_S), "TIME2BET_CHALLENGER_SHARE": str(CHALLENGER_SHARE)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    port = _free_port()
-    bentoml = Path(sys.executable).with_name("bentoml")
-    log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "bento_service.service:Time2BetService", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    try:
+JOBS_PREFIX = f"time2bet:test:{uuid.uuid4().hex}:jobs:"   # this session's batch-job keys (deleted at the end)
+REDIS_URL = os.environ.get("TIME2BET_REDIS_URL") or "redis://127.0.0.1:6379/0"
+STOP_TIMEOUT_S = 20
+PORT_FREE_TIMEOUT_S = 30
+
+
+class BentoServer:
+    """One `bentoml serve` of the service on a fixed loopback port; stop() and start() again keep port and env."""
+
+    def __init__(self, env: dict[str, str], root: Path):
+        self.env, self.root = env, root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def _log_tail(self) -> str:
+        return "".join((self.root / f"serve-{i}.log").read_text(errors="replace")[-3000:]
+                       for i in range(self.starts))
+
+    def start(self) -> None:
+        """Start and wait (bounded) until /readyz answers 200 (model + snapshot loaded)."""
+        assert self.proc is None, "already running"
+        deadline = time.monotonic() + PORT_FREE_TIMEOUT_S
+        while not _port_free(self.port):   # the previous run's socket may linger briefly
+            if time.monotonic() > deadline:
+                pytest.fail(f"port {self.port} still busy after {PORT_FREE_TIMEOUT_S}s")
+            time.sleep(0.2)
+        bentoml = Path(sys.executable).with_name("bentoml")
+        with open(self.root / f"serve-{self.starts}.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(bentoml), "serve", "bento_service.service:Time2BetService", "--host", "127.0.0.1",
+                 "--port", str(self.port)],
+                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.starts += 1
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{(root / 'serve.log').read_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                code, self.proc = self.proc.returncode, None
+                pytest.fail(f"bentoml serve exited with {code}:\n{self._log_tail()}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"not ready after {READY_TIMEOUT_S}s:\n{(root / 'serve.log').read_text()[-3000:]}")
+                self.stop()
+                pytest.fail(f"not ready after {READY_TIMEOUT_S}s:\n{self._log_tail()}")
             time.sleep(0.5)
-        yield url
-    finally:
+
+    def stop(self) -> None:
+        """SIGTERM to the group of the server we started (it has its own session); SIGKILL if it lingers."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
         try:
-            os.killpg(proc.pid, signal.SIGTERM)   # the group of the server we started (it has its own session)
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=STOP_TIMEOUT_S)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             proc.wait(timeout=10)
-        log.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the server binds: TIME_WAIT is no obstacle
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _delete_job_keys() -> None:
+    try:
+        import redis
+    except ImportError:
+        return
+    try:
+        r = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
+        keys = list(r.scan_iter(match=f"{JOBS_PREFIX}*", count=500))
+        if keys:
+            r.delete(*keys)
+        r.close()
+    except redis.RedisError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def bento_server(platform_env, tmp_path_factory):
+    """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end.
+    Batch jobs go to Redis under this session's JOBS_PREFIX, whose keys are deleted at the end."""
+    root = tmp_path_factory.mktemp("bento")
+    env = {**os.environ, **platform_env, "BENTOML_HOME": str(root / "bentoml_home"),
+           "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO),
+           # follow the registry every second; A/B half the matches once a `challenger` alias exists (the
+           # platform leaves none, so every other test sees the champion only)
+           "TIME2BET_MODEL_POLL_S": str(POLL_S), "TIME2BET_CHALLENGER_SHARE": str(CHALLENGER_SHARE),
+           "TIME2BET_REDIS_URL": REDIS_URL, "TIME2BET_JOBS_PREFIX": JOBS_PREFIX}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = BentoServer(env, root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        _delete_job_keys()
+
+
+@pytest.fixture(scope="session")
+def server_url(bento_server) -> str:
+    return bento_server.url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,223 @@
+"""Durable async batch jobs in Redis (BentoML's own task store is wiped at every start, so it is not used).
+
+Layout under a key prefix (TIME2BET_JOBS_PREFIX, default ``time2bet:jobs:``) of TIME2BET_REDIS_URL (default
+``redis://127.0.0.1:6379/0``):
+
+- ``{prefix}job:{id}``     hash: job_id, status (pending|running|completed|failed), created_at, started_at,
+                           finished_at, error, and the submitted body (``request``, dropped once finished);
+                           expires RESULT_TTL_S after it finished;
+- ``{prefix}result:{id}``  the result JSON (the same body POST /predict/batch returns), expires after RESULT_TTL_S;
+- ``{prefix}pending``      list of job ids waiting (LPUSH on submit, taken from the right: first in, first out);
+- ``{prefix}processing``   list of job ids being worked on: a job is moved here atomically (BLMOVE) when taken
+                           and removed once its outcome is stored, so a job in flight survives a crash; at start
+                           every id left here is put back at the head of ``pending``.
+
+The worker (``JobWorker``) is one thread in the service's worker process; it takes jobs only once the service
+is ready (model and snapshot loaded) and never dies on an error (Redis unreachable: retried with a pause).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+
+import redis
+from prometheus_client import Counter, Gauge
+
+logger = logging.getLogger("time2bet.serving.jobs")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PREFIX = "time2bet:jobs:"
+RESULT_TTL_S = 7 * 24 * 3600
+POP_TIMEOUT_S = 1          # BLMOVE blocks at most this long, so the worker notices a stop request promptly
+RETRY_PAUSE_S = 1.0        # after a Redis error
+STATES = ("pending", "running", "completed", "failed")
+FINISHED = ("completed", "failed")
+MAX_JOB_ID = 64
+MAX_ATTEMPTS = 3           # a job whose run was cut short this often (the worker died each time) fails
+
+JOBS = Counter("time2bet_jobs_total", "batch jobs entering each state (pending = submitted)", ["state"])
+QUEUE_DEPTH = Gauge("time2bet_jobs_queue_depth", "batch jobs waiting in the pending queue",
+                    multiprocess_mode="livemax")
+
+
+class JobInputError(ValueError):
+    """The job's input is invalid: the job fails with this (readable) reason."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class JobStore:
+    """The Redis side of the jobs: records, results and the two lists. Every call is bounded by socket timeouts."""
+
+    def __init__(self, url: str | None = None, prefix: str | None = None, *, client: redis.Redis | None = None):
+        self.url = url or DEFAULT_REDIS_URL
+        self.prefix = prefix if prefix is not None else DEFAULT_PREFIX
+        # socket_timeout above the BLMOVE block time, so a blocking pop never trips it
+        self.redis = client or redis.Redis.from_url(self.url, socket_connect_timeout=5,
+                                                    socket_timeout=POP_TIMEOUT_S + 5, decode_responses=True)
+        self.pending_key = f"{self.prefix}pending"
+        self.processing_key = f"{self.prefix}processing"
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> JobStore:
+        return cls(environ.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
+                   environ.get("TIME2BET_JOBS_PREFIX") or DEFAULT_PREFIX)
+
+    def job_key(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def result_key(self, job_id: str) -> str:
+        return f"{self.prefix}result:{job_id}"
+
+    # --- API side ---------------------------------------------------------------------------------------
+
+    def submit(self, body: dict) -> dict:
+        """Store a pending job and queue it (one transaction); returns its public record."""
+        job_id = uuid.uuid4().hex
+        record = {"job_id": job_id, "status": "pending", "created_at": _now(), "request": json.dumps(body)}
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.job_key(job_id), mapping=record)
+            pipe.lpush(self.pending_key, job_id)
+            pipe.llen(self.pending_key)
+            *_, depth = pipe.execute()
+        JOBS.labels(state="pending").inc()
+        QUEUE_DEPTH.set(depth)
+        return self.public(record)
+
+    def get(self, job_id: str) -> dict | None:
+        if not job_id or len(job_id) > MAX_JOB_ID:
+            return None
+        record = self.redis.hgetall(self.job_key(job_id))
+        return self.public(record) if record else None
+
+    def result(self, job_id: str) -> str | None:
+        return self.redis.get(self.result_key(job_id))
+
+    @staticmethod
+    def public(record: dict) -> dict:
+        return {"job_id": record.get("job_id"), "status": record.get("status"),
+                "created_at": record.get("created_at"), "started_at": record.get("started_at") or None,
+                "finished_at": record.get("finished_at") or None, "error": record.get("error") or None}
+
+    # --- worker side ------------------------------------------------------------------------------------
+
+    def requeue_processing(self) -> int:
+        """Put every job left in ``processing`` (a previous run stopped mid-job) back at the head of ``pending``."""
+        moved = 0
+        while (job_id := self.redis.lmove(self.processing_key, self.pending_key, "LEFT", "RIGHT")) is not None:
+            moved += 1
+            if self.redis.exists(self.job_key(job_id)):
+                self.redis.hset(self.job_key(job_id), "status", "pending")
+        return moved
+
+    def take(self, timeout: float = POP_TIMEOUT_S) -> str | None:
+        """The next job id (moved atomically into ``processing``), or None after ``timeout`` seconds."""
+        return self.redis.blmove(self.pending_key, self.processing_key, timeout, "RIGHT", "LEFT")
+
+    def start(self, job_id: str) -> dict | None:
+        """Mark a taken job running and count the attempt; returns its stored record (None if it is gone)."""
+        record = self.redis.hgetall(self.job_key(job_id))
+        if not record:
+            return None
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.job_key(job_id), mapping={"status": "running", "started_at": _now()})
+            pipe.hincrby(self.job_key(job_id), "attempts", 1)
+            _, attempts = pipe.execute()
+        record["attempts"] = attempts
+        return record
+
+    def finish(self, job_id: str, *, result: str | None = None, error: str | None = None) -> None:
+        """Store the outcome, then release the job from ``processing`` (one transaction)."""
+        key = self.job_key(job_id)
+        fields = {"status": "completed" if error is None else "failed", "finished_at": _now(), "error": error or ""}
+        with self.redis.pipeline(transaction=True) as pipe:
+            if result is not None:
+                pipe.set(self.result_key(job_id), result, ex=RESULT_TTL_S)
+            pipe.hset(key, mapping=fields)
+            pipe.hdel(key, "request")
+            pipe.expire(key, RESULT_TTL_S)
+            pipe.lrem(self.processing_key, 1, job_id)
+            pipe.execute()
+
+    def drop(self, job_id: str) -> None:
+        self.redis.lrem(self.processing_key, 1, job_id)
+
+    def depth(self) -> int:
+        return int(self.redis.llen(self.pending_key))
+
+
+class JobWorker:
+    """One thread: re-queue what a previous run left in ``processing``, then take and run jobs one at a time.
+
+    ``run(body) -> result JSON`` raises ``JobInputError`` for bad input; any other exception fails the job too
+    (with its type and message), so no job stays running."""
+
+    def __init__(self, store: JobStore, run: Callable[[dict], str], ready: Callable[[], bool],
+                 stop: threading.Event):
+        self.store, self._run, self._ready, self._stop = store, run, ready, stop
+        self.thread = threading.Thread(target=self._loop, name="time2bet-jobs", daemon=True)
+
+    def start(self) -> JobWorker:
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        recovered = False
+        while not self._stop.is_set():
+            try:
+                if not recovered:
+                    moved = self.store.requeue_processing()
+                    recovered = True
+                    if moved:
+                        logger.warning("re-queued %d job(s) left in processing by a previous run", moved)
+                if not self._ready():   # no model or snapshot yet: leave the jobs queued
+                    QUEUE_DEPTH.set(self.store.depth())
+                    self._stop.wait(0.2)
+                    continue
+                job_id = self.store.take()
+                QUEUE_DEPTH.set(self.store.depth())
+                if job_id is not None:
+                    self._process(job_id)
+            except redis.RedisError:
+                logger.exception("jobs: Redis error; retrying in %.0fs", RETRY_PAUSE_S)
+                self._stop.wait(RETRY_PAUSE_S)
+            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+                logger.exception("jobs: unexpected error in the worker loop")
+                self._stop.wait(RETRY_PAUSE_S)
+
+    def _process(self, job_id: str) -> None:
+        record = self.store.start(job_id)
+        if record is None:   # the record was deleted meanwhile: nothing to do
+            self.store.drop(job_id)
+            return
+        JOBS.labels(state="running").inc()
+        if int(record["attempts"]) > MAX_ATTEMPTS:
+            self._fail(job_id, f"gave up: the worker stopped during each of {MAX_ATTEMPTS} attempts at this job")
+            return
+        try:
+            body = json.loads(record.get("request") or "null")
+            result = self._run(body)
+        except JobInputError as exc:
+            self._fail(job_id, str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported on the job
+            logger.exception("job %s failed", job_id)
+            self._fail(job_id, f"{type(exc).__name__}: {exc}")
+        else:
+            self.store.finish(job_id, result=result)
+            JOBS.labels(state="completed").inc()
+
+    def _fail(self, job_id: str, reason: str) -> None:
+        self.store.finish(job_id, error=reason or "failed")
+        JOBS.labels(state="failed").inc()
+
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "FINISHED", "RESULT_TTL_S", "STATES", "JobInputError", "JobStore",
+           "JobWorker"]
