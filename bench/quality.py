@@ -52,7 +52,7 @@ def main() -> None:
         from time2bet.ml.training import model_input, train_candidate
         from time2bet.settings import Settings
         from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
-        from time2bet_assets.defs.ml.assets import MODEL_FEATURES, RATING_FEATURES
+        from time2bet_assets.defs.ml.assets import MODEL_FEATURES, PLAYED_MATCHES_SQL
         from time2bet_assets.definitions import build_definitions
 
         settings = Settings.from_env()
@@ -73,10 +73,7 @@ def main() -> None:
         assert features_run.success, "build_features failed (Great Expectations, dbt or ratings)"
         t_features = time.perf_counter() - t0
 
-        rating_cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
-        frame = Warehouse.from_url(settings.warehouse_url).read_sql(
-            f"SELECT f.*, {rating_cols} FROM analytics.fct_match_features f "
-            "JOIN ratings.match_ratings r USING (match_id) ORDER BY f.match_date, f.match_id")
+        frame = Warehouse.from_url(settings.warehouse_url).read_sql(PLAYED_MATCHES_SQL)
         frame["match_date"] = pd.to_datetime(frame["match_date"])
         train, test = frame[frame["match_date"] < cutoff], frame[frame["match_date"] >= cutoff]
 

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from time2bet.features import FEATURE_COLUMNS, FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
+from time2bet.features import FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
 from time2bet.ingestion.warehouse import Warehouse
-from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS, fixture_ratings
+from time2bet.ml.ratings import fixture_ratings
+from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES  # noqa: F401  (the service's input contract)
 
-RATING_FEATURES = (*ELO_COLUMNS, *PI_COLUMNS)   # = time2bet_assets.defs.ml.assets.RATING_FEATURES
-MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
 PREDICTIONS_TABLE = "predictions.upcoming_matches"
 
 

@@ -234,11 +234,8 @@ def served_model(settings):
 def batch_features(settings):
     """The batch path's feature rows: upcoming_match_features joined with ratings.fixture_ratings."""
     from time2bet.ingestion.warehouse import Warehouse
-    from time2bet_assets.defs.ml.assets import RATING_FEATURES, UPCOMING_FEATURES
+    from time2bet_assets.defs.ml.assets import UPCOMING_FIXTURES_SQL
 
-    cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
-    frame = Warehouse.from_url(settings.warehouse_url).read_sql(
-        f"SELECT u.*, {cols} FROM {UPCOMING_FEATURES} u JOIN ratings.fixture_ratings r USING (match_id) "
-        "ORDER BY u.match_date, u.match_id")
+    frame = Warehouse.from_url(settings.warehouse_url).read_sql(UPCOMING_FIXTURES_SQL)
     assert len(frame) > 0, "the sample platform has no upcoming fixtures"
     return frame

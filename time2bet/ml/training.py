@@ -24,8 +24,14 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
+from time2bet.features import FEATURE_COLUMNS
 from time2bet.football import season_start_year
 from time2bet.ml.metrics import METRICS, OUTCOME_NAMES, encode_outcomes, evaluate, log_loss
+from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS
+
+# The platform model's inputs: dbt's pre-match features plus the Python ratings (training, batch and serving).
+RATING_FEATURES = (*ELO_COLUMNS, *PI_COLUMNS)
+MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")

@@ -2,20 +2,24 @@
 challenger and promotion gate -> batch predictions of upcoming fixtures by champion and challenger."""
 
 import hashlib
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from time2bet.features import FEATURE_COLUMNS, ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
-from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS
+from time2bet.features import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
+from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES
 from time2bet_assets.defs.features.assets import team_ratings
 from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
 
-RATING_FEATURES = tuple(c for c in (*ELO_COLUMNS, *PI_COLUMNS))
-MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
-UPCOMING_FEATURES = "analytics.upcoming_match_features"
+_RATING_SELECT = ", ".join(f"r.{c}" for c in RATING_FEATURES)
+# Model inputs = dbt features + Python ratings, joined by match_id (docs/adr/0002); training and batch share these.
+PLAYED_MATCHES_SQL = (f"SELECT f.*, {_RATING_SELECT} FROM analytics.fct_match_features f "
+                      "JOIN ratings.match_ratings r USING (match_id) ORDER BY f.match_date, f.match_id")
+UPCOMING_FIXTURES_SQL = (f"SELECT u.*, {_RATING_SELECT} FROM analytics.upcoming_match_features u "
+                         "JOIN ratings.fixture_ratings r USING (match_id) ORDER BY u.match_date, u.match_id")
 
 
 def _dataset_version(frame: pd.DataFrame) -> str:
@@ -37,11 +41,7 @@ def training_dataset(
 ) -> dg.Output[str]:
     """Every played match with its pre-match features and ratings, frozen as a Parquet snapshot named by its
     content hash, so a model can always be traced to (and retrained on) exactly the data it saw."""
-    rating_cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
-    frame = warehouse.open().read_sql(
-        f"SELECT f.*, {rating_cols} FROM analytics.fct_match_features f "
-        "JOIN ratings.match_ratings r USING (match_id) ORDER BY f.match_date, f.match_id"
-    )
+    frame = warehouse.open().read_sql(PLAYED_MATCHES_SQL)
     frame = frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]]
     version = _dataset_version(frame)
     path = datasets.path("training_dataset", version)
@@ -74,7 +74,7 @@ def candidate_model(
     from time2bet.ml.training import train_candidate
 
     frame = pd.read_parquet(training_dataset)
-    version = _dataset_version(frame)
+    version = Path(training_dataset).stem  # the snapshot is named by its content hash (the data version)
     train, _, held_out = _latest_season_split(frame)
     # each fold trains on >= 2 seasons (fit + a later calibration season) and validates on the next one
     n_folds = min(gate.n_folds, train["season"].nunique() - 2)
@@ -148,9 +148,7 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     mlf.set_tracking_uri(mlflow.tracking_uri)
     client = MlflowClient(mlflow.tracking_uri)
     wh = warehouse.open()
-    rating_cols = ", ".join(f"r.{c}" for c in RATING_FEATURES)
-    fixtures = wh.read_sql(f"SELECT u.*, {rating_cols} FROM {UPCOMING_FEATURES} u "
-                           "JOIN ratings.fixture_ratings r USING (match_id) ORDER BY u.match_date, u.match_id")
+    fixtures = wh.read_sql(UPCOMING_FIXTURES_SQL)
     aliases = client.get_registered_model(mlflow.model_name).aliases
     frames = []
     for alias in ("champion", "challenger"):
