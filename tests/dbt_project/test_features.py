@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 
 from time2bet.features import FEATURE_COLUMNS, ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
-from time2bet.features.dbt import DBT_PROJECT_DIR, DbtError, dbt_target_env, run_dbt
+from time2bet.features.dbt import DBT_PROJECT_DIR, DbtError, build_features, dbt_target_env, run_dbt
 from time2bet.football import DIVISIONS, parse_match_date, season_file_path
 from time2bet.ingestion.parsing import parse_fixtures, parse_season_file
 from time2bet.ingestion.warehouse import PartitionLoad, Warehouse
+from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES
 from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
 
 SEASONS = ("2022-23", "2023-24", "2024-25")
@@ -81,9 +82,18 @@ class Built:
     upcoming: pd.DataFrame
 
 
+def _dirs(work: Path) -> list[str]:
+    """dbt's target/ and logs/ in the scenario's own directory (tests never share partial-parse state)."""
+    return ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+
+
 def _dbt(args: list[str], url: str, work: Path):
-    """dbt with its target/ and logs/ in the scenario's own directory (tests never share partial-parse state)."""
-    return run_dbt([*args, "--target-path", str(work / "target"), "--log-path", str(work / "logs")], url)
+    return run_dbt([*args, *_dirs(work)], url)
+
+
+def _features(command: str, url: str, work: Path, *args: str) -> None:
+    """The platform's two dbt steps around the Python ratings, as the Dagster job runs them."""
+    build_features(url, command, [*args, *_dirs(work)])
 
 
 def _read(url: str, table: str) -> pd.DataFrame:
@@ -105,10 +115,10 @@ def build_sample_features(url: str, site: Path, work: Path) -> Built:
     warehouse = Warehouse.from_url(url)
     warehouse.ensure_raw_tables()
     warehouse.replace_match_partitions(_season_loads(site, SEASONS[:2]))
-    _dbt(["build"], url, work)  # seeds, models, unit tests and data tests
+    _features("build", url, work)  # seeds, models, ratings, unit tests and data tests
     warehouse.replace_match_partitions(_season_loads(site, SEASONS[2:]))
     warehouse.replace_fixtures(_fixtures(site), "f" * 64)
-    _dbt(["build"], url, work)
+    _features("build", url, work)
     return _snapshot(url, work)
 
 
@@ -220,9 +230,9 @@ def assert_same_features(a: pd.DataFrame, b: pd.DataFrame, columns) -> None:
 
 
 def _changed_rows(before: pd.DataFrame, after: pd.DataFrame) -> pd.Series:
-    """Per match: does any feature column differ?"""
+    """Per match: does any model input (form, head-to-head or rating) differ?"""
     changed = pd.Series(False, index=before.index)
-    for col in FEATURE_COLUMNS:
+    for col in MODEL_FEATURES:
         x, y = before[col].astype(float).to_numpy(), after[col].astype(float).to_numpy()
         changed |= ~np.isclose(x, y, rtol=1e-12, atol=0, equal_nan=True)
     return changed
@@ -236,7 +246,7 @@ def edit_one_result_and_rebuild(built_before: pd.DataFrame, url: str, site: Path
     i = frame.index[frame["match_date"] == last_day][0]
     frame.loc[i, ["home_goals", "away_goals", "result"]] = [9, 0, "H"]
     Warehouse.from_url(url).replace_match_partitions([_load("E0", "2022-23", frame, "e" * 64)])
-    _dbt(["run"], url, work)
+    _features("run", url, work)
     return frame.loc[i], _read(url, "analytics.fct_match_features")
 
 
@@ -263,8 +273,9 @@ def test_every_played_match_gets_exactly_one_feature_row(duckdb_built):
 
 
 def test_mart_columns_are_ids_features_market_and_outcome(duckdb_built):
-    assert list(duckdb_built.fct.columns) == [*ID_COLUMNS, *FEATURE_COLUMNS, *MARKET_COLUMNS, *OUTCOME_COLUMNS, "source_sha256"]
-    assert list(duckdb_built.upcoming.columns) == [*ID_COLUMNS, *FEATURE_COLUMNS, *MARKET_COLUMNS]
+    assert list(duckdb_built.fct.columns) == [*ID_COLUMNS, *FEATURE_COLUMNS, *RATING_FEATURES, *MARKET_COLUMNS,
+                                              *OUTCOME_COLUMNS, "source_sha256"]
+    assert list(duckdb_built.upcoming.columns) == [*ID_COLUMNS, *FEATURE_COLUMNS, *RATING_FEATURES, *MARKET_COLUMNS]
 
 
 def test_rolling_form_equals_pandas_over_raw_matches(duckdb_built):
@@ -308,7 +319,7 @@ def test_postgres_builds_the_same_features_as_duckdb(postgres_db, site, duckdb_b
     assert len(built.fct) == len(built.matches)
     assert_features_match_pandas(built)
     assert_upcoming_uses_latest_state(built)
-    assert_same_features(duckdb_built.fct, built.fct, [*ID_COLUMNS, *FEATURE_COLUMNS, *MARKET_COLUMNS, *OUTCOME_COLUMNS])
+    assert_same_features(duckdb_built.fct, built.fct, [*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS])
     assert_same_features(duckdb_built.upcoming, built.upcoming, built.upcoming.columns)
 
     edited, after = edit_one_result_and_rebuild(built.fct, postgres_db, site, tmp_path)

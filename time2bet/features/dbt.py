@@ -70,3 +70,20 @@ def run_dbt(args: list[str], warehouse_url: str) -> subprocess.CompletedProcess:
         tail = "\n".join(result.stdout.splitlines()[-_TAIL_LINES:])
         raise DbtError(f"dbt {' '.join(args)} failed (exit {result.returncode}):\n{tail}", result)
     return result
+
+
+# The marts join the Python ratings, so a build is two dbt steps around them (Dagster runs the same steps as
+# the assets football_staging_dbt -> team_ratings -> football_marts_dbt).
+MARTS_SELECTOR = "source:ratings+"
+
+
+def build_features(warehouse_url: str, command: str = "build", extra_args: list[str] | None = None) -> None:
+    """The features outside Dagster (tests, scripts): ``dbt <command>`` of everything the ratings need, the
+    ratings (time2bet.ml.ratings.rebuild_rating_tables), then ``dbt <command>`` of the marts."""
+    from time2bet.ingestion.warehouse import Warehouse
+    from time2bet.ml.ratings import rebuild_rating_tables
+
+    extra = list(extra_args or [])
+    run_dbt([command, "--exclude", MARTS_SELECTOR, *extra], warehouse_url)
+    rebuild_rating_tables(Warehouse.from_url(warehouse_url))
+    run_dbt([command, "--select", MARTS_SELECTOR, *extra], warehouse_url)

@@ -421,3 +421,21 @@ def fixture_ratings(
     out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"].to_numpy(), b=b, c=c)
                                     - pi_goal_difference(out["away_pi_away"].to_numpy(), b=b, c=c))
     return out
+
+
+# --- warehouse tables -----------------------------------------------------------------------------------
+
+RATING_TABLES = ("ratings.match_ratings", "ratings.team_state", "ratings.fixture_ratings")
+
+
+def rebuild_rating_tables(warehouse) -> dict[str, pd.DataFrame]:
+    """Recompute every rating from ``analytics.stg_matches`` / ``stg_fixtures`` and replace the ``ratings``
+    tables that the dbt marts join (dbt source ``ratings``): one function for the Dagster asset, the tests
+    and scripts, so the marts always see ratings made the same way. Returns the frames by table name."""
+    matches = warehouse.read_sql(f"SELECT {', '.join(MATCH_COLUMNS)}, season FROM analytics.stg_matches")
+    fixtures = warehouse.read_sql("SELECT match_id, division, home_team_id, away_team_id FROM analytics.stg_fixtures")
+    state = current_ratings(matches)
+    tables = dict(zip(RATING_TABLES, (match_ratings(matches), state, fixture_ratings(fixtures, state)), strict=True))
+    for name, frame in tables.items():
+        warehouse.replace_table(name, frame)
+    return tables

@@ -5,8 +5,8 @@ seasons before the one it validates on, a model's probabilities are calibrated o
 data its parameters were fitted on, and candidates are chosen on walk-forward folds inside the training
 window only (the most recent window stays untouched for the promotion gate).
 
-Input frames are rows of the dbt mart ``fct_match_features`` (season, result, feature columns, market_prob_*),
-optionally joined with the rating columns of time2bet.ml.ratings; features are named by the caller.
+Input frames are rows of the dbt mart ``fct_match_features`` (season, result, form and rating feature columns,
+market_prob_*); features are named by the caller.
 """
 
 from __future__ import annotations

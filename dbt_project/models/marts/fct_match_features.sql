@@ -1,4 +1,4 @@
--- One row per played match: both teams' pre-match features, head-to-head, the market's reference
+-- One row per played match: both teams' pre-match features, head-to-head, ratings, the market's reference
 -- probabilities (market_*, for evaluation only) and the outcome.
 {{
     config(
@@ -26,6 +26,11 @@ head_to_head as (
     select * from {{ ref('int_head_to_head_computed') }}
 ),
 
+-- Elo and pi-ratings before each match, from the Python asset team_ratings (sequential updates)
+ratings as (
+    select * from {{ source('ratings', 'match_ratings') }}
+),
+
 final as (
     select
         matches.match_id,
@@ -40,6 +45,7 @@ final as (
         {{ side_features('home_form', 'home', 'matches.match_date') }},
         {{ side_features('away_form', 'away', 'matches.match_date') }},
         {{ head_to_head_features('h2h', 'matches.home_team_id') }},
+        {{ rating_columns('ratings') }},
         {{ market_probabilities('matches') }},
         matches.result,
         matches.home_goals,
@@ -57,6 +63,9 @@ final as (
         on h2h.team_a_id = least(matches.home_team_id, matches.away_team_id)
         and h2h.team_b_id = greatest(matches.home_team_id, matches.away_team_id)
         and h2h.match_date = matches.match_date
+    -- left join: a match the ratings have not seen keeps its row and fails the not_null tests on ratings
+    left join ratings
+        on ratings.match_id = matches.match_id
 )
 
 select * from final

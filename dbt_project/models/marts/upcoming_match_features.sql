@@ -12,6 +12,10 @@ head_to_head as (
     select * from {{ ref('int_head_to_head_computed') }}
 ),
 
+ratings as (
+    select * from {{ source('ratings', 'fixture_ratings') }}
+),
+
 -- A fixture's state is the team's first row on or after its date: the row of a later played day (only when
 -- results are newer than the fixture list) or the next-match row. Either holds exactly the days before it,
 -- and no played day lies between the fixture and that row, so it is the state before the fixture.
@@ -63,6 +67,7 @@ final as (
         {{ side_features('home_form', 'home', 'fixtures.match_date') }},
         {{ side_features('away_form', 'away', 'fixtures.match_date') }},
         {{ head_to_head_features('h2h', 'fixtures.home_team_id') }},
+        {{ rating_columns('ratings') }},
         {{ market_probabilities('fixtures') }}
     from fixtures
     -- left joins: a team (or pair) with no played match yet has no history, only empty features
@@ -72,6 +77,8 @@ final as (
         on away_form.match_id = fixtures.match_id and away_form.pick = 1
     left join head_to_head_candidates as h2h
         on h2h.match_id = fixtures.match_id and h2h.pick = 1
+    left join ratings
+        on ratings.match_id = fixtures.match_id
 )
 
 select * from final

@@ -1,23 +1,30 @@
-"""Feature assets: the dbt project, one Dagster asset per model and one asset check per dbt test."""
+"""Feature assets: the dbt project (two steps around the ratings), one Dagster asset per model and one asset
+check per dbt test, and the Python ratings the marts join."""
 
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, dbt_assets, get_asset_key_for_model
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets, get_asset_key_for_model
 
-from time2bet.ml.ratings import current_ratings, fixture_ratings, match_ratings
+from time2bet.features.dbt import MARTS_SELECTOR
+from time2bet.ml.ratings import RATING_TABLES, rebuild_rating_tables
 
 from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 
-# dbt sources are the ingestion assets that load them
+# dbt sources are the assets that load them: ingestion for raw, the Python ratings for ratings
 SOURCE_ASSETS = {
     ("raw", "matches"): dg.AssetKey("raw_matches"),
     ("raw", "match_files"): dg.AssetKey("raw_matches"),
     ("raw", "fixtures"): dg.AssetKey("raw_fixtures"),
+    ("ratings", "match_ratings"): dg.AssetKey("team_ratings"),
+    ("ratings", "fixture_ratings"): dg.AssetKey("team_ratings"),
 }
+# The marts join the ratings, which a Python asset computes from staging: so the dbt project runs as two
+# steps around it (one op cannot be both upstream and downstream of team_ratings).
+MARTS = MARTS_SELECTOR
 
 
 class FeaturesTranslator(DagsterDbtTranslator):
@@ -30,35 +37,42 @@ class FeaturesTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name="features")
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=FeaturesTranslator())
-def football_features_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
-    """`dbt build` of the selected models: staging views, pre-match form tables, incremental feature marts."""
+# several dbt sources are tables of one asset (raw_matches writes two, team_ratings three)
+TRANSLATOR = FeaturesTranslator(DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))
+
+
+def _dbt_build(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
     os.environ.update(dbt.target_env())  # the profile reads its target and connection from the environment
     # no .fetch_row_counts(): it opens the DuckDB file in this process, which then blocks other connections
     yield from dbt.cli(["build"], context=context).stream()
 
 
-STG_MATCHES = get_asset_key_for_model([football_features_dbt], "stg_matches")
-STG_FIXTURES = get_asset_key_for_model([football_features_dbt], "stg_fixtures")
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR,
+            exclude=MARTS)
+def football_staging_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
+    """`dbt build` up to the ratings: seeds, staging views, pre-match form and head-to-head tables, their tests."""
+    yield from _dbt_build(context, dbt)
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR,
+            select=MARTS)
+def football_marts_dbt(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
+    """`dbt build` of the marts, which join form, head-to-head and ratings (incremental fct_match_features)."""
+    yield from _dbt_build(context, dbt)
+
+
+FOOTBALL_DBT = (football_staging_dbt, football_marts_dbt)
+STG_MATCHES = get_asset_key_for_model([football_staging_dbt], "stg_matches")
+STG_FIXTURES = get_asset_key_for_model([football_staging_dbt], "stg_fixtures")
 
 
 @dg.asset(deps=[STG_MATCHES, STG_FIXTURES], group_name="features", kinds={"python", "numpy"})
 def team_ratings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Elo and pi-ratings, which need a sequential update per match (SQL does that badly): pre-match ratings
     of every played match (``ratings.match_ratings``), each team's current state (``ratings.team_state``) and
-    the pre-match ratings of upcoming fixtures (``ratings.fixture_ratings``), all joined by match_id."""
-    wh = warehouse.open()
-    matches = wh.read_sql(
-        "SELECT match_id, division, season, match_date, home_team_id, away_team_id, home_goals, away_goals "
-        "FROM analytics.stg_matches"
-    )
-    fixtures = wh.read_sql("SELECT match_id, division, home_team_id, away_team_id FROM analytics.stg_fixtures")
-    per_match = match_ratings(matches)
-    state = current_ratings(matches)
-    upcoming = fixture_ratings(fixtures, state)
-    wh.replace_table("ratings.match_ratings", per_match)
-    wh.replace_table("ratings.team_state", state)
-    wh.replace_table("ratings.fixture_ratings", upcoming)
+    the pre-match ratings of upcoming fixtures (``ratings.fixture_ratings``); the dbt marts join them."""
+    tables = rebuild_rating_tables(warehouse.open())
+    per_match, state, upcoming = (tables[name] for name in RATING_TABLES)
     top = state.sort_values("elo", ascending=False).head(10)[["team_id", "elo", "matches"]]
     context.log.info(f"ratings for {len(per_match)} matches, {len(state)} teams, {len(upcoming)} fixtures")
     return dg.MaterializeResult(metadata={

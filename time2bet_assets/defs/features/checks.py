@@ -4,11 +4,12 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from time2bet.features import FEATURE_COLUMNS
-from time2bet_assets.defs.features.assets import football_features_dbt
+from time2bet_assets.defs.features.assets import football_marts_dbt
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.quality import DataDocsResource, report_to_check_result
 
-FCT_MATCH_FEATURES = get_asset_key_for_model([football_features_dbt], "fct_match_features")
+FCT_MATCH_FEATURES = get_asset_key_for_model([football_marts_dbt], "fct_match_features")
+UPCOMING_MATCH_FEATURES = get_asset_key_for_model([football_marts_dbt], "upcoming_match_features")
 
 
 @dg.asset_check(asset=FCT_MATCH_FEATURES, blocking=True,

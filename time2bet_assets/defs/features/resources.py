@@ -10,8 +10,21 @@ from time2bet.features.dbt import DBT_PROJECT_DIR, dbt_target_env
 from time2bet.settings import Settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _manifest_is_stale() -> bool:
+    """No manifest yet (fresh checkout, CI: target/ is not committed), or a project file changed since it
+    was parsed (a pulled change to the models must change the asset graph, also outside `dagster dev`)."""
+    if not dbt_project.manifest_path.exists():
+        return True
+    parsed = dbt_project.manifest_path.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml", *(p for d in ("models", "macros", "seeds", "tests")
+                                                      for p in (DBT_PROJECT_DIR / d).rglob("*") if p.is_file())]
+    return any(p.stat().st_mtime > parsed for p in sources)
+
+
 dbt_project.prepare_if_dev()  # re-parses the project under `dagster dev`
-if not dbt_project.manifest_path.exists():  # fresh checkout, CI, CLI: parse once (target/ is not committed)
+if _manifest_is_stale():
     dbt_project.preparer.prepare(dbt_project)
 
 

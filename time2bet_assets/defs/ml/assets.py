@@ -8,18 +8,15 @@ import dagster as dg
 import pandas as pd
 
 from time2bet.features import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
-from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES
-from time2bet_assets.defs.features.assets import team_ratings
-from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES
+from time2bet.ml.training import MODEL_FEATURES
+from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES, UPCOMING_MATCH_FEATURES
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
 
-_RATING_SELECT = ", ".join(f"r.{c}" for c in RATING_FEATURES)
-# Model inputs = dbt features + Python ratings, joined by match_id (docs/adr/0002); training and batch share these.
-PLAYED_MATCHES_SQL = (f"SELECT f.*, {_RATING_SELECT} FROM analytics.fct_match_features f "
-                      "JOIN ratings.match_ratings r USING (match_id) ORDER BY f.match_date, f.match_id")
-UPCOMING_FIXTURES_SQL = (f"SELECT u.*, {_RATING_SELECT} FROM analytics.upcoming_match_features u "
-                         "JOIN ratings.fixture_ratings r USING (match_id) ORDER BY u.match_date, u.match_id")
+# Model inputs: the dbt marts, which join form, head-to-head and the Python ratings; training, batch predictions,
+# the serving test and the quality benchmark all read these two queries.
+PLAYED_MATCHES_SQL = "SELECT * FROM analytics.fct_match_features ORDER BY match_date, match_id"
+UPCOMING_FIXTURES_SQL = "SELECT * FROM analytics.upcoming_match_features ORDER BY match_date, match_id"
 
 
 def _dataset_version(frame: pd.DataFrame) -> str:
@@ -35,7 +32,7 @@ def _latest_season_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return frame[frame["season"] != latest], frame[frame["season"] == latest], latest
 
 
-@dg.asset(deps=[FCT_MATCH_FEATURES, team_ratings], group_name="ml", kinds={"pandas", "parquet"})
+@dg.asset(deps=[FCT_MATCH_FEATURES], group_name="ml", kinds={"pandas", "parquet"})
 def training_dataset(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetStoreResource
 ) -> dg.Output[str]:
@@ -135,7 +132,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     )
 
 
-@dg.asset(deps=[registered_model], group_name="ml", kinds={"mlflow", "duckdb", "postgres"})
+@dg.asset(deps=[registered_model, UPCOMING_MATCH_FEATURES], group_name="ml", kinds={"mlflow", "duckdb", "postgres"})
 def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                       mlflow: MlflowResource) -> dg.MaterializeResult:
     """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
