@@ -41,15 +41,15 @@ def logged(window, tracking):
 
 
 def _aliases(name, tracking_uri):
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
-    return {alias: str(v) for alias, v in MlflowClient(tracking_uri).get_registered_model(name).aliases.items()}
+    return {alias: str(v) for alias, v in registry_client(tracking_uri).get_registered_model(name).aliases.items()}
 
 
 def _tags(name, version, tracking_uri):
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
-    return MlflowClient(tracking_uri).get_model_version(name, version).tags
+    return registry_client(tracking_uri).get_model_version(name, version).tags
 
 
 def test_champion_lifecycle(window, logged, tracking):

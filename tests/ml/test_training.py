@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from .synthetic import FEATURES, SEASONS
+from time2bet.ml.registry import registry_client
 from time2bet.ml import training
 from time2bet.ml.metrics import encode_outcomes, log_loss
 from time2bet.ml.tracking import log_training_run
@@ -103,7 +104,7 @@ def test_log_training_run_records_everything_and_pyfunc_returns_probabilities(
     monkeypatch.chdir(tmp_path)  # anything MLflow wrote relative to the working directory would land here
     run = log_training_run(xgb_result, matches, data_version="features@abc123", experiment="test_training",
                            **tracking)
-    client = mlflow.MlflowClient(tracking["tracking_uri"])
+    client = registry_client(tracking["tracking_uri"])
     logged = client.get_run(run.run_id).data
     assert logged.tags["data_version"] == logged.params["data_version"] == "features@abc123"
     assert logged.params["model_name"] == "xgboost" and logged.params["reference_feature"] == "elo_diff"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mlflow import MlflowClient
+from time2bet.ml.registry import registry_client
 
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet.ingestion.warehouse import Warehouse
@@ -24,7 +24,7 @@ def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(engine,
         assert result.success, job
 
     gate_md = result.asset_materializations_for_node("registered_model")[0].metadata
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = registry_client(settings.mlflow_tracking_uri)
     model = client.get_registered_model("match_outcome")
     assert model.aliases.get("champion") == 1 or gate_md["decision"].value.startswith("rejected")
     version = client.get_model_version("match_outcome", "1")

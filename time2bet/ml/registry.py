@@ -32,8 +32,11 @@ CHALLENGER = "challenger"
 _ROLLED_BACK = "champion.rolled_back"
 
 
-def _client(tracking_uri: str) -> MlflowClient:
-    use_tracking(tracking_uri)  # pyfunc loading of models:/ URIs reads the process-wide URI
+def registry_client(tracking_uri: str) -> MlflowClient:
+    """A client of this store's runs *and* registry, and the process pointed at it (pyfunc loading of models:/
+    URIs reads the process-wide URIs). ``MlflowClient(uri)`` alone would use a registry URI set earlier in the
+    process, say by a training run on another store."""
+    use_tracking(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -56,7 +59,7 @@ def register_challenger(
     model_uri: str, name: str = DEFAULT_NAME, tags: Mapping[str, str] | None = None, *, tracking_uri: str
 ) -> str:
     """Register a logged model (``LoggedRun.model_uri``) as a new version and point ``challenger`` at it."""
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     version = str(mlflow.register_model(model_uri, name, tags=dict(tags or {})).version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     _audit(client, name, f"register v{version} as challenger from {model_uri}")
@@ -84,7 +87,7 @@ def _set_champion(client: MlflowClient, name: str, version: str, reason: str, ac
 
 def promote(name: str, version: str, reason: str, *, tracking_uri: str) -> str | None:
     """Make ``version`` champion; returns the version it replaced (None for the first champion)."""
-    return _set_champion(_client(tracking_uri), name, str(version), reason, "promote")
+    return _set_champion(registry_client(tracking_uri), name, str(version), reason, "promote")
 
 
 def rollback(name: str, reason: str = "manual rollback", *, tracking_uri: str) -> str:
@@ -92,7 +95,7 @@ def rollback(name: str, reason: str = "manual rollback", *, tracking_uri: str) -
 
     The restored version records the one rolled back from as its previous champion, so calling rollback
     again reverses this one; the version rolled back from is tagged ``champion.rolled_back``."""
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     current = _alias(client, name, CHAMPION)
     if current is None:
         raise LookupError(f"{name} has no champion to roll back")
@@ -189,7 +192,7 @@ def promotion_gate(
     ``eval_frame`` must be later than every model's training window. The decision goes to the challenger's
     tags and description, and a promotion is made and recorded through :func:`promote`.
     """
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     challenger_version = str(challenger_version)
     champion = _alias(client, name, CHAMPION)
     if champion == challenger_version:
@@ -266,7 +269,7 @@ class ChampionDescription:
 
 def describe_champion(name: str = DEFAULT_NAME, *, tracking_uri: str) -> ChampionDescription:
     """Why the champion is champion, read back from the registry's tags."""
-    client = _client(tracking_uri)
+    client = registry_client(tracking_uri)
     version = _alias(client, name, CHAMPION)
     if version is None:
         raise LookupError(f"{name} has no champion")

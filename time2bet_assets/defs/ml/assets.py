@@ -138,12 +138,11 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
     in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row."""
     import mlflow as mlf
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
     from time2bet.ml.training import model_input
 
-    mlf.set_tracking_uri(mlflow.tracking_uri)
-    client = MlflowClient(mlflow.tracking_uri)
+    client = registry_client(mlflow.tracking_uri)
     wh = warehouse.open()
     fixtures = wh.read_sql(UPCOMING_FIXTURES_SQL)
     aliases = client.get_registered_model(mlflow.model_name).aliases
