@@ -11,12 +11,12 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from time2bet.ml.training import model_input
+from time2bet.ml.training import MODEL_FEATURES, model_input
 
 DEFAULT_MODEL_NAME = "match_outcome"   # = time2bet.ml.registry.DEFAULT_NAME
 ALIAS = CHAMPION = "champion"      # = time2bet.ml.registry.CHAMPION / CHALLENGER
@@ -36,16 +36,19 @@ class ServedModel:
     input_features: list[str]
     loaded_at: dt.datetime
     pyfunc: object
+    _fast: Callable[[np.ndarray], np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._fast = _raw_predict_fn(self.pyfunc)
 
     @classmethod
     def load(cls, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = ALIAS,
              version: str | None = None) -> ServedModel:
         """The version ``alias`` points to now, or ``version`` (served under ``alias``) when given."""
         import mlflow
-        from mlflow import MlflowClient
+        from time2bet.ml.registry import registry_client
 
-        mlflow.set_tracking_uri(tracking_uri)
-        client = MlflowClient(tracking_uri)
+        client = registry_client(tracking_uri)
         mv = client.get_model_version_by_alias(name, alias) if version is None else \
             client.get_model_version(name, str(version))
         # the version itself (not the alias) so a promotion during the load cannot mix two versions
@@ -71,6 +74,31 @@ class ServedModel:
         if probs.shape != (len(features), 3):
             raise RuntimeError(f"model returned shape {probs.shape}, expected ({len(features)}, 3)")
         return probs
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """(n, 3) H/D/A probabilities for float64 rows of MODEL_FEATURES (``Snapshot.feature_matrix``): the same
+        numbers as :meth:`predict` on the same rows, without a DataFrame and MLflow's schema enforcement (a
+        no-op here: the columns are the signature's, in its order, all float64)."""
+        if len(x) == 0:
+            return np.empty((0, 3))
+        if self._fast is None or tuple(self.input_features) != MODEL_FEATURES:
+            return self.predict(pd.DataFrame(x, columns=list(MODEL_FEATURES)))
+        probs = np.asarray(self._fast(x), dtype=float)
+        if probs.shape != (len(x), 3):
+            raise RuntimeError(f"model returned shape {probs.shape}, expected ({len(x)}, 3)")
+        return probs
+
+
+def _raw_predict_fn(pyfunc) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The function ``pyfunc.predict`` ends in, when MLflow says which (an sklearn flavor logged with
+    ``pyfunc_predict_fn``, as time2bet.ml.tracking does): ``model.predict_proba`` of the raw model; else None."""
+    try:
+        flavor = pyfunc.metadata.flavors["python_function"]
+        if flavor.get("loader_module") != "mlflow.sklearn":
+            return None
+        return getattr(pyfunc.get_raw_model(), flavor.get("predict_fn") or "predict")
+    except Exception:  # noqa: BLE001 - anything unexpected (a test double, another flavor): the pyfunc path
+        return None
 
 
 logger = logging.getLogger("time2bet.serving")
@@ -139,9 +167,9 @@ class ModelWatcher:
 
     def _registry_aliases(self) -> Mapping[str, object]:
         if self._client is None:
-            from mlflow import MlflowClient
+            from time2bet.ml.registry import registry_client
 
-            self._client = MlflowClient(self.tracking_uri)
+            self._client = registry_client(self.tracking_uri)
         return self._client.get_registered_model(self.name).aliases
 
     def refresh(self) -> ModelSet:

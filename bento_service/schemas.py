@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 MAX_NAME = 64          # a team name or division code longer than this is not a name
 MAX_BATCH = 10_000     # matches per POST /predict/batch
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def iso_date(value):
+    """Only an ISO calendar date string YYYY-MM-DD (or null/a date): what the schema's ``format: date`` promises.
+    Pydantic's lax date parsing would also take timestamps (``0`` is 1970-01-01), week dates (2025-W10-6) and
+    datetimes."""
+    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date string YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"must be a valid date YYYY-MM-DD: {exc}") from None
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]   # for query parameters (date_from, date_to)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date_of(text: str) -> dt.date:
+    """:func:`iso_date` of a string, cached (a refused string raises every time: exceptions are not cached): a
+    10,000-match batch names a few hundred distinct dates, and the regex and parse were a third of its
+    validation time."""
+    return iso_date(text)
 
 
 class _Strict(BaseModel):
@@ -23,15 +53,11 @@ class MatchRequest(_Strict):
     @field_validator("kickoff_date", mode="before")
     @classmethod
     def _iso_date(cls, value):
-        # only an ISO date string (or null): no timestamps-as-numbers, no datetimes
-        if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        if not isinstance(value, str) or len(value) != 10:
-            raise ValueError("kickoff_date must be a date string YYYY-MM-DD")
+        # only an ISO date string (or null): no timestamps-as-numbers, no week dates, no datetimes
         try:
-            return dt.date.fromisoformat(value)
+            return _iso_date_of(value) if type(value) is str else iso_date(value)
         except ValueError as exc:
-            raise ValueError(f"kickoff_date must be a valid date YYYY-MM-DD: {exc}") from None
+            raise ValueError(f"kickoff_date {exc}") from None
 
 
 class BatchRequest(_Strict):
@@ -81,7 +107,13 @@ class StoredPrediction(BaseModel):
     model_name: str
     model_version: str
     data_version: str | None
-    predicted_at: dt.datetime | None
+    predicted_at: dt.datetime | None = Field(description="when the batch predicted it (UTC)")
+
+    @field_validator("predicted_at", mode="after")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # the warehouse stores naive UTC timestamps; the schema's date-time (RFC 3339) needs the offset
+        return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 class MatchesResponse(BaseModel):
@@ -106,3 +138,50 @@ class ModelInfo(ModelDetails):
     challenger: ModelDetails | None = None
     challenger_share: float = Field(description="share of matches sent to the challenger when there is one")
     models: list[ModelDetails] = Field(description="every model served, champion first")
+
+
+class TeamsResponse(BaseModel):
+    """What POST /predict can be asked about: the divisions, and the team names accepted for one of them."""
+
+    divisions: dict[str, str] = Field(description="division -> country, for every division with data")
+    division: str | None = None
+    country: str | None = None
+    teams: list[str] = Field(default_factory=list, description="names POST /predict accepts for `division`: every "
+                             "team of its country seen in matches or fixtures (names resolve per country)")
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="where: body/query/path, then the field names and list indices")
+    type: str | None = Field(description="pydantic's error type, e.g. string_too_long, extra_forbidden")
+    msg: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx (and 503) body: a machine-readable ``error`` and a ``message`` saying what is wrong; some errors
+    add fields (listed below), never echoing a huge input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="the reason, e.g. unknown_team, unknown_division, same_team, "
+                       "kickoff_not_after_latest_match, string_too_long, extra_forbidden, body_too_large, "
+                       "malformed_body, unknown_match_id, unknown_job, job_not_finished, not_ready")
+    message: str
+    errors: list[ValidationIssue] | None = Field(None, description="request validation: every problem found")
+    index: int | None = Field(None, description="batch requests: the position of the offending match")
+    team: str | None = Field(None, description="unknown_team: the name asked for")
+    closest: list[str] | None = Field(None, description="unknown_team: the closest known names")
+    known_divisions: list[str] | None = Field(None, description="unknown_division: the divisions with data")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str = Field(description="pending")
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    status: str = Field(description="pending, running, completed or failed")
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    error: str | None = Field(description="why a failed job failed")

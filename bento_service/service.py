@@ -17,13 +17,14 @@ TIME2BET_JOBS_PREFIX), a worker thread runs them like POST /predict/batch; GET /
 
 from __future__ import annotations
 
-import datetime as dt
+import contextvars
 import logging
 import os
 import threading
 import time
 
 import bentoml
+import orjson
 import pandas as pd
 from typing import Any
 
@@ -31,18 +32,23 @@ import redis
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match, Route
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
+from bento_service import scoring
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 
 from bento_service.model import (
-    CHAMPION, DEFAULT_MODEL_NAME, OUTCOMES, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
+    CHAMPION, DEFAULT_MODEL_NAME, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
 )
 from bento_service.schemas import (
     MAX_BATCH, BatchRequest, BatchResponse, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
-    StoredPrediction,
+    StoredPrediction, TeamsResponse,
 )
+from bento_service.schemas import ErrorResponse, IsoDate, JobAccepted, JobStatus
 from bento_service.snapshot import RequestError, Snapshot
 from time2bet.settings import Settings
 
@@ -51,8 +57,13 @@ logger = logging.getLogger("time2bet.serving")
 MAX_BODY_BYTES = 4 * 1024 * 1024   # a full batch of MAX_BATCH matches is well under 2 MB
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024   # beyond this an oversized upload is cut off instead of drained
 
-REQUESTS = Counter("time2bet_requests_total", "requests served", ["route"])
-LATENCY = Histogram("time2bet_request_seconds", "request latency", ["route"])
+# variant: the A/B arm that answered ("champion", "challenger"; "mixed" for a batch spanning both; "none" for
+# routes that predict nothing or requests rejected before scoring)
+REQUESTS = Counter("time2bet_requests_total", "requests served, by route template, status class and variant",
+                   ["route", "status", "variant"])
+LATENCY = Histogram("time2bet_request_seconds", "request latency, by route template and variant", ["route", "variant"])
+BATCH_SIZE = Histogram("time2bet_batch_size", "matches per batch request (POST /predict/batch and async jobs)",
+                       ["source"], buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
 PREDICTIONS = Counter("time2bet_predictions_total", "predictions served, by most likely outcome and variant",
                       ["outcome", "variant"])
 MODEL_INFO = Gauge("time2bet_model_info", "1 for each served model version (0 once replaced)", ["version", "variant"],
@@ -63,7 +74,19 @@ DEFAULT_POLL_S = 30.0
 VALIDATION_ERRORS = Counter("time2bet_validation_errors_total", "rejected requests", ["reason"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"
 
-app = FastAPI(title="Time2Bet match-outcome forecasts")
+
+def _documented(**codes: str) -> dict:
+    """OpenAPI `responses` of error bodies (ErrorResponse), e.g. _documented(**{"404": "unknown match id"})."""
+    return {int(code): {"model": ErrorResponse, "description": why} for code, why in codes.items()}
+
+
+# every route: what the middleware, validation and readiness can answer (routes add their own 400/404/409)
+app = FastAPI(title="Time2Bet match-outcome forecasts", responses=_documented(**{
+    "413": "request body over the size limit",
+    "422": "invalid request: unknown team (with the closest names), unknown division, same team twice, "
+           "malformed date, wrong types, extra fields, strings too long, empty or oversized batch",
+    "503": "the model and the serving snapshot are still loading (or the jobs store is unavailable)"}))
+MALFORMED_BODY = _documented(**{"400": "the body is not decodable (e.g. not UTF-8)"})
 
 
 def _error(status: int, reason: str, message: str, **extra) -> JSONResponse:
@@ -113,30 +136,88 @@ async def _not_ready(_: Request, exc: NotReady) -> JSONResponse:
     return JSONResponse({"error": "not_ready", "message": str(exc)}, status_code=503)
 
 
+HTTP_REASONS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own errors (an undecodable body, no such route, wrong method) in our error shape
+    instead of {"detail": ...}; headers such as Allow are kept."""
+    reason = HTTP_REASONS.get(exc.status_code, "http_error")
+    if exc.status_code == 400:
+        VALIDATION_ERRORS.labels(reason=reason).inc()
+    return JSONResponse({"error": reason, "message": str(exc.detail)}, status_code=exc.status_code,
+                        headers=exc.headers)
+
+
 def _route_template(scope) -> str:
     """The matched route's path template (bounded label set); routing records it in the shared scope."""
     return getattr(scope.get("route"), "path", None) or "other"
 
 
-@app.middleware("http")
-async def _observe(request: Request, call_next):
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-        if length.isdigit() and int(length) <= DRAIN_LIMIT_BYTES:
-            # read (and drop) the body first, so the client gets the 413 rather than a reset mid-upload
-            async for _ in request.stream():
-                pass
-        return _error(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-    start = time.perf_counter()
-    try:
-        return await call_next(request)
-    finally:
-        route = _route_template(request.scope)
-        REQUESTS.labels(route=route).inc()
-        LATENCY.labels(route=route).observe(time.perf_counter() - start)
+class _Observe:
+    """Body-size limit and the per-route request count and latency, as a plain ASGI middleware (a
+    ``@app.middleware("http")`` function runs every request through an extra task and memory streams)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            if length.isdigit() and int(length) <= DRAIN_LIMIT_BYTES:
+                # read (and drop) the body first, so the client gets the 413 rather than a reset mid-upload
+                while (await receive()).get("more_body", False):
+                    pass
+            response = _error(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            return await response(scope, receive, send)
+        start = time.perf_counter()
+        info = {"variant": "none", "status": "5xx"}
+        _REQUEST_INFO.set(info)   # the handler records the variant here (also from the thread pool: same dict)
+
+        async def send_observed(message):
+            if message["type"] == "http.response.start":
+                info["status"] = f"{message['status'] // 100}xx"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            key = (_route_template(scope), info["status"], info["variant"])
+            children = _ROUTE_METRICS.get(key)
+            if children is None:   # labels() takes a lock and builds a key: once per label set
+                children = _ROUTE_METRICS[key] = (REQUESTS.labels(route=key[0], status=key[1], variant=key[2]),
+                                                  LATENCY.labels(route=key[0], variant=key[2]))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
 
 
-@bentoml.service(name="time2bet", workers=1, traffic={"timeout": 60})
+_REQUEST_INFO: contextvars.ContextVar[dict] = contextvars.ContextVar("time2bet_request_info")
+_ROUTE_METRICS: dict[tuple[str, str, str], tuple] = {}
+_PREDICTION_METRICS: dict[tuple[str, str], Counter] = {}   # (outcome, variant) -> its child of PREDICTIONS
+app.add_middleware(_Observe)
+
+
+async def _current_service():
+    """BentoML hands each route its service instance through a *sync* dependency, which FastAPI runs on the
+    thread pool: a thread hop per request for reading a global. The same lookup, awaited on the event loop."""
+    return bentoml.get_current_service()
+
+
+app.dependency_overrides[bentoml.get_current_service] = _current_service
+
+# Access logging (one formatted log line per request) is off unless TIME2BET_ACCESS_LOG=1; /metrics counts
+# every request anyway. Tracing is off for every path unless TIME2BET_TRACING=1: with no exporter configured
+# the OpenTelemetry middleware still built a (dropped) span per request.
+_ACCESS_LOG = os.environ.get("TIME2BET_ACCESS_LOG") == "1"
+_TRACING = os.environ.get("TIME2BET_TRACING") == "1"
+
+
+@bentoml.service(name="time2bet", workers=1, traffic={"timeout": 60},
+                 logging={"access": {"enabled": _ACCESS_LOG}},
+                 **({} if _TRACING else {"tracing": {"excluded_urls": ".*"}}))
 @bentoml.asgi_app(app, path="/")
 class Time2BetService:
     """One worker state: the served models (champion, challenger) and the serving snapshot, loaded in the
@@ -157,6 +238,7 @@ class Time2BetService:
         # durable batch jobs (Redis); the worker takes jobs only once __is_ready__
         self.jobs = JobStore.from_env()
         self._jobs_worker = JobWorker(self.jobs, self._run_job, self.__is_ready__, self._stop).start()
+        self.batcher = scoring.MicroBatcher()   # POST /predict: concurrent requests share model calls
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -195,6 +277,7 @@ class Time2BetService:
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
         self._refresh()   # the first champion (and challenger); then follow the aliases
+        scoring.settle_heap()
         while not self._stop.wait(self.poll_s):
             self._refresh()
 
@@ -216,36 +299,25 @@ class Time2BetService:
 
     # --- shared helpers (never call one route from another) ---------------------------------------------
 
-    def _score(self, requests: list[MatchRequest]) -> list[Prediction]:
+    def _count(self, scored: scoring.Scored) -> scoring.Scored:
+        """Predictions by outcome and variant, and the answering variant on the request's metrics."""
+        variants = set()
+        for key, n in scored.outcome_counts().items():
+            child = _PREDICTION_METRICS.get(key)
+            if child is None:
+                child = _PREDICTION_METRICS[key] = PREDICTIONS.labels(outcome=key[0], variant=key[1])
+            child.inc(n)
+            variants.add(key[1])
+        info = _REQUEST_INFO.get(None)
+        if info is not None and variants:
+            info["variant"] = variants.pop() if len(variants) == 1 else "mixed"
+        return scored
+
+    def _score(self, requests: list[MatchRequest]) -> scoring.Scored:
+        """Requests scored in this thread (batch route, jobs). A/B by match id (md5 of division|date|home|away):
+        the same match always gets the same variant. Raises RequestError (with the request's index in a batch)."""
         models, snapshot = self._ready()
-        rows = []
-        for i, r in enumerate(requests):
-            try:
-                rows.append(snapshot.resolve(r.home_team, r.away_team, r.division, r.kickoff_date))
-            except RequestError as exc:
-                if len(requests) > 1:
-                    exc.detail["index"] = i
-                raise
-        features = snapshot.features(pd.DataFrame(rows))
-        # A/B by match id (md5 of division|date|home|away): the same match always gets the same variant
-        picks = [models.pick(row["match_id"], self.challenger_share) for row in rows]
-        probs = [None] * len(rows)
-        for variant in {v for v, _ in picks}:
-            idx = [i for i, (v, _) in enumerate(picks) if v == variant]
-            model = next(m for v, m in picks if v == variant)
-            for i, p in zip(idx, model.predict(features.iloc[idx]), strict=True):
-                probs[i] = p
-        out = []
-        for row, p, (variant, model) in zip(rows, probs, picks, strict=True):
-            PREDICTIONS.labels(outcome=OUTCOMES[int(p.argmax())], variant=variant).inc()
-            ref = {"name": model.name, "version": model.version, "alias": model.alias,
-                   "data_version": model.data_version}
-            out.append(Prediction(
-                variant=variant, home_team=row["home_team"], away_team=row["away_team"], division=row["division"],
-                kickoff_date=row["match_date"], probabilities=dict(zip(OUTCOMES, map(float, p), strict=True)),
-                model=ref, features_as_of=snapshot.features_as_of, snapshot_loaded_at=snapshot.loaded_at,
-            ))
-        return out
+        return self._count(scoring.score(models, snapshot, requests, self.challenger_share))
 
     def _run_job(self, body: Any) -> str:
         """A job's input through the same validation and scoring as POST /predict/batch; the response JSON."""
@@ -254,12 +326,13 @@ class Time2BetService:
         except ValidationError as exc:
             reason, message, _ = _describe(exc.errors())
             raise JobInputError(f"{reason}: {message}") from None
+        BATCH_SIZE.labels(source="job").observe(len(batch.matches))
         try:
-            predictions = self._score(batch.matches)
+            scored = self._score(batch.matches)
         except RequestError as exc:
             where = f" (matches[{exc.detail['index']}])" if "index" in exc.detail else ""
             raise JobInputError(f"{exc.reason}{where}: {exc}") from None
-        return BatchResponse(predictions=predictions).model_dump_json()
+        return orjson.dumps({"predictions": scored.records()}).decode()
 
     @staticmethod
     def _stored(frame: pd.DataFrame) -> list[StoredPrediction]:
@@ -269,28 +342,50 @@ class Time2BetService:
 
     # --- routes -----------------------------------------------------------------------------------------
 
-    @app.post("/predict", response_model=Prediction)
-    def predict(self, match: MatchRequest) -> Prediction:
-        return self._score([match])[0]
+    @app.post("/predict", response_model=Prediction, responses=MALFORMED_BODY)
+    async def predict(self, match: MatchRequest) -> Response:
+        # valid JSON bodies are answered by _FastPath before this route, which serves the rest (errors) and
+        # documents the route (no docstring: it would become the OpenAPI description)
+        return await self._predict_one(match)
 
-    @app.post("/predict/batch", response_model=BatchResponse)
-    def predict_batch(self, batch: BatchRequest) -> BatchResponse:
-        return BatchResponse(predictions=self._score(batch.matches))
+    async def _predict_one(self, match: MatchRequest) -> Response:
+        """On the event loop (resolving and the cached feature row take microseconds); the model call goes
+        through the micro-batcher, shared with the other requests waiting."""
+        models, snapshot = self._ready()
+        scored = await scoring.score_batched(self.batcher, models, snapshot, [match], self.challenger_share)
+        return Response(orjson.dumps(self._count(scored).records()[0]), media_type="application/json")
 
-    @app.post("/jobs", status_code=202)
+    @app.post("/predict/batch", response_model=BatchResponse, responses=MALFORMED_BODY)
+    def predict_batch(self, batch: BatchRequest) -> Response:
+        # as predict: _FastPath answers valid JSON bodies first
+        return self._predict_many(batch)
+
+    def _predict_many(self, batch: BatchRequest) -> Response:
+        """Up to 10,000 matches, one model call per variant (on a worker thread: it takes tens of ms)."""
+        BATCH_SIZE.labels(source="request").observe(len(batch.matches))
+        return Response(orjson.dumps({"predictions": self._score(batch.matches).records()}),
+                        media_type="application/json")
+
+    @app.post("/jobs", status_code=202, response_model=None,
+              responses={202: {"model": JobAccepted, "description": "queued"}, **MALFORMED_BODY})
     def submit_job(self, body: dict[str, Any] = Body(...)) -> JSONResponse:
         """Queue a batch job ({"matches": [...]} as for /predict/batch; validated when it runs)."""
         record = self.jobs.submit(body)
         return JSONResponse({"job_id": record["job_id"], "status": record["status"]}, status_code=202)
 
-    @app.get("/jobs/{job_id}")
+    @app.get("/jobs/{job_id}", response_model=None,
+             responses={200: {"model": JobStatus, "description": "the job's state"},
+                        **_documented(**{"404": "no such job (or it has expired)"})})
     def job_status(self, job_id: str) -> JSONResponse:
         record = self.jobs.get(job_id)
         if record is None:
             return _unknown_job(job_id)
         return JSONResponse(record)
 
-    @app.get("/jobs/{job_id}/result")
+    @app.get("/jobs/{job_id}/result", response_model=None,
+             responses={200: {"model": BatchResponse, "description": "the predictions, as POST /predict/batch"},
+                        **_documented(**{"404": "no such job, or its result has expired",
+                                         "409": "the job is not finished yet, or it failed"})})
     def job_result(self, job_id: str) -> Response:
         record = self.jobs.get(job_id)
         if record is None:
@@ -307,7 +402,8 @@ class Time2BetService:
             return _unknown_job(job_id, "its result has expired")
         return Response(result, media_type="application/json")
 
-    @app.get("/predict/{match_id}", response_model=StoredPrediction)
+    @app.get("/predict/{match_id}", response_model=StoredPrediction,
+             responses=_documented(**{"404": "no stored prediction for this match id"}))
     def stored_prediction(self, match_id: str):
         if len(match_id) > 64:
             return _error(422, "match_id_too_long", "match_id is at most 64 characters")
@@ -324,8 +420,8 @@ class Time2BetService:
         return self._stored(found.head(1))[0]
 
     @app.get("/matches", response_model=MatchesResponse)
-    def matches(self, division: str | None = Query(None, max_length=8), date_from: dt.date | None = None,
-                date_to: dt.date | None = None):
+    def matches(self, division: str | None = Query(None, max_length=8), date_from: IsoDate | None = None,
+                date_to: IsoDate | None = None):
         _, snapshot = self._ready()
         if division is not None and division not in snapshot.divisions:
             raise RequestError("unknown_division", f"unknown division {division!r}",
@@ -341,6 +437,19 @@ class Time2BetService:
             rows = rows[rows["match_date"] <= date_to]
         return MatchesResponse(count=len(rows), matches=self._stored(rows))
 
+    @app.get("/teams", response_model=TeamsResponse)
+    def teams(self, division: str | None = Query(None, max_length=8)) -> TeamsResponse:
+        """The divisions with data; with ?division=, the team names POST /predict accepts for it (read-only)."""
+        _, snapshot = self._ready()
+        divisions = dict(sorted(snapshot.divisions.items()))
+        if division is None:
+            return TeamsResponse(divisions=divisions)
+        if division not in snapshot.divisions:
+            raise RequestError("unknown_division", f"unknown division {division!r}", known_divisions=list(divisions))
+        country = snapshot.divisions[division]
+        names = snapshot.teams.loc[snapshot.teams["country"] == country, "team"]
+        return TeamsResponse(divisions=divisions, division=division, country=country, teams=sorted(set(names.dropna())))
+
     @app.get("/model/info", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:
         models, _ = self._ready()
@@ -354,5 +463,81 @@ class Time2BetService:
                             metrics=model.metrics, data_version=model.data_version, loaded_at=model.loaded_at,
                             input_features=len(model.input_features))
 
+
+class _FastPath:
+    """POST /predict and /predict/batch for well-formed requests, ahead of their FastAPI routes (same paths, first
+    in the routing table): read the body, validate it with pydantic in one pass (``model_validate_json``), score.
+    This skips FastAPI's per-request work (dependency solving, json.loads then validation, the response model
+    machinery), which cost as much as the rest of a /predict request. Any other body (not JSON, invalid,
+    anything pydantic refuses) is routed again, past this route, to the FastAPI route, so errors are exactly
+    the documented ones; the OpenAPI schema is the FastAPI routes'. Exceptions (RequestError, NotReady) reach
+    the app's exception handlers as from any route. A batch is validated and scored on the thread pool."""
+
+    SKIP = "time2bet.fast_path_declined"
+
+    def __init__(self, schema, handler: str, threaded: bool):
+        self.schema, self.handler, self.threaded = schema, handler, threaded
+
+    async def __call__(self, scope, receive, send):
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return   # the client went away
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"application/json")
+        response = None
+        if content_type.split(b";")[0].strip().lower() == b"application/json":
+            handler = getattr(bentoml.get_current_service(), self.handler)
+            if self.threaded:
+                response = await run_in_threadpool(self._validated_sync, handler, body)
+            else:
+                request = self._validate(body)
+                response = None if request is None else await handler(request)
+        if response is None:
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            scope[self.SKIP] = True
+            return await app.router(scope, replay, send)
+        await response(scope, receive, send)
+
+    def _validate(self, body: bytes):
+        try:
+            return self.schema.model_validate_json(body)
+        except ValidationError:
+            return None
+
+    def _validated_sync(self, handler, body: bytes):
+        request = self._validate(body)
+        return None if request is None else handler(request)
+
+
+class _FastRoute(Route):
+    """A fast path's route: matches its POST path unless the fast path declined the request."""
+
+    def matches(self, scope):
+        if scope.get(_FastPath.SKIP):
+            return Match.NONE, {}
+        match, child = super().matches(scope)
+        if match is Match.FULL:
+            child["route"] = self   # the metrics' route label (the path), as FastAPI routes record it
+        return match, child
+
+
+app.router.routes[:0] = [
+    _FastRoute("/predict", _FastPath(MatchRequest, "_predict_one", threaded=False), methods=["POST"],
+               include_in_schema=False),
+    _FastRoute("/predict/batch", _FastPath(BatchRequest, "_predict_many", threaded=True), methods=["POST"],
+               include_in_schema=False),
+]
 
 __all__ = ["MAX_BATCH", "Time2BetService", "app"]

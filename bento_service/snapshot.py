@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +27,13 @@ import pandas as pd
 from time2bet.features import FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
 from time2bet.ingestion.warehouse import Warehouse
 from time2bet.ml.ratings import fixture_ratings
-from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES  # noqa: F401  (the service's input contract)
+from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES, model_input  # (the service's input contract)
 
 PREDICTIONS_TABLE = "predictions.upcoming_matches"
+logger = logging.getLogger("time2bet.serving")
+REST_DAYS = ("home_rest_days", "away_rest_days")   # the only feature columns that depend on the match date
+REFERENCE_DATE = dt.date(2000, 1, 1)   # the date cached feature rows are computed for (see feature_matrix)
+MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
 
 
 class RequestError(ValueError):
@@ -70,6 +75,28 @@ def virtual_match_id(division: str, match_date: dt.date, home_team_id: str, away
     return hashlib.md5(f"{division}|{match_date.isoformat()}|{home_team_id}|{away_team_id}".encode()).hexdigest()
 
 
+_REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS]
+
+
+@dataclass
+class Fixtures:
+    """Resolved requests: the distinct (division, home, away) as asked (``pairs``) and as team ids (``ids``),
+    each request's pair (``codes``), its kickoff date (the default filled in) and that date's ordinal."""
+
+    pairs: list[tuple[str, str, str]]
+    ids: list[tuple[str, str, str]]
+    codes: np.ndarray
+    kickoffs: list[dt.date]
+    ordinals: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def match_ids(self) -> list[str]:
+        """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it."""
+        return [virtual_match_id(self.ids[c][0], k, *self.ids[c][1:]) for c, k in zip(self.codes, self.kickoffs)]
+
+
 @dataclass
 class Snapshot:
     divisions: dict[str, str]             # division -> country, divisions with data
@@ -82,6 +109,9 @@ class Snapshot:
     features_as_of: dt.date | None        # latest played match overall
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)   # country -> {name: team_id}
+    # (division, home_team_id, away_team_id) -> MODEL_FEATURES row at REFERENCE_DATE (see feature_matrix)
+    _rows: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _date_dependent: bool = field(default=False, repr=False)   # see feature_matrix
 
     def __post_init__(self):
         for country, group in self.teams.groupby("country"):
@@ -184,6 +214,93 @@ class Snapshot:
         for column in RATING_FEATURES:
             out[column] = ratings[column].to_numpy()
         return out
+
+    # --- the fast path: many requests at once, numpy rows ----------------------------------------------
+
+    def resolve_many(self, matches) -> Fixtures:
+        """Requests (objects with home_team, away_team, division, kickoff_date) resolved like :meth:`resolve`, row
+        for row, but grouped: each distinct (division, home, away) is looked up once and the date rule is checked
+        on arrays. On any refusal the requests go through :meth:`resolve` one by one, so the error raised is
+        exactly the one the first refused request gets there (with its ``index`` when there are several)."""
+        try:
+            return self._resolve_grouped(matches)
+        except RequestError as grouped:
+            for i, m in enumerate(matches):
+                try:
+                    self.resolve(m.home_team, m.away_team, m.division, m.kickoff_date)
+                except RequestError as exc:
+                    if len(matches) > 1:
+                        exc.detail["index"] = i
+                    raise
+            raise grouped   # pragma: no cover - the grouped check refused what resolve() accepts
+
+    def _resolve_grouped(self, matches) -> Fixtures:
+        pairs: dict[tuple[str, str, str], int] = {}
+        keys = [(m.division, m.home_team, m.away_team) for m in matches]
+        codes = np.fromiter((pairs.setdefault(k, len(pairs)) for k in keys), dtype=np.intp, count=len(keys))
+        kickoffs: list[dt.date | None] = [m.kickoff_date for m in matches]
+        ids, latest, default = [], [], []
+        never = dt.date.min.toordinal()
+        for division, home, away in pairs:
+            home_id, away_id = self.team_id(division, home), self.team_id(division, away)
+            if home_id == away_id:
+                raise RequestError("same_team", f"home and away are the same team ({home!r})")
+            ids.append((division, home_id, away_id))
+            latest.append(max(self.last_played[t].toordinal() if t in self.last_played else never
+                              for t in (home_id, away_id)))
+            default.append(None)
+        for i in [i for i, k in enumerate(kickoffs) if k is None]:   # the pair's default date, once per pair
+            c = codes[i]
+            if default[c] is None:
+                default[c] = self.default_kickoff(*ids[c][1:])
+            kickoffs[i] = default[c]
+        ordinals = np.fromiter((k.toordinal() for k in kickoffs), dtype=np.int64, count=len(kickoffs))
+        if (ordinals <= np.asarray(latest, dtype=np.int64)[codes]).any():
+            raise RequestError("kickoff_not_after_latest_match", "kickoff_date is not after a team's latest match")
+        return Fixtures(pairs=list(pairs), ids=ids, codes=codes, kickoffs=kickoffs, ordinals=ordinals)
+
+    def feature_matrix(self, fixtures: Fixtures) -> np.ndarray:
+        """(n, len(MODEL_FEATURES)) float64 feature rows of resolved fixtures, equal to ``features()``'s.
+
+        :meth:`features` (the pandas code the skew test compares with the batch path) builds each distinct
+        (division, home, away) once, for REFERENCE_DATE, and the row is cached. The match date enters the features
+        only through the rest days, ``(match_date - previous_match_date).days``, a whole number of days, so the
+        row for any date is the cached row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns
+        (exact in float64; a missing previous match stays NaN). That is checked whenever rows are built (they are
+        built for the day after too): should any other feature ever depend on the date, this logs an error and
+        computes every row with :meth:`features` for its own date instead (slow, never skewed)."""
+        if self._date_dependent:
+            return self._rows_for_dates(fixtures)
+        rows = self._rows
+        missing = [k for k in dict.fromkeys(fixtures.ids) if k not in rows]
+        if missing:
+            n = len(missing)   # one features() call for both dates (its fixed cost is ~10 ms)
+            both = self._build(missing * 2, [REFERENCE_DATE] * n + [REFERENCE_DATE + dt.timedelta(days=1)] * n)
+            built, step = both[:n], both[n:] - both[:n]
+            expected = np.zeros(step.shape[1])
+            expected[_REST_COLUMNS] = 1.0   # a day later: one more rest day, nothing else changes (NaN stays NaN)
+            same_gaps = np.array_equal(np.isnan(both[:n]), np.isnan(both[n:]))
+            if not (same_gaps and np.all((step == expected) | np.isnan(step))):
+                logger.error("a feature other than the rest days depends on the match date: feature rows are no "
+                             "longer cached (see Snapshot.feature_matrix)")
+                self._date_dependent = True
+                return self._rows_for_dates(fixtures)
+            if len(rows) + len(missing) > MAX_CACHED_PAIRS:
+                rows.clear()
+            rows.update(zip(missing, built))
+        unique = np.stack([rows[k] for k in fixtures.ids])
+        out = unique[fixtures.codes]
+        shift = (fixtures.ordinals - REFERENCE_DATE.toordinal()).astype(np.float64)
+        out[:, _REST_COLUMNS] += shift[:, None]
+        return out
+
+    def _build(self, ids: list[tuple[str, str, str]], date: dt.date | list[dt.date]) -> np.ndarray:
+        frame = pd.DataFrame(ids, columns=["division", "home_team_id", "away_team_id"])
+        frame["match_id"], frame["match_date"] = None, date
+        return model_input(self.features(frame), MODEL_FEATURES).to_numpy()
+
+    def _rows_for_dates(self, fixtures: Fixtures) -> np.ndarray:
+        return self._build([fixtures.ids[c] for c in fixtures.codes], list(fixtures.kickoffs))
 
     # --- stored predictions -----------------------------------------------------------------------------
 

@@ -22,46 +22,7 @@ if str(REPO) not in sys.path:  # the service package lives at the repo root (not
     sys.path.insert(0, str(REPO))
 
 
-def _env_for(root: Path) -> dict[str, str]:
-    """Every location explicit, so an outer environment (say a real MLFLOW_TRACKING_URI) cannot leak in."""
-    home = root / "home"
-    return {
-        "TIME2BET_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "TIME2BET_WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
-        "TIME2BET_RAW_ZONE": str(home / "raw"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "TIME2BET_MLFLOW_ARTIFACTS": str(home / "mlartifacts"),
-    }
-
-
-def build_platform(root: Path) -> dict[str, str]:
-    """Sample site -> replay server -> ingest -> features + training; returns the env the platform used."""
-    from time2bet.cli import run_ingest, run_training
-    from time2bet.settings import Settings
-    from time2bet.source.mirror import ReplayServer
-    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
-
-    site = root / "site"
-    generate_sample_site(site)
-    env = _env_for(root)
-    saved = {k: os.environ.get(k) for k in (*env, "TIME2BET_SOURCE_URL")}
-    try:
-        with ReplayServer(site, as_of=DEFAULT_AS_OF) as server:
-            os.environ.update(env)
-            os.environ["TIME2BET_SOURCE_URL"] = server.url
-            settings = Settings.from_env()
-            if not run_ingest(settings, None, None, True):
-                raise RuntimeError("ingestion failed")
-            if not run_training(settings):
-                raise RuntimeError("training failed")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return env
+from time2bet.sample_platform import build_platform  # noqa: E402  (shared with bench/serve.py)
 
 
 READY_TIMEOUT_S = 120
@@ -184,11 +145,8 @@ def _delete_job_keys() -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def bento_server(platform_env, tmp_path_factory):
-    """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end.
-    Batch jobs go to Redis under this session's JOBS_PREFIX, whose keys are deleted at the end."""
-    root = tmp_path_factory.mktemp("bento")
+def serve_env(platform_env: dict[str, str], root: Path) -> dict[str, str]:
+    """The environment of a `bentoml serve` on the platform ``platform_env`` with its BENTOML_HOME under root."""
     env = {**os.environ, **platform_env, "BENTOML_HOME": str(root / "bentoml_home"),
            "BENTOML_DO_NOT_TRACK": "True", "PYTHONPATH": str(REPO),
            # follow the registry every second; A/B half the matches once a `challenger` alias exists (the
@@ -196,12 +154,53 @@ def bento_server(platform_env, tmp_path_factory):
            "TIME2BET_MODEL_POLL_S": str(POLL_S), "TIME2BET_CHALLENGER_SHARE": str(CHALLENGER_SHARE),
            "TIME2BET_REDIS_URL": REDIS_URL, "TIME2BET_JOBS_PREFIX": JOBS_PREFIX}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = BentoServer(env, root)
+    return env
+
+
+@pytest.fixture(scope="session")
+def bento_server(platform_env, tmp_path_factory):
+    """`bentoml serve` of the service on a free loopback port, ready (model + snapshot loaded); killed at the end.
+    Batch jobs go to Redis under this session's JOBS_PREFIX, whose keys are deleted at the end."""
+    root = tmp_path_factory.mktemp("bento")
+    server = BentoServer(serve_env(platform_env, root), root)
     try:
         server.start()
         yield server
     finally:
         server.stop()
+        _delete_job_keys()
+
+
+@pytest.fixture(scope="session")
+def service_env_for():
+    """serve_env(platform_env, root): the environment conftest gives a `bentoml serve` (Redis prefix, poll, ...)."""
+    return serve_env
+
+
+@pytest.fixture(scope="session")
+def platform_builder():
+    """build_platform(root, extra_env) for tests that need a platform of their own (say on PostgreSQL)."""
+    return build_platform
+
+
+@pytest.fixture(scope="session")
+def start_bento_server(tmp_path_factory):
+    """start(platform_env) -> another ready `bentoml serve` (say on another platform); every one started is
+    stopped at the end of the session (or earlier with its stop())."""
+    servers: list[BentoServer] = []
+
+    def start(platform_env: dict[str, str]) -> BentoServer:
+        root = tmp_path_factory.mktemp("bento")
+        server = BentoServer(serve_env(platform_env, root), root)
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
         _delete_job_keys()
 
 

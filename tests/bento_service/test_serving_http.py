@@ -126,10 +126,10 @@ def test_matches_filters(client, fixtures):
 
 
 def test_model_info(client, settings):
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
     info = client.get("/model/info").json()
-    mv = MlflowClient(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")
+    mv = registry_client(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")
     assert (info["name"], info["version"], info["alias"], info["run_id"]) == \
         ("match_outcome", str(mv.version), "champion", mv.run_id)
     assert info["data_version"] == mv.tags["data_version"] and info["metrics"] and info["loaded_at"]
@@ -138,8 +138,12 @@ def test_model_info(client, settings):
 def test_metrics(client, fixtures):
     client.post("/predict", json=_body(fixtures[0]))
     client.post("/predict", json={**_body(fixtures[0]), "division": "XX9"})
+    client.post("/predict/batch", json={"matches": [_body(fixtures[0])] * 3})
     text = client.get("/metrics").text
-    for needle in ('time2bet_requests_total{route="/predict"}', "time2bet_request_seconds_bucket",
+    for needle in ('time2bet_requests_total{route="/predict",status="2xx",variant="champion"}',
+                   'time2bet_requests_total{route="/predict",status="4xx",variant="none"}',
+                   'time2bet_request_seconds_bucket{le="0.005",route="/predict",variant="champion"}',
+                   'time2bet_batch_size_bucket{le="10.0",source="request"}',
                    "time2bet_predictions_total{outcome=", 'time2bet_model_info{variant="champion",version=',
                    'variant="champion"}',
                    'time2bet_validation_errors_total{reason="unknown_division"}', "time2bet_snapshot_age_seconds "):

@@ -42,9 +42,9 @@ def test_model_reproduces_the_stored_champion_predictions(snapshot, served_model
 
 
 def test_served_model_describes_the_champion(served_model, settings):
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
-    mv = MlflowClient(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")
+    mv = registry_client(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")
     assert (served_model.version, served_model.run_id) == (str(mv.version), mv.run_id)
     assert served_model.data_version == mv.tags["data_version"]
     assert served_model.metrics and all(isinstance(v, float) for v in served_model.metrics.values())

@@ -54,12 +54,12 @@ def value(client, metric: str, **labels) -> float:
 @pytest.fixture(scope="module")
 def registry(settings, client):
     """MlflowClient + the champion as built; restores champion and (no) challenger at the end."""
-    from mlflow import MlflowClient
+    from time2bet.ml.registry import registry_client
 
     from time2bet.ml.registry import promote
 
     uri = settings.mlflow_tracking_uri
-    mc = MlflowClient(uri)
+    mc = registry_client(uri)
     original = mc.get_model_version_by_alias(NAME, CHAMPION)
     assert CHALLENGER not in mc.get_registered_model(NAME).aliases, "the platform left a challenger alias"
     yield mc, original

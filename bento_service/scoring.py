@@ -1,0 +1,192 @@
+"""Scoring on arrays, shared by the service's routes, its batch jobs and the benchmark's bare baseline
+(bench/baseline_app.py): requests -> resolved fixtures -> feature rows -> probabilities -> response records.
+
+Why it looks like this (measured with bench/serve.py and bench/profile_request.py on 2 cores):
+
+- one match through ``Snapshot.features`` (pandas) and ``pyfunc.predict`` took ~10-50 ms; through
+  ``Snapshot.feature_matrix`` (cached rows) and ``ServedModel.predict_matrix`` (the raw ``predict_proba``) it is
+  ~1-2 ms, nearly all of it fixed per-call overhead of sklearn's CalibratedClassifierCV and XGBoost, whatever
+  the number of rows. Hence :class:`MicroBatcher`: concurrent single predictions share one model call;
+- the response is built as plain dicts serialised by orjson (pydantic models for 10,000 predictions cost more
+  than scoring them); the strings are pydantic's own (dates ISO, datetimes as pydantic writes them);
+- the ``time2bet_predictions_total`` counter is incremented once per (outcome, variant), not once per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from bento_service.model import CHAMPION, OUTCOMES, ModelSet, ServedModel, assign_variant
+from bento_service.snapshot import Fixtures, Snapshot
+
+_DATETIME = TypeAdapter(dt.datetime)
+
+
+@dataclass
+class Scored:
+    """Predictions for requests, in request order."""
+
+    matches: Sequence            # the requests (home_team, away_team, division as asked)
+    fixtures: Fixtures
+    variants: list[str]
+    models: dict[str, ServedModel]   # variant -> the model that answered it
+    probs: np.ndarray                 # (n, 3) H/D/A
+    snapshot: Snapshot
+
+    def outcome_counts(self) -> dict[tuple[str, str], int]:
+        """{(outcome, variant): n}: the most likely outcome of each prediction, by variant. (A plain dict: under
+        load py-spy found ``collections.Counter(<generator>)`` here costing as much as the model call.)"""
+        counts: dict[tuple[str, str], int] = {}
+        for b, v in zip(self.probs.argmax(axis=1).tolist() if len(self.probs) else [], self.variants, strict=True):
+            key = (OUTCOMES[b], v)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def records(self) -> list[dict]:
+        """The predictions as schemas.Prediction JSON objects (same fields, order and formats)."""
+        snapshot = self.snapshot
+        as_of = snapshot.features_as_of.isoformat() if snapshot.features_as_of is not None else None
+        loaded = _DATETIME.dump_python(snapshot.loaded_at, mode="json")
+        refs = {v: {"name": m.name, "version": m.version, "alias": m.alias, "data_version": m.data_version}
+                for v, m in self.models.items()}
+        dates: dict[dt.date, str] = {}
+        return [
+            {"variant": v, "home_team": m.home_team, "away_team": m.away_team, "division": m.division,
+             "kickoff_date": dates.get(k) or dates.setdefault(k, k.isoformat()),
+             "probabilities": {"home": p[0], "draw": p[1], "away": p[2]}, "model": refs[v],
+             "features_as_of": as_of, "snapshot_loaded_at": loaded}
+            for m, v, k, p in zip(self.matches, self.variants, self.fixtures.kickoffs, self.probs.tolist(),
+                                  strict=True)
+        ]
+
+
+def variants_of(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]:
+    """Each request's variant, as ``ModelSet.pick`` assigns it (by match id; champion without a challenger)."""
+    if models.challenger is None:
+        return [CHAMPION] * len(fixtures)
+    return [assign_variant(match_id, share) for match_id in fixtures.match_ids()]
+
+
+def prepare(models: ModelSet, snapshot: Snapshot, matches: Sequence, share: float):
+    """(fixtures, variants, feature rows) of requests; raises RequestError like ``Snapshot.resolve``."""
+    fixtures = snapshot.resolve_many(matches)
+    return fixtures, variants_of(models, fixtures, share), snapshot.feature_matrix(fixtures)
+
+
+def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray) -> np.ndarray:
+    """One model call per variant present."""
+    probs = np.empty((len(variants), 3))
+    chosen = np.asarray(variants)
+    for variant in dict.fromkeys(variants):
+        mask = chosen == variant
+        probs[mask] = models.get(variant).predict_matrix(x[mask])
+    return probs
+
+
+def score(models: ModelSet, snapshot: Snapshot, matches: Sequence, share: float) -> Scored:
+    """Requests scored in the calling thread (the batch route and the jobs)."""
+    fixtures, variants, x = prepare(models, snapshot, matches, share)
+    probs = predict_by_variant(models, variants, x)
+    return Scored(matches, fixtures, variants, {v: models.get(v) for v in set(variants)}, probs, snapshot)
+
+
+async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snapshot, matches: Sequence,
+                        share: float) -> Scored:
+    """Requests scored with the model calls coalesced with other requests' (the single-match route)."""
+    fixtures, variants, x = prepare(models, snapshot, matches, share)
+    chosen = {v: models.get(v) for v in dict.fromkeys(variants)}
+    if len(chosen) == 1:
+        probs = await batcher.predict(next(iter(chosen.values())), x)
+    else:
+        probs = np.empty((len(variants), 3))
+        mask = np.asarray(variants)
+        for variant, model in chosen.items():
+            probs[mask == variant] = await batcher.predict(model, x[mask == variant])
+    return Scored(matches, fixtures, variants, chosen, probs, snapshot)
+
+
+def settle_heap() -> None:
+    """Call once the model and the snapshot are loaded: moves every object alive then (pandas, sklearn, MLflow,
+    the snapshot: ~400k objects) out of the garbage collector's sight (``gc.freeze``). A 10,000-row response
+    allocates ~50k containers, enough to trigger full collections that each walked all of them (~100 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
+class MicroBatcher:
+    """Coalesces concurrent predictions into one model call per model.
+
+    A model call has a fixed cost (~1 ms of sklearn/XGBoost overhead) that dwarfs the per-row cost, so under
+    load one call for every request waiting is much cheaper than one call each. Nothing waits on purpose: the
+    call runs as soon as the event loop gets to it and takes every row queued by then (at most ``max_rows``); a
+    lone request is scored at once. Rows are grouped by model object, so a request keeps the model it took even
+    across a swap; each row's numbers do not depend on the rows it is batched with. Used from one event loop.
+
+    ``inline=True`` (the default) runs the call on the event loop itself: while it runs, new requests wait in
+    the socket buffers and join the next call. Measured on 2 cores, handing it to a thread instead cost more
+    (a wake-up and GIL hand-over per call) than the parsing it let overlap."""
+
+    def __init__(self, max_rows: int = 512, inline: bool = True):
+        self.max_rows = max_rows
+        self._pending: list[tuple[ServedModel, np.ndarray, asyncio.Future]] = []
+        self._draining = False
+        self._executor = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="time2bet-predict")
+
+    async def predict(self, model: ServedModel, x: np.ndarray) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((model, x, future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, rows = [], 0
+                while self._pending and (not batch or rows + len(self._pending[0][1]) <= self.max_rows):
+                    batch.append(self._pending.pop(0))
+                    rows += len(batch[-1][1])
+                try:
+                    if self._executor is None:
+                        results = _predict_groups(batch)
+                    else:
+                        results = await loop.run_in_executor(self._executor, _predict_groups, batch)
+                except Exception as exc:  # noqa: BLE001 - every request of the call gets the error
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (*_, future), result in zip(batch, results, strict=True):
+                        if not future.done():   # cancelled meanwhile (the client went away)
+                            future.set_result(result)
+        finally:
+            self._draining = False
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict_groups(batch: list[tuple[ServedModel, np.ndarray, asyncio.Future]]) -> list[np.ndarray]:
+    groups: dict[int, list[int]] = {}
+    for i, (model, _, _) in enumerate(batch):
+        groups.setdefault(id(model), []).append(i)
+    out: list[np.ndarray] = [np.empty((0, 3))] * len(batch)
+    for members in groups.values():
+        probs = batch[members[0]][0].predict_matrix(np.concatenate([batch[i][1] for i in members]))
+        start = 0
+        for i in members:
+            n = len(batch[i][1])
+            out[i], start = probs[start:start + n], start + n
+    return out
