@@ -8,7 +8,8 @@
     time2bet why                           why the champion is champion, from the registry
     time2bet status                        where the data is and what it holds
     time2bet serve [--port 3000]           the forecast API (BentoML) on 127.0.0.1, following the champion
-    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> Dagster UI
+    time2bet ui [--port 8501]              a Streamlit page on the forecast API: two teams -> probabilities
+    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> service + Dagster UI
 """
 
 from __future__ import annotations
@@ -246,18 +247,37 @@ def status() -> None:
 def serve(port: int, host: str) -> None:
     """Serve match-outcome forecasts over HTTP (bento_service): the registry's champion, hot-swapped when the
     alias moves (TIME2BET_MODEL_POLL_S, default 30), A/B with the challenger (TIME2BET_CHALLENGER_SHARE)."""
-    settings = Settings.from_env()
-    bentoml = Path(sys.executable).with_name("bentoml")
-    command = [str(bentoml) if bentoml.exists() else "bentoml", "serve", "bento_service.service:Time2BetService",
-               "--host", host, "--port", str(port)]
+    from time2bet.demo import service_command, service_env
+
     # the platform's locations, explicit, so the service reads the same warehouse and registry as the CLI
-    env = dict(os.environ, TIME2BET_WAREHOUSE_URL=settings.warehouse_url,
-               MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
+    env = service_env(Settings.from_env())
     click.echo(f"forecast API: http://{host}:{port}  (docs at /docs, Ctrl-C to stop)")
     try:
-        sys.exit(subprocess.run(command, env=env, cwd=REPO_ROOT, check=False).returncode)
+        sys.exit(subprocess.run(service_command(host, port), env=env, cwd=REPO_ROOT, check=False).returncode)
     except KeyboardInterrupt:   # Ctrl-C reached bentoml too (same process group); it shuts down on its own
+        sys.exit(130)
+
+
+def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """`streamlit run ui/streamlit_app.py`, headless, on HOST:PORT, never phoning home (no usage statistics)."""
+    return [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "streamlit_app.py"),
+            "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "minimal"]
+
+
+@main.command("ui")
+@click.option("--service-url", default=lambda: os.environ.get("TIME2BET_SERVICE_URL", "http://127.0.0.1:3000"),
+              show_default="TIME2BET_SERVICE_URL or http://127.0.0.1:3000", help="base URL of `time2bet serve`")
+@click.option("--port", default=8501, show_default=True)
+def ui_command(service_url: str, port: int) -> None:
+    """A Streamlit page on the forecast API (ui/streamlit_app.py): pick two teams and see the probabilities,
+    browse the upcoming matches with their predictions. Needs `time2bet serve` running."""
+    env = dict(os.environ, TIME2BET_SERVICE_URL=service_url)
+    click.echo(f"forecast page: http://127.0.0.1:{port}  (service {service_url}; Ctrl-C to stop)")
+    try:
+        sys.exit(subprocess.run(streamlit_command(port), env=env, cwd=REPO_ROOT, check=False).returncode)
+    except KeyboardInterrupt:
         sys.exit(130)
 
 
@@ -265,10 +285,17 @@ def serve(port: int, host: str) -> None:
 @click.option("--ui/--no-ui", default=True, show_default=True, help="start the Dagster UI afterwards")
 @click.option("--port", default=8088, show_default=True, help="port of the replayed sample site")
 @click.option("--ui-port", default=3000, show_default=True)
-def demo(ui: bool, port: int, ui_port: int) -> None:
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="start the forecast service on the champion afterwards and print a sample prediction")
+@click.option("--serve-port", default=3001, show_default=True)
+@click.option("--exit", "exit_after", is_flag=True,
+              help="stop everything after the sample prediction instead of running until Ctrl-C")
+def demo(ui: bool, port: int, ui_port: int, serve: bool, serve_port: int, exit_after: bool) -> None:
     """Quickstart on embedded defaults, offline: generate a sample site, replay it on 127.0.0.1 as of a date
     inside its last season, ingest it, build features, train and promote a champion, predict the fixtures,
-    then open the Dagster UI."""
+    then start the forecast service on the champion and the Dagster UI, print a sample prediction and the URLs
+    to try, and keep both running until Ctrl-C."""
+    from time2bet.demo import run_after_training
     from time2bet.source.mirror import ReplayServer
     from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
 
@@ -281,15 +308,9 @@ def demo(ui: bool, port: int, ui_port: int) -> None:
         click.echo(f"sample site replayed at {server.url} as of {DEFAULT_AS_OF}")
         if not (run_ingest(settings, None, None, True) and run_training(settings)):
             sys.exit(1)
-        if not ui:
-            return
-        click.echo(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)")
-        env = dict(os.environ, TIME2BET_SOURCE_URL=server.url)
-        subprocess.run(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-             "-p", str(ui_port)],
-            env=env, cwd=REPO_ROOT, check=False,
-        )
+        # the replay server stays up meanwhile: the Dagster UI can re-crawl the sample site
+        run_after_training(settings, serve=serve, serve_port=serve_port, ui=ui, ui_port=ui_port,
+                           wait=not exit_after, env=dict(os.environ, TIME2BET_SOURCE_URL=server.url))
 
 
 if __name__ == "__main__":
