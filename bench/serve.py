@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=12.0)
     p.add_argument("--batch-rows", type=int, default=10_000)
     p.add_argument("--batch-requests", type=int, default=5)
-    p.add_argument("--runs", type=int, default=1, help="repeat the measurements; the last line is the median run")
+    p.add_argument("--runs", type=int, default=3, help="repeat the measurements; the last line is the median run")
     p.add_argument("--baseline-latency", action="store_true", help="also measure the baseline's open-loop latency")
     p.add_argument("--profile", action="store_true", help="profile one request in-process instead (no servers)")
     args, rest = p.parse_known_args(argv)
