@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from time2bet.background import free_port
 
 
 def start_mirror(root: Path) -> tuple[subprocess.Popen, str]:

@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,58 +42,10 @@ if str(REPO) not in sys.path:
 
 import httpx  # noqa: E402
 
+from time2bet.background import Background, free_port  # noqa: E402
+from time2bet.demo import service_command  # noqa: E402
+
 READY_TIMEOUT_S = 180
-STOP_TIMEOUT_S = 20
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A server process in its own process group (so its workers die with it), logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path, port: int):
-        self.name, self.argv, self.env, self.cwd, self.log, self.port = name, argv, env, cwd, log, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
 
 
 def loadgen(url: str, bodies: Path, mode: str, *, conns: int, rate: float, warmup: float, duration: float) -> dict:
@@ -163,16 +114,13 @@ def run(args) -> int:
            "PYTHONPATH": str(service_root),
            "TIME2BET_JOBS_PREFIX": f"time2bet:bench:{uuid.uuid4().hex}:jobs:"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    bentoml_bin = Path(sys.executable).with_name("bentoml")
-    service = Server("bentoml serve", [str(bentoml_bin), "serve", "bento_service.service:Time2BetService",
-                                       "--host", "127.0.0.1", "--port", str(free_port())],
-                     env, service_root, work / "service.log", 0)
-    service.port = int(service.argv[-1])
-    service.url = f"http://127.0.0.1:{service.port}"
-    baseline_port = free_port()
-    baseline = Server("baseline", [sys.executable, str(REPO / "bench" / "baseline_app.py"), "--port",
-                                   str(baseline_port)], {**env, "PYTHONPATH": str(REPO)}, REPO,
-                      work / "baseline.log", baseline_port)
+    service_url, baseline_url = (f"http://127.0.0.1:{port}" for port in (free_port(), free_port()))
+    service = Background("bentoml serve", service_command("127.0.0.1", int(service_url.rsplit(":", 1)[1])), env,
+                         work / "service.log", cwd=service_root)
+    baseline = Background("baseline", [sys.executable, str(REPO / "bench" / "baseline_app.py"), "--port",
+                                       baseline_url.rsplit(":", 1)[1]], {**env, "PYTHONPATH": str(REPO)},
+                          work / "baseline.log", cwd=REPO)
+    urls = {service.name: service_url, baseline.name: baseline_url}
     servers = [service, baseline]
 
     def interrupted(signum, _frame):
@@ -183,13 +131,13 @@ def run(args) -> int:
         for s in servers:
             s.start()
         for s in servers:
-            s.wait_ready()
-        print(f"service {service.url} (from {service_root}), baseline {baseline.url}; logs in {work}", flush=True)
-        fixtures = fixtures_of(service.url)
+            s.wait_ready(f"{urls[s.name]}/readyz", READY_TIMEOUT_S)
+        print(f"service {service_url} (from {service_root}), baseline {baseline_url}; logs in {work}", flush=True)
+        fixtures = fixtures_of(service_url)
         bodies = work / "bodies.json"
         bodies.write_text(json.dumps(fixtures))
         for s in servers:   # every fixture once: both servers cache their feature rows and warm up
-            with httpx.Client(base_url=s.url, timeout=30) as c:
+            with httpx.Client(base_url=urls[s.name], timeout=30) as c:
                 for f in fixtures:
                     r = c.post("/predict", json=f)
                     if r.status_code != 200:
@@ -197,20 +145,20 @@ def run(args) -> int:
         results = []
         for i in range(args.runs):
             tag = f"run {i + 1}/{args.runs}"
-            base = loadgen(f"{baseline.url}/predict", bodies, "closed", conns=args.conns, rate=0,
+            base = loadgen(f"{baseline_url}/predict", bodies, "closed", conns=args.conns, rate=0,
                            warmup=args.warmup, duration=args.duration)
             print(f"[{tag}] baseline saturation ({args.conns} connections): {fmt(base)}", flush=True)
-            serve = loadgen(f"{service.url}/predict", bodies, "closed", conns=args.conns, rate=0,
+            serve = loadgen(f"{service_url}/predict", bodies, "closed", conns=args.conns, rate=0,
                             warmup=args.warmup, duration=args.duration)
             print(f"[{tag}] service  saturation ({args.conns} connections): {fmt(serve)}", flush=True)
-            lat = loadgen(f"{service.url}/predict", bodies, "open", conns=32, rate=args.rate,
+            lat = loadgen(f"{service_url}/predict", bodies, "open", conns=32, rate=args.rate,
                           warmup=args.warmup, duration=args.duration)
             print(f"[{tag}] service  open loop at {args.rate:.0f} req/s: {fmt(lat)}", flush=True)
             if args.baseline_latency:
-                blat = loadgen(f"{baseline.url}/predict", bodies, "open", conns=32, rate=args.rate,
+                blat = loadgen(f"{baseline_url}/predict", bodies, "open", conns=32, rate=args.rate,
                                warmup=args.warmup, duration=args.duration)
                 print(f"[{tag}] baseline open loop at {args.rate:.0f} req/s: {fmt(blat)}", flush=True)
-            batch = measure_batch(service.url, batch_body(fixtures, args.batch_rows), args.batch_rows,
+            batch = measure_batch(service_url, batch_body(fixtures, args.batch_rows), args.batch_rows,
                                   args.batch_requests)
             print(f"[{tag}] service  batch of {args.batch_rows} rows: {batch['rows_per_s']:.0f} rows/s "
                   f"(best {batch['best_ms']:.1f} ms, median {batch['median_ms']:.1f} ms per request)", flush=True)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import click
 
+from time2bet.background import REPO_ROOT
 from time2bet.football import DIVISIONS, season_start_year
 from time2bet.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Dagster's console logger at INFO: the progress bar and our summaries stay readable; DEBUG is in the UI.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 

@@ -12,22 +12,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import httpx
 
+from time2bet.background import REPO_ROOT, Background
 from time2bet.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_READY_TIMEOUT_S = 180   # loading the champion and the serving snapshot
 UI_READY_TIMEOUT_S = 120
-STOP_TIMEOUT_S = 20
 
 
 def service_command(host: str, port: int) -> list[str]:
@@ -47,69 +44,6 @@ def service_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
 def dagster_ui_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host,
             "-p", str(port)]
-
-
-@dataclass
-class Background:
-    """A process in its own session, its output in a log file; stop() ends its whole process group."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen | None = field(default=None, repr=False)
-
-    def start(self) -> Background:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.command, env=self.env, cwd=REPO_ROOT, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def wait_ready(self, url: str, timeout_s: float) -> None:
-        """Until GET url answers 200; raises ClickException if the process exits or the time is up."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not self.running:
-                raise click.ClickException(f"{self.name} exited with {self.proc.returncode if self.proc else None}; "
-                                           f"its log ({self.log}) ends with:\n{self.log_tail()}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"{self.name} not ready after {timeout_s:.0f}s ({url}); see {self.log}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        """SIGTERM to the process group, SIGKILL if anything of it lingers after STOP_TIMEOUT_S."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
-        try:   # the leader may be gone while its children (webserver, daemon, workers) are not
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 def sample_prediction(service_url: str) -> tuple[dict, dict] | None:

@@ -6,14 +6,13 @@ One real platform (sample site -> ingest -> features -> champion) and one real `
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 
@@ -22,6 +21,8 @@ if str(REPO) not in sys.path:  # the service package lives at the repo root (not
     sys.path.insert(0, str(REPO))
 
 
+from time2bet.background import Background, free_port  # noqa: E402
+from time2bet.demo import service_command  # noqa: E402
 from time2bet.sample_platform import build_platform  # noqa: E402  (shared with bench/serve.py)
 
 
@@ -43,15 +44,8 @@ def settings(platform_env):
     return Settings.from_env(platform_env)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 JOBS_PREFIX = f"time2bet:test:{uuid.uuid4().hex}:jobs:"   # this session's batch-job keys (deleted at the end)
 REDIS_URL = os.environ.get("TIME2BET_REDIS_URL") or "redis://127.0.0.1:6379/0"
-STOP_TIMEOUT_S = 20
 PORT_FREE_TIMEOUT_S = 30
 
 
@@ -60,60 +54,33 @@ class BentoServer:
 
     def __init__(self, env: dict[str, str], root: Path):
         self.env, self.root = env, root
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
+        self.process: Background | None = None
         self.starts = 0
-
-    def _log_tail(self) -> str:
-        return "".join((self.root / f"serve-{i}.log").read_text(errors="replace")[-3000:]
-                       for i in range(self.starts))
 
     def start(self) -> None:
         """Start and wait (bounded) until /readyz answers 200 (model + snapshot loaded)."""
-        assert self.proc is None, "already running"
+        assert self.process is None, "already running"
         deadline = time.monotonic() + PORT_FREE_TIMEOUT_S
         while not _port_free(self.port):   # the previous run's socket may linger briefly
             if time.monotonic() > deadline:
                 pytest.fail(f"port {self.port} still busy after {PORT_FREE_TIMEOUT_S}s")
             time.sleep(0.2)
-        bentoml = Path(sys.executable).with_name("bentoml")
-        with open(self.root / f"serve-{self.starts}.log", "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(bentoml), "serve", "bento_service.service:Time2BetService", "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self.process = Background("bentoml serve", service_command("127.0.0.1", self.port), self.env,
+                                  self.root / f"serve-{self.starts}.log").start()
         self.starts += 1
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                code, self.proc = self.proc.returncode, None
-                pytest.fail(f"bentoml serve exited with {code}:\n{self._log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"not ready after {READY_TIMEOUT_S}s:\n{self._log_tail()}")
-            time.sleep(0.5)
+        try:
+            self.process.wait_ready(f"{self.url}/readyz", READY_TIMEOUT_S)
+        except click.ClickException as exc:
+            self.stop()
+            pytest.fail(exc.message)
 
     def stop(self) -> None:
-        """SIGTERM to the group of the server we started (it has its own session); SIGKILL if it lingers."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        """The server's whole process group (SIGTERM, then SIGKILL if it lingers)."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.stop()
 
     def restart(self) -> None:
         self.stop()

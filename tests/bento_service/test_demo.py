@@ -5,17 +5,11 @@ platform build every serving test already relies on (conftest.build_platform run
 
 from __future__ import annotations
 
-import socket
-
 import click
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from time2bet.background import free_port as _free_port
 
 
 def _gone(url: str) -> bool:

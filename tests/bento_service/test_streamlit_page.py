@@ -8,45 +8,25 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import struct
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
+import click
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from time2bet.background import Background
+from time2bet.background import free_port as _free_port
 from time2bet.cli import REPO_ROOT, streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 APP = REPO_ROOT / "ui" / "streamlit_app.py"
 READY_TIMEOUT_S = 60
-STOP_TIMEOUT_S = 10
 UI_TIMEOUT_MS = 20_000     # every wait for the page is bounded by this
 PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the group of the process we started (its own session); SIGKILL if it lingers."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -65,32 +45,19 @@ def page_url(server_url, tmp_path_factory):
     port = _free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {**os.environ, "TIME2BET_SERVICE_URL": server_url}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(streamlit_command(port), cwd=REPO_ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    streamlit = Background("streamlit", streamlit_command(port), env, log_path).start()
     url = f"http://127.0.0.1:{port}"
-
-    def tail() -> str:
-        return log_path.read_text(errors="replace")[-3000:]
-
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{tail()}")
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {READY_TIMEOUT_S}s:\n{tail()}")
-            time.sleep(0.3)
+        streamlit.wait_ready(f"{url}/_stcore/health", READY_TIMEOUT_S)
+    except click.ClickException as exc:
+        streamlit.stop()
+        pytest.fail(exc.message)
+    try:
         yield url
     finally:
-        _stop(proc)
-    if "Traceback" in tail():
-        pytest.fail(f"the page raised:\n{tail()}")
+        streamlit.stop()
+    if "Traceback" in streamlit.log_tail(3000):
+        pytest.fail(f"the page raised:\n{streamlit.log_tail(3000)}")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,95 @@
+"""Background processes of the platform's commands, benchmarks and tests: a free loopback port, and a process in
+its own session (process group) whose readiness is an HTTP URL and whose whole group is stopped at the end.
+
+Its own session keeps Ctrl-C for the parent, and stopping the group also ends the children a server spawns
+(BentoML's and Dagster's workers), so nothing is left behind. One implementation for ``time2bet demo``,
+bench/serve.py and the serving tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STOP_TIMEOUT_S = 20
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Background:
+    """A process in its own session, its output in a log file; stop() ends its whole process group."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    cwd: Path = REPO_ROOT
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self) -> Background:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_ready(self, url: str, timeout_s: float) -> None:
+        """Until GET url answers 200; raises ClickException (a readable error for the CLI; tests and benchmarks
+        show it as it is) if the process exits or the time is up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.running:
+                raise click.ClickException(f"{self.name} exited with {self.proc.returncode if self.proc else None}; "
+                                           f"its log ({self.log}) ends with:\n{self.log_tail()}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"{self.name} not ready after {timeout_s:.0f}s ({url}); see {self.log}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM to the process group, SIGKILL if anything of it lingers after STOP_TIMEOUT_S."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pass
+        try:   # the leader may be gone while its children (webserver, daemon, workers) are not
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=STOP_TIMEOUT_S)
