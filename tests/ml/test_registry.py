@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from time2bet.ml.registry import (
-    CHALLENGER, CHAMPION, describe_champion, promote, promotion_gate, register_challenger, rollback,
+    CHALLENGER, CHAMPION, describe_champion, gate_with_baseline_fallback, promote, promotion_gate,
+    register_challenger, registry_client, rollback,
 )
 from time2bet.ml.tracking import log_training_run
 from time2bet.ml.training import baseline_log_loss, train_candidate
@@ -137,3 +138,62 @@ def test_manual_promotion_and_nothing_to_roll_back_to(logged, tracking):
         promote(name, version, "again", tracking_uri=uri)
     with pytest.raises(LookupError, match="nothing to roll back to"):
         rollback(name, tracking_uri=uri)
+
+
+def _log(frame, features, model_name, label, tracking):
+    """Train and log a candidate as candidate_model does (walk-forward CV inside the window, MLflow run)."""
+    result = train_candidate(frame, features, model_name, n_folds=2)
+    return log_training_run(result, frame, data_version=f"synthetic-{label}", experiment="test_registry", **tracking)
+
+
+def test_baseline_fallback_when_the_baseline_beats_the_chosen_candidate(window, tracking):
+    uri = tracking["tracking_uri"]
+    name = "match_outcome_fallback"
+    train, evaluation = window
+    # XGBoost on a few hundred matches a season of a linear signal: worse than logistic regression
+    candidate = _log(train, FEATURES, "xgboost", "xgboost", tracking)
+    outcome = gate_with_baseline_fallback(
+        name, candidate, "xgboost", evaluation, FEATURES, tracking_uri=uri, tags={"data_version": "synthetic"},
+        baseline_logloss=baseline_log_loss(train, evaluation, FEATURES),
+        train_baseline=lambda: _log(train, FEATURES, "logreg", "fallback", tracking))
+
+    rejected, decision = outcome.rejected, outcome.decision
+    assert rejected is not None and not rejected.promoted and rejected.challenger_version == "1"
+    assert rejected.challenger_log_loss > rejected.baseline_log_loss
+    assert [reason for reason in rejected.failed if "baseline" in reason]
+    assert decision.promoted and outcome.version == "2" and decision.champion_version is None
+    assert decision.challenger_log_loss == decision.baseline_log_loss  # the fallback is the baseline: a tie
+    assert _aliases(name, uri) == {CHAMPION: "2"}
+
+    first, fallback = _tags(name, "1", uri), _tags(name, "2", uri)
+    assert first["gate.decision"] == "rejected" and first["gate.fallback_version"] == "2"
+    assert fallback["gate.decision"] == "promoted" and fallback["gate.fallback_of"] == "1"
+    assert fallback["data_version"] == first["data_version"] == "synthetic"
+    assert first["mlflow_run_id"] == candidate.run_id != fallback["mlflow_run_id"]
+    client = registry_client(uri)
+    assert client.get_run(fallback["mlflow_run_id"]).data.params["model_name"] == "logreg"
+    assert "registered instead as v2" in client.get_model_version(name, "1").description
+    assert "baseline fallback of v1" in client.get_model_version(name, "2").description
+    why = describe_champion(name, tracking_uri=uri)
+    assert why.gate["fallback_of"] == "1" and "baseline fallback of v1" in str(why)
+    assert any("baseline fallback: v1 (xgboost)" in event for event in why.audit)
+    assert outcome.describe().startswith("Baseline fallback v2 PROMOTED")
+
+
+def test_no_fallback_when_the_candidate_passes(window, tracking):
+    uri = tracking["tracking_uri"]
+    name = "match_outcome_no_fallback"
+    train, evaluation = window
+    candidate = _log(train, FEATURES, "xgboost", "xgboost-pass", tracking)
+
+    def no_fallback():
+        raise AssertionError("the baseline must not be trained when the candidate passes")
+
+    # against a baseline on the weak features only, the candidate is the better model
+    outcome = gate_with_baseline_fallback(
+        name, candidate, "xgboost", evaluation, FEATURES, tracking_uri=uri, train_baseline=no_fallback,
+        baseline_logloss=baseline_log_loss(train, evaluation, WEAK_FEATURES))
+    assert outcome.rejected is None and outcome.decision.promoted and outcome.version == "1"
+    assert _aliases(name, uri) == {CHAMPION: "1"}
+    assert "gate.fallback_version" not in _tags(name, "1", uri)
+    assert outcome.describe() == outcome.decision.describe()

@@ -10,12 +10,16 @@ the model lives, so the registry alone answers "why is this model champion?":
   (``champion.previous_version``), the pointer rollback follows. A rollback is itself a champion change whose
   previous version is the one rolled back from, so a second rollback undoes the first;
 - an append-only audit trail on the registered model (tags ``audit.0001``, ``audit.0002``, ...).
+
+When the logistic-regression baseline beats the chosen candidate, the baseline is registered and gated in its
+place (:func:`gate_with_baseline_fallback`), so the simpler model winning never leaves the platform without a
+champion; the two versions point at each other (``gate.fallback_version``, ``gate.fallback_of``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -23,8 +27,8 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from time2bet.ml.metrics import calibrated_ece_quantile, encode_outcomes, expected_calibration_error, log_loss
-from time2bet.ml.tracking import use_tracking
-from time2bet.ml.training import model_input, season_order
+from time2bet.ml.tracking import LoggedRun, use_tracking
+from time2bet.ml.training import BASELINE_MODEL, model_input, season_order
 
 DEFAULT_NAME = "match_outcome"
 CHAMPION = "champion"
@@ -241,6 +245,73 @@ def promotion_gate(
     return decision
 
 
+@dataclass(frozen=True)
+class GateOutcome:
+    """Where one training run ended in the registry: the last gate decision and, when the logistic-regression
+    baseline beat the chosen candidate, the candidate's rejection (the baseline was gated in its place)."""
+
+    decision: GateDecision  # the candidate's, or the baseline fallback's when there was one
+    rejected: GateDecision | None = None  # the candidate the baseline replaced (None: no fallback)
+
+    @property
+    def version(self) -> str:
+        return self.decision.challenger_version
+
+    def describe(self) -> str:
+        if self.rejected is None:
+            return self.decision.describe()
+        verdict = "PROMOTED to champion" if self.decision.promoted else "REJECTED"
+        return "\n".join([f"Baseline fallback v{self.version} {verdict}: the logistic-regression baseline beat the "
+                          f"chosen candidate v{self.rejected.challenger_version}, so it was registered and gated "
+                          f"instead.", self.rejected.describe(), self.decision.describe()])
+
+
+def gate_with_baseline_fallback(
+    name: str,
+    candidate: LoggedRun,
+    model_name: str,
+    eval_frame: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    baseline_logloss: float,
+    train_baseline: Callable[[], LoggedRun],
+    tags: Mapping[str, str] | None = None,
+    tolerance: float = 0.002,
+    max_ece: float = 0.05,
+    tracking_uri: str,
+) -> GateOutcome:
+    """Register the logged ``candidate`` (a ``model_name`` model) as challenger and gate it (:func:`promotion_gate`).
+
+    If the gate rejects it because the logistic-regression baseline beats it (and it is not that baseline), the
+    baseline is the better model on the latest data: ``train_baseline`` trains and logs it as the candidate was
+    (same window, walk-forward validation and MLflow run), and it is registered as a further version and gated
+    the same way, so it still has to hold up against the champion and be calibrated. Both versions get ``tags``
+    and their own ``mlflow_run_id``; ``gate.fallback_version`` and ``gate.fallback_of`` link them.
+    """
+    client = registry_client(tracking_uri)
+
+    def register_and_gate(run: LoggedRun, extra_tags: Mapping[str, str]) -> GateDecision:
+        version = register_challenger(run.model_uri, name, {**(tags or {}), "mlflow_run_id": run.run_id, **extra_tags},
+                                      tracking_uri=tracking_uri)
+        return promotion_gate(name, version, eval_frame, features, baseline_logloss=baseline_logloss,
+                              tolerance=tolerance, max_ece=max_ece, tracking_uri=tracking_uri)
+
+    first = register_and_gate(candidate, {})
+    if first.promoted or model_name == BASELINE_MODEL or first.challenger_log_loss <= first.baseline_log_loss:
+        return GateOutcome(first)
+    rejected = first.challenger_version
+    _audit(client, name, f"baseline fallback: v{rejected} ({model_name}) lost to the {BASELINE_MODEL} baseline; "
+                         f"registering the baseline")
+    decision = register_and_gate(train_baseline(), {"gate.fallback_of": rejected})
+    fallback = decision.challenger_version
+    client.set_model_version_tag(name, rejected, "gate.fallback_version", fallback)
+    client.update_model_version(name, rejected, description=f"{first.describe()}\nThe logistic-regression baseline "
+                                f"beat it on this window and was registered instead as v{fallback}.")
+    client.update_model_version(name, fallback, description=f"Registered as the logistic-regression baseline "
+                                f"fallback of v{rejected}, which it beat on this window.\n{decision.describe()}")
+    return GateOutcome(decision, rejected=first)
+
+
 # --- explanation ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -264,6 +335,9 @@ class ChampionDescription:
                          f"{self.gate.get('champion_log_loss') or '-'} (tolerance {self.gate.get('tolerance')}), "
                          f"baseline {self.gate.get('baseline_log_loss')}, ECE {self.gate.get('challenger_ece')} "
                          f"(threshold {self.gate.get('ece_threshold', self.gate.get('max_ece'))}).")
+        if self.gate.get("fallback_of"):
+            lines.append(f"Registered as the logistic-regression baseline fallback of v{self.gate['fallback_of']}, "
+                         f"which the baseline beat on that window.")
         return "\n".join(lines)
 
 

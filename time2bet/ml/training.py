@@ -36,6 +36,7 @@ MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
+BASELINE_MODEL = "logreg"  # the promotion gate's bar (baseline_log_loss) and its fallback when it wins
 LOGREG_PARAMS = {"C": 0.1, "max_iter": 2000}
 # Shallow, slow, subsampled trees: match outcomes are mostly noise, so a small model that stops early on a
 # later season generalises better than a deep one. n_jobs=1 keeps the trees bit-for-bit reproducible.
@@ -322,5 +323,5 @@ def train_candidate(
 def baseline_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str]) -> float:
     """Log-loss on ``evaluation`` of the logistic-regression candidate fitted on ``train`` exactly as a
     challenger would be: the bar every challenger must clear in the promotion gate."""
-    model = fit_model(train, features, "logreg")
+    model = fit_model(train, features, BASELINE_MODEL)
     return log_loss(encode_outcomes(evaluation["result"]), model.predict_proba(model_input(evaluation, features)))

@@ -60,6 +60,26 @@ def training_dataset(
     )
 
 
+def _train_and_log(context: dg.AssetExecutionContext, frame: pd.DataFrame, data_version: str, mlflow: MlflowResource,
+                   gate: GatePolicy, model_name: str | None = None):
+    """Walk-forward validation of the candidates (or only ``model_name``) on every season but the latest, the
+    chosen one refitted on them and logged to MLflow: the ``TrainingResult`` and its ``LoggedRun``."""
+    from time2bet.ml.tracking import log_training_run
+    from time2bet.ml.training import train_candidate
+
+    train, _, held_out = _latest_season_split(frame)
+    # each fold trains on >= 2 seasons (fit + a later calibration season) and validates on the next one
+    n_folds = min(gate.n_folds, train["season"].nunique() - 2)
+    if n_folds < 1:
+        raise dg.Failure(description=f"walk-forward validation needs at least 4 seasons (3 to train, 1 held "
+                                     f"out); the dataset has {frame['season'].nunique()}")
+    result = train_candidate(train, list(MODEL_FEATURES), model_name, n_folds=n_folds)
+    logged = log_training_run(result, train, tracking_uri=mlflow.tracking_uri, data_version=data_version,
+                              experiment=mlflow.experiment, artifact_location=mlflow.artifact_location,
+                              tags={"dagster_run_id": context.run_id, "held_out_season": held_out})
+    return result, logged
+
+
 @dg.asset(group_name="ml", kinds={"mlflow", "xgboost", "sklearn"})
 def candidate_model(
     context: dg.AssetExecutionContext, training_dataset: str, mlflow: MlflowResource, gate: GatePolicy
@@ -67,21 +87,10 @@ def candidate_model(
     """Logistic regression and XGBoost compared by walk-forward validation by season inside the training
     window (the latest season is held out for the promotion gate); the better one, calibrated on a later
     split than it was fitted on, is logged to MLflow with its metrics, references and plots."""
-    from time2bet.ml.tracking import log_training_run
-    from time2bet.ml.training import train_candidate
-
     frame = pd.read_parquet(training_dataset)
     version = Path(training_dataset).stem  # the snapshot is named by its content hash (the data version)
-    train, _, held_out = _latest_season_split(frame)
-    # each fold trains on >= 2 seasons (fit + a later calibration season) and validates on the next one
-    n_folds = min(gate.n_folds, train["season"].nunique() - 2)
-    if n_folds < 1:
-        raise dg.Failure(description=f"walk-forward validation needs at least 4 seasons (3 to train, 1 held "
-                                     f"out); the dataset has {frame['season'].nunique()}")
-    result = train_candidate(train, list(MODEL_FEATURES), n_folds=n_folds)
-    logged = log_training_run(result, train, tracking_uri=mlflow.tracking_uri, data_version=version,
-                              experiment=mlflow.experiment, artifact_location=mlflow.artifact_location,
-                              tags={"dagster_run_id": context.run_id, "held_out_season": held_out})
+    result, logged = _train_and_log(context, frame, version, mlflow, gate)
+    held_out = _latest_season_split(frame)[2]
     folds = result.cv.folds
     summary = {k: float(v) for k, v in folds.filter(like="log_loss").mean().items()}
     context.log.info(f"chose {result.model_name}: {summary}")
@@ -103,27 +112,35 @@ def candidate_model(
 def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, mlflow: MlflowResource,
                      gate: GatePolicy) -> dg.Output[dict]:
     """The candidate becomes a new registry version with alias ``challenger``; the promotion gate compares
-    it with the champion on the held-out latest season and moves ``champion`` only if it passes. The decision
-    and its numbers are written to the version's tags and description."""
-    from time2bet.ml.registry import promotion_gate, register_challenger
-    from time2bet.ml.training import baseline_log_loss
+    it with the champion on the held-out latest season and moves ``champion`` only if it passes. If the
+    logistic-regression baseline beats it there, the baseline is trained and logged like a candidate and gated
+    as a further version (``registry.gate_with_baseline_fallback``). Decisions and numbers are written to the
+    versions' tags and descriptions."""
+    from time2bet.ml.registry import gate_with_baseline_fallback
+    from time2bet.ml.tracking import LoggedRun
+    from time2bet.ml.training import BASELINE_MODEL, baseline_log_loss
 
     frame = pd.read_parquet(candidate_model["dataset"])
+    data_version = candidate_model["data_version"]
     train, evaluation, _ = _latest_season_split(frame)
-    version = register_challenger(candidate_model["model_uri"], mlflow.model_name, tracking_uri=mlflow.tracking_uri,
-                                  tags={"data_version": candidate_model["data_version"],
-                                        "mlflow_run_id": candidate_model["run_id"]})
-    baseline = baseline_log_loss(train, evaluation, list(MODEL_FEATURES))
-    decision = promotion_gate(mlflow.model_name, version, evaluation, list(MODEL_FEATURES),
-                              baseline_logloss=baseline, tolerance=gate.tolerance, max_ece=gate.max_ece,
-                              tracking_uri=mlflow.tracking_uri)
-    context.log.info(decision.describe())
+    outcome = gate_with_baseline_fallback(
+        mlflow.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
+        candidate_model["model_name"], evaluation, list(MODEL_FEATURES),
+        baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES)),
+        train_baseline=lambda: _train_and_log(context, frame, data_version, mlflow, gate, BASELINE_MODEL)[1],
+        tags={"data_version": data_version}, tolerance=gate.tolerance, max_ece=gate.max_ece,
+        tracking_uri=mlflow.tracking_uri)
+    decision, rejected = outcome.decision, outcome.rejected
+    context.log.info(outcome.describe())
     return dg.Output(
-        {"version": str(version), "promoted": decision.promoted},
+        {"version": outcome.version, "promoted": decision.promoted,
+         "rejected_version": rejected.challenger_version if rejected else None},
         metadata={
-            "model_version": str(version),
-            "decision": "promoted to champion" if decision.promoted else "rejected (stays challenger)",
-            "gate": dg.MetadataValue.md(decision.describe().replace("\n", "\n\n")),
+            "model_version": outcome.version,
+            "decision": ("promoted to champion" if decision.promoted else "rejected (stays challenger)")
+                        + (f"; baseline fallback of rejected v{rejected.challenger_version}" if rejected else ""),
+            "rejected_version": rejected.challenger_version if rejected else "none",
+            "gate": dg.MetadataValue.md(outcome.describe().replace("\n", "\n\n")),
             "challenger_log_loss": decision.challenger_log_loss,
             "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else "none",
             "baseline_log_loss": decision.baseline_log_loss,
