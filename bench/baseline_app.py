@@ -31,7 +31,7 @@ from starlette.routing import Route  # noqa: E402
 
 from bento_service import scoring  # noqa: E402
 from bento_service.model import ModelSet, ServedModel  # noqa: E402
-from bento_service.schemas import BatchRequest, MatchRequest  # noqa: E402
+from bento_service.schemas import BatchRequest, MatchColumns, MatchRequest  # noqa: E402
 from bento_service.snapshot import RequestError, Snapshot  # noqa: E402
 
 STATE: dict = {}
@@ -56,18 +56,21 @@ async def predict(request: Request) -> Response:
         scored = await scoring.score_batched(STATE["batcher"], STATE["models"], STATE["snapshot"], [match], 0.0)
     except RequestError as exc:
         return _json(exc.detail, exc.status)
-    return _json(scored.records()[0])
+    return Response(scored.predictions_json()[1:-1], media_type="application/json")
 
 
 async def predict_batch(request: Request) -> Response:
-    try:
-        batch = BatchRequest.model_validate_json(await request.body())
-    except ValidationError as exc:
-        return _invalid(exc)
+    body = await request.body()
+    matches = MatchColumns.from_batch_json(body)
+    if matches is None:
+        try:
+            matches = BatchRequest.model_validate_json(body).matches
+        except ValidationError as exc:
+            return _invalid(exc)
 
     def run() -> bytes:
-        scored = scoring.score(STATE["models"], STATE["snapshot"], batch.matches, 0.0)
-        return orjson.dumps({"predictions": scored.records()})
+        scored = scoring.score(STATE["models"], STATE["snapshot"], matches, 0.0)
+        return b'{"predictions":' + scored.predictions_json() + b"}"
 
     try:
         return Response(await run_in_threadpool(run), media_type="application/json")

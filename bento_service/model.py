@@ -91,14 +91,108 @@ class ServedModel:
 
 def _raw_predict_fn(pyfunc) -> Callable[[np.ndarray], np.ndarray] | None:
     """The function ``pyfunc.predict`` ends in, when MLflow says which (an sklearn flavor logged with
-    ``pyfunc_predict_fn``, as time2bet.ml.tracking does): ``model.predict_proba`` of the raw model; else None."""
+    ``pyfunc_predict_fn``, as time2bet.ml.tracking does): ``model.predict_proba`` of the raw model, or the same
+    numbers through :func:`_temperature_scaled`; else None."""
     try:
         flavor = pyfunc.metadata.flavors["python_function"]
         if flavor.get("loader_module") != "mlflow.sklearn":
             return None
-        return getattr(pyfunc.get_raw_model(), flavor.get("predict_fn") or "predict")
+        raw = pyfunc.get_raw_model()
+        predict = getattr(raw, flavor.get("predict_fn") or "predict")
     except Exception:  # noqa: BLE001 - anything unexpected (a test double, another flavor): the pyfunc path
         return None
+    return (_temperature_scaled(raw) or predict) if flavor.get("predict_fn") == "predict_proba" else predict
+
+
+PARALLEL_ROWS = 2048   # calls with at least this many rows are split across the cores (see _Chunked)
+
+
+def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``predict_proba`` of a temperature-scaled ``CalibratedClassifierCV(FrozenEstimator(est))`` (what
+    time2bet.ml.training fits) as ``est.predict_proba`` followed by sklearn's own temperature map, skipping
+    the per-call input validation, tag lookups (deep copies) and target-type checks of the wrapper: ~1.1 ms of
+    a ~1.3 ms one-row call, and so most of the cost of a lone /predict. The same numpy operations in the same
+    order as sklearn 1.9's ``_CalibratedClassifier.predict_proba``; whether the result equals the model's own
+    ``predict_proba`` bit for bit is checked on probe rows here, and any other model (or any difference) keeps
+    the library's path."""
+    try:
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.frozen import FrozenEstimator
+        from sklearn.utils.extmath import softmax
+
+        if not (isinstance(model, CalibratedClassifierCV) and model.method == "temperature"
+                and len(model.calibrated_classifiers_) == 1):
+            return None
+        calibrated = model.calibrated_classifiers_[0]
+        estimator = calibrated.estimator
+        estimator = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
+        beta, n_classes = calibrated.calibrators[0].beta_, len(model.classes_)
+        n_features = int(model.n_features_in_)
+    except Exception:  # noqa: BLE001 - another sklearn layout: the library's path
+        return None
+    chunked = _split_across_cores(estimator)
+
+    def predict_proba(x: np.ndarray) -> np.ndarray:
+        p = chunked.predict_proba(x)
+        if p.dtype not in (np.float32, np.float64):
+            p = p.astype(np.float64)
+        # sklearn's _convert_to_logits takes log-probabilities only for rows that look like probabilities
+        if not (p.ndim == 2 and p.shape[1] == n_classes and np.all((p >= 0) & (p <= 1))
+                and np.all(np.isclose(np.sum(p, axis=1), np.asarray(1.0, dtype=p.dtype)))):
+            return model.predict_proba(x)
+        proba = softmax(beta * np.log(p + 1e-12))
+        proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+        mean = np.zeros((len(x), n_classes))   # the mean over the one calibrated classifier, as sklearn takes it
+        mean += proba
+        mean /= 1
+        return mean
+
+    rng = np.random.default_rng(0)
+    probe = rng.normal(size=(PARALLEL_ROWS, n_features))
+    probe[rng.random(probe.shape) < 0.1] = np.nan
+    try:
+        same = all(np.array_equal(predict_proba(rows), model.predict_proba(rows)) for rows in (probe, probe[:1]))
+    except Exception:  # noqa: BLE001 - the shortcut cannot run this model
+        same = False
+    if not same:
+        logger.warning("serving through CalibratedClassifierCV.predict_proba: the temperature shortcut differs")
+        return None
+    return predict_proba
+
+
+class _Chunked:
+    """``predict_proba`` of a large call split into one chunk per core, the chunks scored at once on threads
+    (XGBoost releases the GIL while it predicts). Each row is scored on its own, so the numbers do not depend
+    on the split (checked on the probe rows at load). Why not XGBoost's own threads (``n_jobs``): the models
+    are fitted with one (reproducible training), and on this shared 2-core machine OpenMP's threads doubled
+    the time of a 10,000-row call whenever the other core was busy (they spin-wait for each other), where plain
+    threads merely share the core; on a free core both halve it."""
+
+    _pool = None   # one pool for every model served (the threads of a replaced model are not left behind)
+
+    def __init__(self, estimator, cores: int):
+        self.estimator, self.cores = estimator, cores
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if len(x) < PARALLEL_ROWS:
+            return self.estimator.predict_proba(x)
+        if _Chunked._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            _Chunked._pool = ThreadPoolExecutor(max_workers=self.cores - 1, thread_name_prefix="time2bet-chunk")
+        first, *rest = np.array_split(x, self.cores)
+        futures = [_Chunked._pool.submit(self.estimator.predict_proba, chunk) for chunk in rest]
+        return np.concatenate([self.estimator.predict_proba(first), *(f.result() for f in futures)])
+
+
+def _split_across_cores(estimator):
+    """An XGBoost ``estimator`` wrapped in :class:`_Chunked` when this process may use several cores, else itself
+    (a logistic-regression pipeline is cheap and mostly holds the GIL)."""
+    import os
+
+    from xgboost import XGBModel
+
+    cores = len(os.sched_getaffinity(0))
+    return _Chunked(estimator, cores) if cores > 1 and isinstance(estimator, XGBModel) else estimator
 
 
 logger = logging.getLogger("time2bet.serving")

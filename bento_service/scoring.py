@@ -20,11 +20,14 @@ import gc
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain, repeat
 
 import numpy as np
+import orjson
 from pydantic import TypeAdapter
 
 from bento_service.model import CHAMPION, OUTCOMES, ModelSet, ServedModel, assign_variant
+from bento_service.schemas import MatchColumns
 from bento_service.snapshot import Fixtures, Snapshot
 
 _DATETIME = TypeAdapter(dt.datetime)
@@ -34,7 +37,7 @@ _DATETIME = TypeAdapter(dt.datetime)
 class Scored:
     """Predictions for requests, in request order."""
 
-    matches: Sequence            # the requests (home_team, away_team, division as asked)
+    matches: MatchColumns            # the requests (home_team, away_team, division as asked)
     fixtures: Fixtures
     variants: list[str]
     models: dict[str, ServedModel]   # variant -> the model that answered it
@@ -42,30 +45,64 @@ class Scored:
     snapshot: Snapshot
 
     def outcome_counts(self) -> dict[tuple[str, str], int]:
-        """{(outcome, variant): n}: the most likely outcome of each prediction, by variant. (A plain dict: under
-        load py-spy found ``collections.Counter(<generator>)`` here costing as much as the model call.)"""
-        counts: dict[tuple[str, str], int] = {}
-        for b, v in zip(self.probs.argmax(axis=1).tolist() if len(self.probs) else [], self.variants, strict=True):
-            key = (OUTCOMES[b], v)
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        """{(outcome, variant): n}: the most likely outcome of each prediction, by variant."""
+        names, rows = self._variant_codes()
+        if not len(rows):
+            return {}
+        counts = np.bincount(self.probs.argmax(axis=1) * len(names) + rows, minlength=3 * len(names))
+        return {(OUTCOMES[k // len(names)], names[k % len(names)]): int(n) for k, n in enumerate(counts.tolist()) if n}
+
+    def _variant_codes(self) -> tuple[list[str], np.ndarray]:
+        """(the variants present, each row's index into them)."""
+        names = list(dict.fromkeys(self.variants))
+        if len(names) == 1:
+            return names, np.zeros(len(self.variants), dtype=np.intp)
+        index = {v: i for i, v in enumerate(names)}
+        return names, np.fromiter((index[v] for v in self.variants), dtype=np.intp, count=len(self.variants))
+
+    def predictions_json(self) -> bytes:
+        """The predictions as a JSON array of schemas.Prediction objects (same fields, order and formats).
+
+        Built from pieces serialised once each by orjson: the head of every distinct (variant, division, home,
+        away), every distinct date, the tail of every variant (model, snapshot dates) and all the probabilities
+        in one call; the rows are then these pieces in order, joined once. For 10,000 rows this takes ~4 ms
+        against ~17 ms for a dict per row serialised by orjson (the dicts, not the serialising, cost)."""
+        if not len(self.probs):
+            return b"[]"
+        snapshot = self.snapshot
+        names, rows = self._variant_codes()
+        dates_of_snapshot = (b',"features_as_of":' + orjson.dumps(snapshot.features_as_of) + b',"snapshot_loaded_at":'
+                             + orjson.dumps(_DATETIME.dump_python(snapshot.loaded_at, mode="json")) + b"}")
+        tails = [b'},"model":' + orjson.dumps({"name": m.name, "version": m.version, "alias": m.alias,
+                                               "data_version": m.data_version}) + dates_of_snapshot + b","
+                 for m in (self.models[v] for v in names)]
+        keys, key_of_row = _distinct(self.fixtures.codes * len(names) + rows)
+        heads = []
+        for key in keys:
+            division, home, away = self.fixtures.pairs[key // len(names)]
+            heads.append(orjson.dumps({"variant": names[key % len(names)], "home_team": home, "away_team": away,
+                                       "division": division})[:-1] + b',"kickoff_date":"')
+        days, day_of_row = _distinct(self.fixtures.ordinals)
+        dates = [dt.date.fromordinal(d).isoformat().encode() + b'","probabilities":{"home":' for d in days]
+        numbers = orjson.dumps(np.ascontiguousarray(self.probs, dtype=np.float64).ravel(),
+                               option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        row_tails = list(map(tails.__getitem__, rows.tolist()))
+        row_tails[-1] = row_tails[-1][:-1]   # no comma after the last object
+        return b"".join(chain([b"["], chain.from_iterable(zip(
+            map(heads.__getitem__, key_of_row), map(dates.__getitem__, day_of_row), numbers[0::3],
+            repeat(b',"draw":'), numbers[1::3], repeat(b',"away":'), numbers[2::3], row_tails)), [b"]"]))
 
     def records(self) -> list[dict]:
-        """The predictions as schemas.Prediction JSON objects (same fields, order and formats)."""
-        snapshot = self.snapshot
-        as_of = snapshot.features_as_of.isoformat() if snapshot.features_as_of is not None else None
-        loaded = _DATETIME.dump_python(snapshot.loaded_at, mode="json")
-        refs = {v: {"name": m.name, "version": m.version, "alias": m.alias, "data_version": m.data_version}
-                for v, m in self.models.items()}
-        dates: dict[dt.date, str] = {}
-        return [
-            {"variant": v, "home_team": m.home_team, "away_team": m.away_team, "division": m.division,
-             "kickoff_date": dates.get(k) or dates.setdefault(k, k.isoformat()),
-             "probabilities": {"home": p[0], "draw": p[1], "away": p[2]}, "model": refs[v],
-             "features_as_of": as_of, "snapshot_loaded_at": loaded}
-            for m, v, k, p in zip(self.matches, self.variants, self.fixtures.kickoffs, self.probs.tolist(),
-                                  strict=True)
-        ]
+        """The predictions as schemas.Prediction JSON objects (tests and tools; the routes send the bytes)."""
+        return orjson.loads(self.predictions_json())
+
+
+def _distinct(values: np.ndarray) -> tuple[list[int], list[int]]:
+    """(the distinct values, each row's index into them), as lists; np.unique costs ~25 us even for one row."""
+    if len(values) == 1:
+        return values.tolist(), [0]
+    distinct, index = np.unique(values, return_inverse=True)
+    return distinct.tolist(), index.tolist()
 
 
 def variants_of(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]:
@@ -75,7 +112,7 @@ def variants_of(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]
     return [assign_variant(match_id, share) for match_id in fixtures.match_ids()]
 
 
-def prepare(models: ModelSet, snapshot: Snapshot, matches: Sequence, share: float):
+def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns, share: float):
     """(fixtures, variants, feature rows) of requests; raises RequestError like ``Snapshot.resolve``."""
     fixtures = snapshot.resolve_many(matches)
     return fixtures, variants_of(models, fixtures, share), snapshot.feature_matrix(fixtures)
@@ -91,16 +128,18 @@ def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray) -> 
     return probs
 
 
-def score(models: ModelSet, snapshot: Snapshot, matches: Sequence, share: float) -> Scored:
+def score(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence, share: float) -> Scored:
     """Requests scored in the calling thread (the batch route and the jobs)."""
+    matches = MatchColumns.of(matches)
     fixtures, variants, x = prepare(models, snapshot, matches, share)
     probs = predict_by_variant(models, variants, x)
     return Scored(matches, fixtures, variants, {v: models.get(v) for v in set(variants)}, probs, snapshot)
 
 
-async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snapshot, matches: Sequence,
-                        share: float) -> Scored:
+async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snapshot,
+                        matches: MatchColumns | Sequence, share: float) -> Scored:
     """Requests scored with the model calls coalesced with other requests' (the single-match route)."""
+    matches = MatchColumns.of(matches)
     fixtures, variants, x = prepare(models, snapshot, matches, share)
     chosen = {v: models.get(v) for v in dict.fromkeys(variants)}
     if len(chosen) == 1:

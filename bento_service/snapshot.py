@@ -19,11 +19,13 @@ import datetime as dt
 import difflib
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from bento_service.schemas import MatchColumns
 from time2bet.features import FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
 from time2bet.ingestion.warehouse import Warehouse
 from time2bet.ml.ratings import fixture_ratings
@@ -217,28 +219,31 @@ class Snapshot:
 
     # --- the fast path: many requests at once, numpy rows ----------------------------------------------
 
-    def resolve_many(self, matches) -> Fixtures:
-        """Requests (objects with home_team, away_team, division, kickoff_date) resolved like :meth:`resolve`, row
-        for row, but grouped: each distinct (division, home, away) is looked up once and the date rule is checked
-        on arrays. On any refusal the requests go through :meth:`resolve` one by one, so the error raised is
-        exactly the one the first refused request gets there (with its ``index`` when there are several)."""
+    def resolve_many(self, matches: MatchColumns | Sequence) -> Fixtures:
+        """Requests (MatchColumns, or objects with home_team, away_team, division, kickoff_date) resolved like
+        :meth:`resolve`, row for row, but grouped: each distinct (division, home, away) is looked up once and the
+        date rule is checked on arrays. On any refusal the requests go through :meth:`resolve` one by one, so the
+        error raised is exactly the one the first refused request gets there (with its ``index`` when there are
+        several)."""
+        columns = MatchColumns.of(matches)
         try:
-            return self._resolve_grouped(matches)
+            return self._resolve_grouped(columns)
         except RequestError as grouped:
-            for i, m in enumerate(matches):
+            for i, request in enumerate(zip(columns.home_team, columns.away_team, columns.division,
+                                            columns.kickoff_date)):
                 try:
-                    self.resolve(m.home_team, m.away_team, m.division, m.kickoff_date)
+                    self.resolve(*request)
                 except RequestError as exc:
-                    if len(matches) > 1:
+                    if len(columns) > 1:
                         exc.detail["index"] = i
                     raise
             raise grouped   # pragma: no cover - the grouped check refused what resolve() accepts
 
-    def _resolve_grouped(self, matches) -> Fixtures:
+    def _resolve_grouped(self, columns: MatchColumns) -> Fixtures:
         pairs: dict[tuple[str, str, str], int] = {}
-        keys = [(m.division, m.home_team, m.away_team) for m in matches]
-        codes = np.fromiter((pairs.setdefault(k, len(pairs)) for k in keys), dtype=np.intp, count=len(keys))
-        kickoffs: list[dt.date | None] = [m.kickoff_date for m in matches]
+        keys = zip(columns.division, columns.home_team, columns.away_team)
+        codes = np.fromiter((pairs.setdefault(k, len(pairs)) for k in keys), dtype=np.intp, count=len(columns))
+        kickoffs: list[dt.date | None] = list(columns.kickoff_date)
         ids, latest, default = [], [], []
         never = dt.date.min.toordinal()
         for division, home, away in pairs:

@@ -5,6 +5,7 @@ test_serving_snapshot.py compares with the batch path (train/serve skew)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from types import SimpleNamespace
 
@@ -12,10 +13,11 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from bento_service import scoring
 from bento_service.model import ModelSet
-from bento_service.schemas import MatchRequest, Prediction
+from bento_service.schemas import MAX_BATCH, BatchRequest, MatchColumns, MatchRequest, Prediction
 from bento_service.snapshot import MODEL_FEATURES, RequestError
 from time2bet.ml.training import model_input
 
@@ -83,13 +85,73 @@ def test_refused_requests_raise_what_resolve_raises_with_the_index(snapshot, bat
     assert single.value.detail == expected.value.detail   # no index for a single request
 
 
-def test_records_are_the_prediction_schema(snapshot, served_model, batch_features):
-    matches = _matches(batch_features)
-    scored = scoring.score(ModelSet(champion=served_model), snapshot, matches, 0.0)
-    for record in scored.records():
-        assert orjson.dumps(record) == Prediction(**record).model_dump_json().encode()
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_predictions_json_is_the_prediction_schema(snapshot, served_model, batch_features, share):
+    """The bytes built from pieces are exactly pydantic's JSON of the Prediction models, row for row, in order."""
+    matches = _matches(batch_features) + _matches(batch_features, 3)
+    challenger = dataclasses.replace(served_model, alias="challenger", version="99")
+    models = ModelSet(champion=served_model, challenger=challenger if share else None)
+    scored = scoring.score(models, snapshot, matches, share)
+    expected = []
+    for m, variant, kickoff, p in zip(matches, scored.variants, scored.fixtures.kickoffs, scored.probs, strict=True):
+        model = models.get(variant)
+        expected.append(Prediction(
+            variant=variant, home_team=m.home_team, away_team=m.away_team, division=m.division,
+            kickoff_date=kickoff, probabilities={"home": p[0], "draw": p[1], "away": p[2]},
+            model={"name": model.name, "version": model.version, "alias": model.alias,
+                   "data_version": model.data_version},
+            features_as_of=snapshot.features_as_of, snapshot_loaded_at=snapshot.loaded_at).model_dump_json())
+    assert scored.predictions_json() == ("[" + ",".join(expected) + "]").encode()
     counts = scored.outcome_counts()
-    assert sum(counts.values()) == len(matches) and {v for _, v in counts} == {"champion"}
+    assert sum(counts.values()) == len(matches)
+    assert {v for _, v in counts} == ({"champion", "challenger"} if share else {"champion"})
+    for (outcome, variant), n in counts.items():
+        column = ("home", "draw", "away").index(outcome)
+        assert n == sum(1 for v, p in zip(scored.variants, scored.probs) if v == variant and p.argmax() == column)
+
+
+def _batch_body(batch_features, **changes) -> dict:
+    matches = [m.model_dump(mode="json") for m in _matches(batch_features)]
+    matches[1] = {k: v for k, v in {**matches[1], **changes}.items() if v is not _DROP}
+    return {"matches": matches}
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("body", [
+    "valid", "no dates", {"kickoff_date": None}, {"home_team": " Padded "}, {"home_team": ""},
+    {"home_team": "x" * 65}, {"division": "D" * 9}, {"home_team": 7}, {"home_team": ["a"]}, {"away_team": _DROP},
+    {"extra": 1}, {"kickoff_date": "2025-02-30"}, {"kickoff_date": 0}, {"kickoff_date": "2025-W10-6"},
+    {"kickoff_date": "2025-08-01T00:00:00"}, {"kickoff_date": {"y": 2025}}, "not a list", "empty", "top extra",
+    "too many", "item not an object", "not json",
+])
+def test_batch_columns_accept_what_batch_request_accepts_with_the_same_values(batch_features, body):
+    """MatchColumns.from_batch_json (the batch route's parser) never accepts what BatchRequest refuses, gives the
+    same values when both accept, and accepts every plain valid batch (it declines only names to strip)."""
+    if isinstance(body, dict):
+        raw = orjson.dumps(_batch_body(batch_features, **body))
+    elif body == "valid":
+        raw = orjson.dumps(_batch_body(batch_features))
+    elif body == "no dates":
+        raw = orjson.dumps({"matches": [{k: v for k, v in m.items() if k != "kickoff_date"}
+                                        for m in _batch_body(batch_features)["matches"]]})
+    else:
+        raw = {"not a list": b'{"matches": {"a": 1}}', "empty": b'{"matches": []}',
+               "top extra": orjson.dumps({**_batch_body(batch_features), "x": 1}),
+               "too many": orjson.dumps({"matches": _batch_body(batch_features)["matches"][:1] * (MAX_BATCH + 1)}),
+               "item not an object": b'{"matches": ["E0"]}', "not json": b'{"matches": [\xff'}[body]
+    try:
+        expected = MatchColumns.of(BatchRequest.model_validate_json(raw).matches)
+    except ValidationError:
+        expected = None
+    got = MatchColumns.from_batch_json(raw)
+    if body in ("valid", "no dates") or body == {"kickoff_date": None}:
+        assert got is not None and got == expected
+    elif body == {"home_team": " Padded "}:
+        assert got is None and expected is not None   # declined: the pydantic fallback strips it
+    else:
+        assert got is None and expected is None
 
 
 def test_micro_batcher_gives_each_request_its_own_rows(snapshot, served_model, batch_features):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bento_service.schemas import MAX_BATCH
 
@@ -148,3 +149,32 @@ def test_metrics(client, fixtures):
                    'variant="champion"}',
                    'time2bet_validation_errors_total{reason="unknown_division"}', "time2bet_snapshot_age_seconds "):
         assert needle in text, needle
+
+
+def _requests_total(client, route: str) -> dict[str, float]:
+    """time2bet_requests_total of one route by status class (summed over variants)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "time2bet_requests_total" and sample.labels["route"] == route:
+                out[sample.labels["status"]] = out.get(sample.labels["status"], 0) + sample.value
+    return out
+
+
+def test_each_prediction_request_is_counted_once(client, fixtures):
+    """Valid bodies are answered ahead of BentoML's app (service.PredictFront); others go on to the FastAPI
+    route: either way one request is one count, under the route's template."""
+    before = _requests_total(client, "/predict")
+    for _ in range(3):
+        assert client.post("/predict", json=_body(fixtures[0])).status_code == 200
+    assert client.post("/predict", json={**_body(fixtures[0]), "home_team": "Nobody FC"}).status_code == 422
+    assert client.post("/predict", json={**_body(fixtures[0]), "extra": 1}).status_code == 422   # declined
+    assert client.post("/predict", content=b"\xff", headers={"content-type": "application/json"}).status_code == 400
+    after = _requests_total(client, "/predict")
+    assert after.get("2xx", 0) - before.get("2xx", 0) == 3
+    assert after.get("4xx", 0) - before.get("4xx", 0) == 3
+    batch = _requests_total(client, "/predict/batch")
+    assert client.post("/predict/batch", json={"matches": [_body(f) for f in fixtures]}).status_code == 200
+    assert client.post("/predict/batch", json={"matches": []}).status_code == 422
+    after_batch = _requests_total(client, "/predict/batch")
+    assert {k: after_batch.get(k, 0) - batch.get(k, 0) for k in ("2xx", "4xx")} == {"2xx": 1, "4xx": 1}
