@@ -357,6 +357,66 @@ def test_season_regression_pulls_toward_the_division_start_at_a_new_season():
     pd.testing.assert_frame_equal(elo_ratings(one_season, season_regression=0.5), plain)
 
 
+def test_a_team_entering_a_division_starts_from_the_leavers_rating_plus_the_offset():
+    # season 1 (2020-21): A, B, C in E0; season 2: A and N (new), B and C gone; season 3: B is back
+    rows = [(0, "A", "B", 3, 0), (7, "B", "C", 2, 0), (14, "C", "A", 0, 1),
+            (400, "A", "N", 1, 1), (407, "N", "A", 0, 2),
+            (770, "A", "B", 1, 0), (777, "B", "N", 0, 0)]
+    df = frame(rows)
+    plain = elo_ratings(df)
+    end_of_season_1 = current_ratings(df.iloc[:3]).set_index("team_id")["elo"]
+    out = elo_ratings(df, entry_from_leavers=True, entry_offset=40)
+    pd.testing.assert_frame_equal(out.iloc[:3], plain.iloc[:3])  # the first season is untouched
+    assert out.loc[3, "home_elo"] == plain.loc[3, "home_elo"]  # A stayed up
+    assert out.loc[3, "away_elo"] == pytest.approx((end_of_season_1["B"] + end_of_season_1["C"]) / 2 + 40)
+    # season 3: B enters again, but nobody left after season 2, so B keeps its (stale) rating
+    end_of_season_2 = current_ratings(df.iloc[:5], entry_from_leavers=True, entry_offset=40).set_index("team_id")["elo"]
+    assert out.loc[5, "away_elo"] == pytest.approx(end_of_season_2["B"])
+
+
+def test_a_promoted_team_keeps_its_standing_among_the_teams_promoted_with_it():
+    # season 1: E0 = {A, B, C, D}, E1 = {P, Q, R, S}; season 2: C and D swap with P and Q
+    s1 = [(0, "A", "C", 2, 0), (0, "B", "D", 1, 0), (7, "C", "D", 0, 0), (7, "A", "B", 1, 1),
+          (0, "P", "R", 3, 0, "E1"), (0, "Q", "S", 0, 0, "E1"), (7, "P", "Q", 1, 0, "E1"), (7, "R", "S", 0, 1, "E1")]
+    s2 = [(400, "A", "P", 0, 0), (400, "B", "Q", 0, 0), (400, "C", "R", 0, 0, "E1"), (400, "D", "S", 0, 0, "E1")]
+    df = frame(s1 + s2)
+    end = current_ratings(frame(s1)).set_index("team_id")["elo"]
+    out = elo_ratings(df, entry_from_leavers=True, entry_offset=10).set_index("match_id")
+    top_target = (end["C"] + end["D"]) / 2 + 10  # E0's leavers
+    promoted = (end["P"] + end["Q"]) / 2
+    assert out.loc["m008", "away_elo"] == pytest.approx(top_target + end["P"] - promoted)
+    assert out.loc["m009", "away_elo"] == pytest.approx(top_target + end["Q"] - promoted)
+    low_target = (end["P"] + end["Q"]) / 2 + 10  # E1's leavers, relegated sides keep their order
+    assert out.loc["m010", "home_elo"] == pytest.approx(low_target + end["C"] - (end["C"] + end["D"]) / 2)
+    assert out.loc["m011", "away_elo"] == end["S"]  # stayed in E1
+    off = elo_ratings(df, entry_from_leavers=True, entry_offset=10, entry_keep_movers=False).set_index("match_id")
+    assert off.loc["m008", "away_elo"] == pytest.approx(top_target) == off.loc["m009", "away_elo"]
+
+
+seasons_fixture = st.tuples(
+    st.sampled_from([0, 1, 2, 370, 371, 372, 740, 741, 1100]),  # days in four seasons
+    st.sampled_from(TEAMS + ["f", "g"]),
+    st.sampled_from(TEAMS + ["f", "g"]),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.sampled_from(["E0", "E1"]),
+).filter(lambda f: f[1] != f[2])
+
+
+@QUICK
+@given(rows=st.lists(seasons_fixture, min_size=1, max_size=20), data=st.data())
+def test_entry_rule_changing_a_result_changes_nothing_up_to_its_date(rows, data):
+    i = data.draw(st.integers(0, len(rows) - 1))
+    day, home, away, hg, ag, div = rows[i]
+    changed = (day, home, away, *((ag, hg) if hg != ag else (hg + 1, ag)), div)
+    params = dict(entry_from_leavers=True, entry_offset=150.0, season_regression=0.2)
+    before = match_ratings(frame(rows), **params)
+    after = match_ratings(frame(rows[:i] + [changed] + rows[i + 1:]), **params)
+    upto = np.array([r[0] <= day for r in rows])
+    cols = list(ELO_COLUMNS) + list(PI_COLUMNS)
+    pd.testing.assert_frame_equal(before.loc[upto, cols], after.loc[upto, cols], check_exact=True)
+
+
 # --- inputs -------------------------------------------------------------------------------------------------
 
 

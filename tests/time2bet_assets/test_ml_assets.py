@@ -24,12 +24,17 @@ def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(engine,
         assert result.success, job
 
     gate_md = result.asset_materializations_for_node("registered_model")[0].metadata
+    final = gate_md["model_version"].value   # the candidate, or its baseline fallback (a later version)
     client = registry_client(settings.mlflow_tracking_uri)
     model = client.get_registered_model("match_outcome")
-    assert model.aliases.get("champion") == 1 or gate_md["decision"].value.startswith("rejected")
-    version = client.get_model_version("match_outcome", "1")
-    assert version.tags["gate.decision"] in {"promoted", "rejected"}
+    promoted = not gate_md["decision"].value.startswith("rejected")
+    assert model.aliases.get("champion") == (int(final) if promoted else None)
+    version = client.get_model_version("match_outcome", final)
+    assert version.tags["gate.decision"] == ("promoted" if promoted else "rejected")
     assert version.tags["data_version"] == result.asset_materializations_for_node("candidate_model")[0].metadata["data_version"].value
+    if final != "1":   # v1 lost to the logistic-regression baseline, which was registered and gated instead
+        assert version.tags["gate.fallback_of"] == "1"
+        assert client.get_model_version("match_outcome", "1").tags["gate.fallback_version"] == final
 
     run = client.get_run(version.tags["mlflow_run_id"])
     assert "log_loss" in " ".join(run.data.metrics) and run.data.params["data_version"]
@@ -39,4 +44,5 @@ def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(engine,
     assert len(predictions) == fixtures * predictions["variant"].nunique()
     sums = predictions[["p_home", "p_draw", "p_away"]].sum(axis=1)
     assert ((sums - 1).abs() < 1e-5).all()
-    assert (predictions["model_version"] == "1").all() and (predictions["data_version"] != "").all()
+    assert (predictions.loc[predictions["variant"] == "champion", "model_version"] == final).all()
+    assert (predictions["data_version"] != "").all()
