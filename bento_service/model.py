@@ -109,14 +109,16 @@ PARALLEL_ROWS = 2048   # calls with at least this many rows are split across the
 
 def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
     """``predict_proba`` of a temperature-scaled ``CalibratedClassifierCV(FrozenEstimator(est))`` (what
-    time2bet.ml.training fits) as ``est.predict_proba`` followed by sklearn's own temperature map, skipping
-    the per-call input validation, tag lookups (deep copies) and target-type checks of the wrapper: ~1.1 ms of
-    a ~1.3 ms one-row call, and so most of the cost of a lone /predict. The same numpy operations in the same
-    order as sklearn 1.9's ``_CalibratedClassifier.predict_proba``; whether the result equals the model's own
-    ``predict_proba`` bit for bit is checked on probe rows here, and any other model (or any difference) keeps
-    the library's path."""
+    time2bet.ml.training fits) as ``est``'s own response followed by sklearn's temperature map, skipping the
+    per-call input validation, tag lookups (deep copies) and target-type checks of the wrapper: ~1.1 ms of a
+    ~1.3 ms one-row call, and so most of the cost of a lone /predict. The same steps with the same numpy
+    operations in the same order as sklearn 1.9's ``_CalibratedClassifier.predict_proba`` (``decision_function``
+    when the estimator has one, else ``predict_proba``; log-probabilities only for probability-like rows);
+    whether the result equals the model's own ``predict_proba`` bit for bit is checked on probe rows here, and
+    any other model (or any difference) keeps the library's path."""
     try:
         from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.externals import array_api_extra as xpx
         from sklearn.frozen import FrozenEstimator
         from sklearn.utils.extmath import softmax
 
@@ -130,17 +132,21 @@ def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
         n_features = int(model.n_features_in_)
     except Exception:  # noqa: BLE001 - another sklearn layout: the library's path
         return None
-    chunked = _split_across_cores(estimator)
+    if hasattr(estimator, "decision_function"):
+        respond = estimator.decision_function
+    else:
+        respond = _split_across_cores(estimator).predict_proba
 
     def predict_proba(x: np.ndarray) -> np.ndarray:
-        p = chunked.predict_proba(x)
-        if p.dtype not in (np.float32, np.float64):
-            p = p.astype(np.float64)
-        # sklearn's _convert_to_logits takes log-probabilities only for rows that look like probabilities
-        if not (p.ndim == 2 and p.shape[1] == n_classes and np.all((p >= 0) & (p <= 1))
-                and np.all(np.isclose(np.sum(p, axis=1), np.asarray(1.0, dtype=p.dtype)))):
+        values = respond(x)
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(np.float64)
+        if values.ndim != 2 or values.shape[1] != n_classes:
             return model.predict_proba(x)
-        proba = softmax(beta * np.log(p + 1e-12))
+        if np.all((values >= 0) & (values <= 1)) and np.all(
+                xpx.isclose(np.sum(values, axis=1), np.asarray(1.0, dtype=values.dtype))):
+            values = np.log(values + 1e-12)   # probabilities: to log-probabilities, as sklearn does
+        proba = softmax(beta * values)
         proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
         mean = np.zeros((len(x), n_classes))   # the mean over the one calibrated classifier, as sklearn takes it
         mean += proba
