@@ -133,7 +133,7 @@ def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
     except Exception:  # noqa: BLE001 - another sklearn layout: the library's path
         return None
     if hasattr(estimator, "decision_function"):
-        respond = estimator.decision_function
+        respond = _linear_scores(estimator) or estimator.decision_function
     else:
         respond = _split_across_cores(estimator).predict_proba
 
@@ -164,6 +164,39 @@ def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
         logger.warning("serving through CalibratedClassifierCV.predict_proba: the temperature shortcut differs")
         return None
     return predict_proba
+
+
+def _linear_scores(pipeline) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``decision_function`` of the logistic-regression candidate, ``Pipeline(SimpleImputer, StandardScaler,
+    LogisticRegression)``, as the three steps' own arithmetic on one copy of the rows: fill the missing values
+    with the imputer's statistics, ``-= mean_``, ``/= scale_``, ``@ coef_.T + intercept_``. sklearn validates
+    and copies the rows at every step: 19 ms of a 10,000-row call against ~4 ms here. The same operations on the
+    same memory layout give the same bits; :func:`_temperature_scaled` checks the whole model on probe rows."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps = [step for _, step in pipeline.steps] if isinstance(pipeline, Pipeline) else []
+    if [type(step) for step in steps] != [SimpleImputer, StandardScaler, LogisticRegression]:
+        return None
+    imputer, scaler, linear = steps
+    if not (imputer.keep_empty_features and not imputer.add_indicator and np.isnan(imputer.missing_values)
+            and scaler.with_mean and scaler.with_std and linear.coef_.ndim == 2 and linear.coef_.shape[0] > 1):
+        return None
+    fill, mean, scale = imputer.statistics_.astype(np.float64), scaler.mean_, scaler.scale_
+    coef_t, intercept = linear.coef_.T, linear.intercept_
+
+    def scores(x: np.ndarray) -> np.ndarray:
+        x = np.array(x, dtype=np.float64, order="C")   # a copy: the steps below work in place
+        missing = np.isnan(x)
+        if missing.any():
+            x[missing] = fill[np.nonzero(missing)[1]]
+        x -= mean
+        x /= scale
+        return x @ coef_t + intercept
+
+    return scores
 
 
 class _Chunked:

@@ -215,7 +215,7 @@ def test_a_date_dependent_feature_turns_the_cache_off(snapshot, batch_features, 
 def test_the_temperature_shortcut_serves_both_candidates_bit_for_bit(candidate):
     """model._temperature_scaled is taken for every candidate training fits, and gives the wrapper's bits, for one
     row and for a batch large enough to be split across cores."""
-    from bento_service.model import PARALLEL_ROWS, _temperature_scaled
+    from bento_service.model import PARALLEL_ROWS, _linear_scores, _temperature_scaled
     from time2bet.ml.training import fit_model
 
     rng = np.random.default_rng(7)
@@ -226,6 +226,8 @@ def test_the_temperature_shortcut_serves_both_candidates_bit_for_bit(candidate):
     model = fit_model(frame, list(MODEL_FEATURES), candidate)
     shortcut = _temperature_scaled(model)
     assert shortcut is not None
+    if candidate == "logreg":   # the pipeline's own steps in numpy are taken too
+        assert _linear_scores(model.calibrated_classifiers_[0].estimator.estimator) is not None
     x = rng.normal(size=(PARALLEL_ROWS + 5, len(MODEL_FEATURES)))
     x[rng.random(x.shape) < 0.05] = np.nan
     np.testing.assert_array_equal(shortcut(x), model.predict_proba(x))
