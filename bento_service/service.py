@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import ValidationError
 
-from bento_service import scoring
+from bento_service import scoring, traffic
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 
 from bento_service.model import (
@@ -53,6 +53,7 @@ from bento_service.snapshot import RequestError, Snapshot
 from time2bet.settings import Settings
 
 logger = logging.getLogger("time2bet.serving")
+traffic.install()   # BentoML's traffic timeout, its per-request timer cancelled (see bento_service/traffic.py)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024   # a full batch of MAX_BATCH matches is well under 2 MB
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024   # beyond this an oversized upload is cut off instead of drained
