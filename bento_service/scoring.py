@@ -20,7 +20,6 @@ import gc
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain, repeat
 
 import numpy as np
 import orjson
@@ -86,11 +85,18 @@ class Scored:
         dates = [dt.date.fromordinal(d).isoformat().encode() + b'","probabilities":{"home":' for d in days]
         numbers = orjson.dumps(np.ascontiguousarray(self.probs, dtype=np.float64).ravel(),
                                option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
-        row_tails = list(map(tails.__getitem__, rows.tolist()))
-        row_tails[-1] = row_tails[-1][:-1]   # no comma after the last object
-        return b"".join(chain([b"["], chain.from_iterable(zip(
-            map(heads.__getitem__, key_of_row), map(dates.__getitem__, day_of_row), numbers[0::3],
-            repeat(b',"draw":'), numbers[1::3], repeat(b',"away":'), numbers[2::3], row_tails)), [b"]"]))
+        # row i is pieces[8i:8i+8]: head, date, home, ',"draw":', draw, ',"away":', away, tail (C-level fills)
+        n = len(self.probs)
+        pieces = [b',"draw":'] * (8 * n)
+        pieces[0::8] = map(heads.__getitem__, key_of_row)
+        pieces[1::8] = map(dates.__getitem__, day_of_row)
+        pieces[2::8] = numbers[0::3]
+        pieces[4::8] = numbers[1::3]
+        pieces[5::8] = [b',"away":'] * n
+        pieces[6::8] = numbers[2::3]
+        pieces[7::8] = map(tails.__getitem__, rows.tolist())
+        pieces[0], pieces[-1] = b"[" + pieces[0], pieces[-1][:-1] + b"]"   # no comma after the last object
+        return b"".join(pieces)
 
     def records(self) -> list[dict]:
         """The predictions as schemas.Prediction JSON objects (tests and tools; the routes send the bytes)."""
@@ -120,6 +126,8 @@ def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns, share: 
 
 def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray) -> np.ndarray:
     """One model call per variant present."""
+    if len(present := set(variants)) == 1:   # no masks: they cost a copy of the rows and a string array
+        return models.get(present.pop()).predict_matrix(x)
     probs = np.empty((len(variants), 3))
     chosen = np.asarray(variants)
     for variant in dict.fromkeys(variants):
