@@ -10,7 +10,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +21,7 @@ import pandas as pd
 from time2bet.ml.training import MODEL_FEATURES, model_input
 
 DEFAULT_MODEL_NAME = "match_outcome"   # = time2bet.ml.registry.DEFAULT_NAME
+logger = logging.getLogger("time2bet.serving")
 ALIAS = CHAMPION = "champion"      # = time2bet.ml.registry.CHAMPION / CHALLENGER
 CHALLENGER = "challenger"
 VARIANTS = (CHAMPION, CHALLENGER)
@@ -216,7 +219,6 @@ class _Chunked:
         if len(x) < PARALLEL_ROWS:
             return self.estimator.predict_proba(x)
         if _Chunked._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
             _Chunked._pool = ThreadPoolExecutor(max_workers=self.cores - 1, thread_name_prefix="time2bet-chunk")
         first, *rest = np.array_split(x, self.cores)
         futures = [_Chunked._pool.submit(self.estimator.predict_proba, chunk) for chunk in rest]
@@ -226,15 +228,12 @@ class _Chunked:
 def _split_across_cores(estimator):
     """An XGBoost ``estimator`` wrapped in :class:`_Chunked` when this process may use several cores, else itself
     (a logistic-regression pipeline is cheap and mostly holds the GIL)."""
-    import os
-
     from xgboost import XGBModel
 
     cores = len(os.sched_getaffinity(0))
     return _Chunked(estimator, cores) if cores > 1 and isinstance(estimator, XGBModel) else estimator
 
 
-logger = logging.getLogger("time2bet.serving")
 
 
 def assign_variant(key: str, share: float) -> str:

@@ -7,8 +7,8 @@ Why it looks like this (measured with bench/serve.py and bench/profile_request.p
   ``Snapshot.feature_matrix`` (cached rows) and ``ServedModel.predict_matrix`` (the raw ``predict_proba``) it is
   ~1-2 ms, nearly all of it fixed per-call overhead of sklearn's CalibratedClassifierCV and XGBoost, whatever
   the number of rows. Hence :class:`MicroBatcher`: concurrent single predictions share one model call;
-- the response is built as plain dicts serialised by orjson (pydantic models for 10,000 predictions cost more
-  than scoring them); the strings are pydantic's own (dates ISO, datetimes as pydantic writes them);
+- the response JSON is built from pieces serialised once each (:meth:`Scored.predictions_json`): pydantic models,
+  or even a dict per prediction, cost more than scoring them; the bytes are pydantic's own;
 - the ``time2bet_predictions_total`` counter is incremented once per (outcome, variant), not once per row.
 """
 
@@ -36,8 +36,7 @@ _DATETIME = TypeAdapter(dt.datetime)
 class Scored:
     """Predictions for requests, in request order."""
 
-    matches: MatchColumns            # the requests (home_team, away_team, division as asked)
-    fixtures: Fixtures
+    fixtures: Fixtures               # the requests resolved (their pairs as asked, dates, ids)
     variants: list[str]
     models: dict[str, ServedModel]   # variant -> the model that answered it
     probs: np.ndarray                 # (n, 3) H/D/A
@@ -98,10 +97,6 @@ class Scored:
         pieces[0], pieces[-1] = b"[" + pieces[0], pieces[-1][:-1] + b"]"   # no comma after the last object
         return b"".join(pieces)
 
-    def records(self) -> list[dict]:
-        """The predictions as schemas.Prediction JSON objects (tests and tools; the routes send the bytes)."""
-        return orjson.loads(self.predictions_json())
-
 
 def _distinct(values: np.ndarray) -> tuple[list[int], list[int]]:
     """(the distinct values, each row's index into them), as lists; np.unique costs ~25 us even for one row."""
@@ -118,7 +113,7 @@ def variants_of(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]
     return [assign_variant(match_id, share) for match_id in fixtures.match_ids()]
 
 
-def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns, share: float):
+def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence, share: float):
     """(fixtures, variants, feature rows) of requests; raises RequestError like ``Snapshot.resolve``."""
     fixtures = snapshot.resolve_many(matches)
     return fixtures, variants_of(models, fixtures, share), snapshot.feature_matrix(fixtures)
@@ -138,16 +133,14 @@ def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray) -> 
 
 def score(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence, share: float) -> Scored:
     """Requests scored in the calling thread (the batch route and the jobs)."""
-    matches = MatchColumns.of(matches)
     fixtures, variants, x = prepare(models, snapshot, matches, share)
     probs = predict_by_variant(models, variants, x)
-    return Scored(matches, fixtures, variants, {v: models.get(v) for v in set(variants)}, probs, snapshot)
+    return Scored(fixtures, variants, {v: models.get(v) for v in set(variants)}, probs, snapshot)
 
 
 async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snapshot,
                         matches: MatchColumns | Sequence, share: float) -> Scored:
     """Requests scored with the model calls coalesced with other requests' (the single-match route)."""
-    matches = MatchColumns.of(matches)
     fixtures, variants, x = prepare(models, snapshot, matches, share)
     chosen = {v: models.get(v) for v in dict.fromkeys(variants)}
     if len(chosen) == 1:
@@ -157,7 +150,7 @@ async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snaps
         mask = np.asarray(variants)
         for variant, model in chosen.items():
             probs[mask == variant] = await batcher.predict(model, x[mask == variant])
-    return Scored(matches, fixtures, variants, chosen, probs, snapshot)
+    return Scored(fixtures, variants, chosen, probs, snapshot)
 
 
 def settle_heap() -> None:

@@ -569,7 +569,7 @@ class PredictFront:
 
     def __init__(self, app):
         self.app = app
-        self.paths = {path: _Observe(functools.partial(self._serve, fast)) for path, fast in FAST_PATHS.items()}
+        self.paths = {path: _Observe(functools.partial(fast, app=app)) for path, fast in FAST_PATHS.items()}
 
     async def __call__(self, scope, receive, send):
         observed = self.paths.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -577,9 +577,6 @@ class PredictFront:
             return await self.app(scope, receive, send)
         scope["route"] = FAST_PATHS[scope["path"]]   # the metrics' route label (its .path)
         await observed(scope, receive, send)
-
-    async def _serve(self, fast: _FastPath, scope, receive, send):
-        await fast(scope, receive, send, self.app)
 
 
 Time2BetService.add_asgi_middleware(PredictFront)

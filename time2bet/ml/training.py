@@ -16,7 +16,6 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -253,9 +252,6 @@ class CVResult:
         return _scores(self.predictions)
 
 
-T = TypeVar("T")
-
-
 def _validate_fold(frame: pd.DataFrame, features: Sequence[str], model_name: str, fold: Fold,
                    feature: str) -> tuple[dict, pd.DataFrame]:
     """One walk-forward fold: (its row of scores, its out-of-fold predictions)."""
@@ -283,7 +279,7 @@ def _validate_fold(frame: pd.DataFrame, features: Sequence[str], model_name: str
     return row, pred
 
 
-def _on_all_cores(tasks: Sequence[Callable[[], T]]) -> list[T]:
+def _on_all_cores(tasks: Sequence[Callable[[], object]]) -> list:
     """Independent fits run at once, one per core, on threads: XGBoost (and BLAS) release the GIL while they
     work, and threads share the training frame instead of copying it to worker processes. BLAS is held at one
     thread for the whole batch, so a fit never changes its floating-point order (and so its bits) because
