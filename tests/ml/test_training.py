@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 
 from .synthetic import FEATURES, SEASONS
 from time2bet.ml.registry import registry_client
 from time2bet.ml import training
 from time2bet.ml.metrics import encode_outcomes, log_loss
-from time2bet.ml.tracking import log_training_run
+from time2bet.ml.tracking import SKOPS_TRUSTED_TYPES, canonical_skops, log_training_run
 from time2bet.ml.training import (
     FORM_PROXY, cross_validate, feature_importance, fit_model, model_input, train_candidate, walk_forward_splits,
 )
@@ -124,3 +126,30 @@ def test_log_training_run_records_everything_and_pyfunc_returns_probabilities(
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)  # XGBoost computes in float32
     assert np.array_equal(p, xgb_result.model.predict_proba(x))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_logged_model_bytes_are_the_same_for_the_same_model(matches, xgb_result, tracking, tmp_path, monkeypatch):
+    """skops alone writes different bytes on every save (memory addresses, uuids, timestamps); the archive we
+    log is canonical, so two logs of one model hold the same model.skops, and it loads to the same model."""
+    raw = []
+    for _ in range(2):
+        buffer = io.BytesIO()
+        skops.io.dump(xgb_result.model, buffer)
+        raw.append(buffer.getvalue())
+    assert raw[0] != raw[1]  # the problem this solves; if skops ever fixes it, this test says so
+    assert canonical_skops(raw[0]) == canonical_skops(raw[1]) == canonical_skops(canonical_skops(raw[0]))
+
+    monkeypatch.chdir(tmp_path)
+    logged = []
+    for i in range(2):
+        run = log_training_run(xgb_result, matches, data_version="features@abc123", experiment="test_bytes",
+                               **tracking)
+        model_id = run.model_uri.removeprefix("models:/")
+        location = registry_client(tracking["tracking_uri"]).get_logged_model(model_id).artifact_location
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/model.skops",
+                                                    dst_path=str(tmp_path / str(i)))
+        logged.append(open(local, "rb").read())
+    assert logged[0] == logged[1] == canonical_skops(raw[0])
+    loaded = skops.io.load(io.BytesIO(logged[0]), trusted=SKOPS_TRUSTED_TYPES)
+    x = model_input(matches, FEATURES)
+    assert np.array_equal(loaded.predict_proba(x), xgb_result.model.predict_proba(x))

@@ -7,14 +7,21 @@ with skops, MLflow's safe format, against an explicit allow-list of the types ou
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
-from collections.abc import Mapping
+import threading
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import PurePosixPath
 
 import mlflow
 import numpy as np
 import pandas as pd
+import skops.io
 from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend needed
 from mlflow.models import infer_signature
 
@@ -51,6 +58,74 @@ def _experiment_id(name: str, artifact_location: str | None) -> str:
     if experiment is not None:
         return experiment.experiment_id
     return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+# --- reproducible model bytes --------------------------------------------------------------------------
+
+_FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def canonical_skops(raw: bytes) -> bytes:
+    """The same skops archive, with the same bytes for the same model on every run.
+
+    skops 0.16 names array files after ``id()`` (memory addresses) and byte blobs (the XGBoost booster) after
+    ``uuid4()``, records ``id()`` values as ``__id__`` in schema.json, and stamps each zip entry with the
+    current time, so two saves of one model never match. Here every file is named after the SHA-256 of its
+    content, ids are renumbered in order of appearance (skops only uses them to restore shared references),
+    entries are sorted and carry a fixed time. ``skops.io.load`` reads back the same objects (tested)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as src:
+        renamed = {name: hashlib.sha256(src.read(name)).hexdigest() + PurePosixPath(name).suffix
+                   for name in src.namelist() if name != "schema.json"}
+        ids: dict[int, int] = {}
+
+        def canonical(node):
+            if isinstance(node, dict):
+                return {key: ids.setdefault(value, len(ids)) if key == "__id__" and isinstance(value, int)
+                        else renamed[value] if key == "file" and isinstance(value, str) and value in renamed
+                        else canonical(value)
+                        for key, value in node.items()}
+            if isinstance(node, list):
+                return [canonical(value) for value in node]
+            return node
+
+        schema = canonical(json.loads(src.read("schema.json")))
+        entries = {new: src.read(old) for old, new in renamed.items()}
+        compression = src.infolist()[0].compress_type if src.infolist() else zipfile.ZIP_STORED
+    entries["schema.json"] = json.dumps(schema, indent=2).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in sorted(entries):
+            dst.writestr(zipfile.ZipInfo(name, _FIXED_ZIP_TIME), entries[name], compress_type=compression)
+    return out.getvalue()
+
+
+_DUMP_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def reproducible_skops() -> Iterator[None]:
+    """MLflow's sklearn flavour saves with ``skops.io.dump(model, path)``; for the duration, that call writes
+    :func:`canonical_skops` bytes. MLflow has no hook for the format's writer, and the alternative, saving
+    the model ourselves and logging a directory, would lose ``log_model``'s LoggedModel and signature
+    handling. The lock keeps concurrent loggers in one process from seeing each other's swap."""
+    original = skops.io.dump
+
+    def dump(obj, file, **kwargs):
+        buffer = io.BytesIO()
+        original(obj, buffer, **kwargs)
+        data = canonical_skops(buffer.getvalue())
+        if hasattr(file, "write"):
+            file.write(data)
+        else:
+            with open(file, "wb") as handle:
+                handle.write(data)
+
+    with _DUMP_LOCK:
+        skops.io.dump = dump
+        try:
+            yield
+        finally:
+            skops.io.dump = original
 
 
 # --- plots ----------------------------------------------------------------------------------------------
@@ -156,14 +231,15 @@ def log_training_run(
         mlflow.log_text(importance.to_csv(), "feature_importance.csv")
 
         example = model_input(frame, result.features).head(5)
-        info = mlflow.sklearn.log_model(
-            result.model,
-            name="model",
-            signature=infer_signature(example, result.model.predict_proba(example)),
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _REQUIREMENTS],
-        )
+        with reproducible_skops():
+            info = mlflow.sklearn.log_model(
+                result.model,
+                name="model",
+                signature=infer_signature(example, result.model.predict_proba(example)),
+                input_example=example,
+                pyfunc_predict_fn="predict_proba",
+                serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in _REQUIREMENTS],
+            )
     return LoggedRun(run_id=run.info.run_id, model_uri=info.model_uri)
