@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 
 import mlflow
@@ -110,6 +111,10 @@ def test_log_training_run_records_everything_and_pyfunc_returns_probabilities(
     logged = client.get_run(run.run_id).data
     assert logged.tags["data_version"] == logged.params["data_version"] == "features@abc123"
     assert logged.params["model_name"] == "xgboost" and logged.params["reference_feature"] == "elo_diff"
+    (dataset_input,) = client.get_run(run.run_id).inputs.dataset_inputs
+    assert dataset_input.dataset.name == "training_window" and dataset_input.dataset.digest == "features@abc123"
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == len(matches)
+    assert [(t.key, t.value) for t in dataset_input.tags] == [("mlflow.data.context", "training")]
     history = client.get_metric_history(run.run_id, "fold.model_log_loss")
     assert [m.step for m in history] == [0, 1, 2]
     assert [m.value for m in history] == xgb_result.cv.folds["model_log_loss"].tolist()

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from importlib.metadata import version
 from pathlib import PurePosixPath
 
 import mlflow
+import mlflow.data
 import numpy as np
 import pandas as pd
 import skops.io
@@ -214,6 +216,11 @@ def log_training_run(
             **{f"cv.{k}": v for k, v in cv.summary.items()},
             **{f"candidate.{name}.log_loss": v for name, v in result.candidate_log_loss.items()},
         }))
+        # the Datasets column of the MLflow UI: which data version the run trained on, its schema and size
+        with warnings.catch_warnings():  # the schema's hint on integer columns is about model inputs, not here
+            warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+            mlflow.log_input(mlflow.data.from_pandas(frame, targets="result", name="training_window",
+                                                     digest=data_version[:36]), context="training")
         mlflow.log_text(json.dumps(list(result.features), indent=1), "features.json")
         mlflow.log_text(cv.folds.to_csv(index=False), "walk_forward/folds.csv")
 
