@@ -29,12 +29,16 @@ from bento_service.schemas import MatchColumns
 from time2bet.features import FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
 from time2bet.ingestion.warehouse import Warehouse
 from time2bet.ml.ratings import fixture_ratings
-from time2bet.ml.training import MODEL_FEATURES, RATING_FEATURES, model_input  # (the service's input contract)
+from time2bet.ml.training import (  # the service's input contract
+    MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP, REST_DAYS_FEATURES, model_input,
+)
 
 PREDICTIONS_TABLE = "predictions.upcoming_matches"
 logger = logging.getLogger("time2bet.serving")
-REST_DAYS = ("home_rest_days", "away_rest_days")   # the only feature columns that depend on the match date
-REFERENCE_DATE = dt.date(2000, 1, 1)   # the date cached feature rows are computed for (see feature_matrix)
+REST_DAYS = REST_DAYS_FEATURES   # the only feature columns that depend on the match date
+# The date cached feature rows are computed for (see feature_matrix): before any match, so their rest days are
+# negative and model_input's cap never touches them; it applies once the request's date is added.
+REFERENCE_DATE = dt.date(1900, 1, 1)
 MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
 
 
@@ -271,7 +275,7 @@ class Snapshot:
         (division, home, away) once, for REFERENCE_DATE, and the row is cached. The match date enters the features
         only through the rest days, ``(match_date - previous_match_date).days``, a whole number of days, so the
         row for any date is the cached row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns
-        (exact in float64; a missing previous match stays NaN). That is checked whenever rows are built (they are
+        (exact in float64; a missing previous match stays NaN), capped as model_input caps them. That is checked whenever rows are built (they are
         built for the day after too): should any other feature ever depend on the date, this logs an error and
         computes every row with :meth:`features` for its own date instead (slow, never skewed)."""
         if self._date_dependent:
@@ -296,7 +300,7 @@ class Snapshot:
         unique = np.stack([rows[k] for k in fixtures.ids])
         out = unique[fixtures.codes]
         shift = (fixtures.ordinals - REFERENCE_DATE.toordinal()).astype(np.float64)
-        out[:, _REST_COLUMNS] += shift[:, None]
+        out[:, _REST_COLUMNS] = np.minimum(out[:, _REST_COLUMNS] + shift[:, None], REST_DAYS_CAP)  # as model_input
         return out
 
     def _build(self, ids: list[tuple[str, str, str]], date: dt.date | list[dt.date]) -> np.ndarray:
