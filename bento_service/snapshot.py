@@ -275,9 +275,10 @@ class Snapshot:
         (division, home, away) once, for REFERENCE_DATE, and the row is cached. The match date enters the features
         only through the rest days, ``(match_date - previous_match_date).days``, a whole number of days, so the
         row for any date is the cached row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns
-        (exact in float64; a missing previous match stays NaN), capped as model_input caps them. That is checked whenever rows are built (they are
-        built for the day after too): should any other feature ever depend on the date, this logs an error and
-        computes every row with :meth:`features` for its own date instead (slow, never skewed)."""
+        (exact in float64; a missing previous match stays NaN), capped as model_input caps them. That is checked
+        whenever rows are built (they are built for the day after too): should any other feature ever depend on
+        the date, this logs an error and computes every row with :meth:`features` for its own date instead
+        (slow, never skewed)."""
         if self._date_dependent:
             return self._rows_for_dates(fixtures)
         rows = self._rows

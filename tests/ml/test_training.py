@@ -165,6 +165,7 @@ def test_model_input_caps_rest_days_and_keeps_missing_ones(matches):
     frame["home_rest_days"] = [3.0, 30.0, 7749.0, np.nan]
     frame["away_rest_days"] = [-5.0, 31.0, 6.0, 90.0]
     x = model_input(frame, FEATURES)
-    assert x["home_rest_days"].tolist()[:3] == [3.0, 30.0, training.REST_DAYS_CAP] and np.isnan(x["home_rest_days"].iloc[3])
+    assert x["home_rest_days"].tolist()[:3] == [3.0, 30.0, training.REST_DAYS_CAP]
+    assert np.isnan(x["home_rest_days"].iloc[3])
     assert x["away_rest_days"].tolist() == [-5.0, 30.0, 6.0, 30.0]
     assert frame["home_rest_days"].iloc[2] == 7749.0  # the caller's frame is left as it was
