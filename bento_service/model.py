@@ -234,8 +234,6 @@ def _split_across_cores(estimator):
     return _Chunked(estimator, cores) if cores > 1 and isinstance(estimator, XGBModel) else estimator
 
 
-
-
 def assign_variant(key: str, share: float) -> str:
     """``challenger`` for a stable ``share`` of keys (a match id), ``champion`` for the rest: the same key always
     gets the same variant (sha256, not Python's salted ``hash``), whatever the process."""

@@ -45,8 +45,8 @@ from bento_service.model import (
     CHAMPION, DEFAULT_MODEL_NAME, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
 )
 from bento_service.schemas import (
-    MAX_BATCH, BatchRequest, BatchResponse, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
-    StoredPrediction, TeamsResponse,
+    MAX_BATCH, BatchRequest, BatchResponse, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo,
+    Prediction, StoredPrediction, TeamsResponse,
 )
 from bento_service.schemas import ErrorResponse, IsoDate, JobAccepted, JobStatus
 from bento_service.snapshot import RequestError, Snapshot

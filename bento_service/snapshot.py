@@ -35,7 +35,6 @@ from time2bet.ml.training import (  # the service's input contract
 
 PREDICTIONS_TABLE = "predictions.upcoming_matches"
 logger = logging.getLogger("time2bet.serving")
-REST_DAYS = REST_DAYS_FEATURES   # the only feature columns that depend on the match date
 # The date cached feature rows are computed for (see feature_matrix): before any match, so their rest days are
 # negative and model_input's cap never touches them; it applies once the request's date is added.
 REFERENCE_DATE = dt.date(1900, 1, 1)
@@ -81,7 +80,7 @@ def virtual_match_id(division: str, match_date: dt.date, home_team_id: str, away
     return hashlib.md5(f"{division}|{match_date.isoformat()}|{home_team_id}|{away_team_id}".encode()).hexdigest()
 
 
-_REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS]
+_REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
 
 
 @dataclass

@@ -58,7 +58,8 @@ def test_batch_bounds(client, fixtures):
     assert client.post("/predict/batch", json={"matches": []}).status_code == 422
     too_many = client.post("/predict/batch", json={"matches": [_body(fixtures[0])] * (MAX_BATCH + 1)})
     assert too_many.status_code in (413, 422), too_many.text
-    bad = client.post("/predict/batch", json={"matches": [_body(fixtures[0]), {**_body(fixtures[0]), "home_team": "Nobody FC"}]})
+    unknown = {**_body(fixtures[0]), "home_team": "Nobody FC"}
+    bad = client.post("/predict/batch", json={"matches": [_body(fixtures[0]), unknown]})
     assert bad.status_code == 422 and bad.json()["error"] == "unknown_team" and bad.json()["index"] == 1
 
 

@@ -31,7 +31,8 @@ def test_train_and_promote_reaches_a_champion_and_predicts_every_fixture(engine,
     assert model.aliases.get("champion") == (int(final) if promoted else None)
     version = client.get_model_version("match_outcome", final)
     assert version.tags["gate.decision"] == ("promoted" if promoted else "rejected")
-    assert version.tags["data_version"] == result.asset_materializations_for_node("candidate_model")[0].metadata["data_version"].value
+    candidate = result.asset_materializations_for_node("candidate_model")[0]
+    assert version.tags["data_version"] == candidate.metadata["data_version"].value
     if final != "1":   # v1 lost to the logistic-regression baseline, which was registered and gated instead
         assert version.tags["gate.fallback_of"] == "1"
         assert client.get_model_version("match_outcome", "1").tags["gate.fallback_version"] == final
