@@ -118,10 +118,11 @@ def main() -> None:
     from sklearn.frozen import FrozenEstimator
 
     from time2bet.football import season_start_year
-    from time2bet.ingestion.warehouse import Warehouse
+    from time2bet.warehouse.client import Warehouse
     from time2bet.ml import training as T
     from time2bet.ml.metrics import encode_outcomes, log_loss
-    from time2bet.ml.ratings import ELO_COLUMNS, RATING_PARAMS, elo_ratings
+    from time2bet.features.ratings import RATING_PARAMS, elo_ratings
+    from time2bet.serving_contract import ELO_COLUMNS
     from time2bet.settings import Settings
 
     frame = Warehouse.from_url(Settings.from_env().warehouse_url).read_sql(

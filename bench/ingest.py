@@ -27,7 +27,7 @@ def start_mirror(root: Path) -> tuple[subprocess.Popen, str]:
     """The replay server runs in its own process so that it does not compete with Dagster for the GIL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "time2bet.cli", "mirror", "serve", "--root", str(root), "--port", str(port)],
+        [sys.executable, "-m", "time2bet.cli.main", "mirror", "serve", "--root", str(root), "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -69,9 +69,9 @@ def main() -> None:
     try:
         import dagster as dg
 
-        from time2bet.cli import prepare_dagster_home
+        from time2bet.cli.main import prepare_dagster_home
         from time2bet.ingestion.discovery import discover_season_files
-        from time2bet.ingestion.warehouse import Warehouse
+        from time2bet.warehouse.client import Warehouse
         from time2bet.settings import Settings
         from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
         from time2bet_assets.definitions import build_definitions

@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="profile only (no unprofiled comparison with bench/baseline_app.py, e.g. for an old checkout)")
     args = p.parse_args(argv)
-    from time2bet.sample_platform import build_platform, env_for_home
+    from time2bet.cli.sample_platform import build_platform, env_for_home
 
     work = Path(tempfile.mkdtemp(prefix="time2bet-profile-"))
     env = env_for_home(Path(args.home)) if args.home else build_platform(work)

@@ -45,11 +45,12 @@ def main() -> None:
     try:
         import dagster as dg
 
-        from time2bet.cli import QUIET_CONSOLE, prepare_dagster_home
+        from time2bet.cli.main import QUIET_CONSOLE, prepare_dagster_home
         from time2bet.ingestion.discovery import discover_season_files
-        from time2bet.ingestion.warehouse import Warehouse
+        from time2bet.warehouse.client import Warehouse
         from time2bet.ml.metrics import encode_outcomes, evaluate
-        from time2bet.ml.training import model_input, train_candidate
+        from time2bet.ml.training import train_candidate
+        from time2bet.serving_contract import model_input
         from time2bet.settings import Settings
         from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
         from time2bet_assets.defs.ml.assets import MODEL_FEATURES, PLAYED_MATCHES_SQL

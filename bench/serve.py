@@ -44,7 +44,7 @@ if str(REPO) not in sys.path:
 import httpx  # noqa: E402
 
 from time2bet.background import Background, free_port  # noqa: E402
-from time2bet.demo import service_command  # noqa: E402
+from time2bet.cli.demo import service_command  # noqa: E402
 
 READY_TIMEOUT_S = 180
 
@@ -114,7 +114,7 @@ def fmt(result: dict) -> str:
 
 
 def run(args) -> int:
-    from time2bet.sample_platform import build_platform, env_for_home
+    from time2bet.cli.sample_platform import build_platform, env_for_home
 
     work = Path(tempfile.mkdtemp(prefix="time2bet-bench-serve-"))
     if args.home:

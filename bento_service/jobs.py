@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -29,10 +28,10 @@ from collections.abc import Callable
 import redis
 from prometheus_client import Counter, Gauge
 
+from time2bet.settings import DEFAULT_JOBS_PREFIX, DEFAULT_REDIS_URL, Settings
+
 logger = logging.getLogger("time2bet.serving.jobs")
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_PREFIX = "time2bet:jobs:"
 RESULT_TTL_S = 7 * 24 * 3600
 POP_TIMEOUT_S = 1          # BLMOVE blocks at most this long, so the worker notices a stop request promptly
 RETRY_PAUSE_S = 1.0        # after a Redis error
@@ -59,7 +58,7 @@ class JobStore:
 
     def __init__(self, url: str | None = None, prefix: str | None = None, *, client: redis.Redis | None = None):
         self.url = url or DEFAULT_REDIS_URL
-        self.prefix = prefix if prefix is not None else DEFAULT_PREFIX
+        self.prefix = prefix if prefix is not None else DEFAULT_JOBS_PREFIX
         # socket_timeout above the BLMOVE block time, so a blocking pop never trips it
         self.redis = client or redis.Redis.from_url(self.url, socket_connect_timeout=5,
                                                     socket_timeout=POP_TIMEOUT_S + 5, decode_responses=True)
@@ -67,9 +66,8 @@ class JobStore:
         self.processing_key = f"{self.prefix}processing"
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> JobStore:
-        return cls(environ.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
-                   environ.get("TIME2BET_JOBS_PREFIX") or DEFAULT_PREFIX)
+    def from_settings(cls, settings: Settings) -> JobStore:
+        return cls(settings.redis_url, settings.jobs_prefix)
 
     def job_key(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
@@ -219,5 +217,5 @@ class JobWorker:
         JOBS.labels(state="failed").inc()
 
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "FINISHED", "RESULT_TTL_S", "STATES", "JobInputError", "JobStore",
+__all__ = ["FINISHED", "RESULT_TTL_S", "STATES", "JobInputError", "JobStore",
            "JobWorker"]

@@ -18,14 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from time2bet.ml.training import MODEL_FEATURES, model_input
+from time2bet.serving_contract import CHALLENGER, CHAMPION, MODEL_FEATURES, MODEL_NAME, VARIANTS, model_input
 
-DEFAULT_MODEL_NAME = "match_outcome"   # = time2bet.ml.registry.DEFAULT_NAME
 logger = logging.getLogger("time2bet.serving")
-ALIAS = CHAMPION = "champion"      # = time2bet.ml.registry.CHAMPION / CHALLENGER
-CHALLENGER = "challenger"
-VARIANTS = (CHAMPION, CHALLENGER)
-OUTCOMES = ("home", "draw", "away")    # the model's probability columns, in order (H/D/A)
 
 
 @dataclass
@@ -45,11 +40,11 @@ class ServedModel:
         self._fast = _raw_predict_fn(self.pyfunc)
 
     @classmethod
-    def load(cls, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, alias: str = ALIAS,
+    def load(cls, tracking_uri: str, name: str = MODEL_NAME, alias: str = CHAMPION,
              version: str | None = None) -> ServedModel:
         """The version ``alias`` points to now, or ``version`` (served under ``alias``) when given."""
         import mlflow
-        from time2bet.ml.registry import registry_client
+        from time2bet.mlflow_store import registry_client
 
         client = registry_client(tracking_uri)
         mv = client.get_model_version_by_alias(name, alias) if version is None else \
@@ -245,16 +240,6 @@ def assign_variant(key: str, share: float) -> str:
     return CHALLENGER if bucket < share else CHAMPION
 
 
-def parse_share(value: str | None) -> float:
-    """TIME2BET_CHALLENGER_SHARE: a number in [0, 1]; unset or empty is 0."""
-    if value is None or not value.strip():
-        return 0.0
-    share = float(value)
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"TIME2BET_CHALLENGER_SHARE must be between 0 and 1, got {value!r}")
-    return share
-
-
 @dataclass(frozen=True)
 class ModelSet:
     """The models served at one moment; replaced as a whole, never changed in place."""
@@ -283,7 +268,7 @@ class ModelWatcher:
     :attr:`models`. ``on_change(variant, outcome, old, new)`` is told of every load outcome ("success" /
     "failure") and of a challenger that went away ("removed")."""
 
-    def __init__(self, tracking_uri: str, name: str = DEFAULT_MODEL_NAME, *,
+    def __init__(self, tracking_uri: str, name: str = MODEL_NAME, *,
                  loader: Callable[..., ServedModel] | None = None,
                  aliases: Callable[[], Mapping[str, object]] | None = None,
                  on_change: SwapHook | None = None) -> None:
@@ -297,7 +282,7 @@ class ModelWatcher:
 
     def _registry_aliases(self) -> Mapping[str, object]:
         if self._client is None:
-            from time2bet.ml.registry import registry_client
+            from time2bet.mlflow_store import registry_client
 
             self._client = registry_client(self.tracking_uri)
         return self._client.get_registered_model(self.name).aliases

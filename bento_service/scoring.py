@@ -25,9 +25,10 @@ import numpy as np
 import orjson
 from pydantic import TypeAdapter
 
-from bento_service.model import CHAMPION, OUTCOMES, ModelSet, ServedModel, assign_variant
+from bento_service.model import ModelSet, ServedModel, assign_variant
 from bento_service.schemas import MatchColumns
 from bento_service.snapshot import Fixtures, Snapshot
+from time2bet.serving_contract import CHAMPION, OUTCOMES
 
 _DATETIME = TypeAdapter(dt.datetime)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-import os
 import threading
 import time
 
@@ -42,7 +41,7 @@ from bento_service import scoring, traffic
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 
 from bento_service.model import (
-    CHAMPION, DEFAULT_MODEL_NAME, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
+    ModelSet, ModelWatcher, ServedModel, assign_variant,
 )
 from bento_service.schemas import (
     MAX_BATCH, BatchRequest, BatchResponse, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo,
@@ -50,6 +49,7 @@ from bento_service.schemas import (
 )
 from bento_service.schemas import ErrorResponse, IsoDate, JobAccepted, JobStatus
 from bento_service.snapshot import RequestError, Snapshot
+from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
 from time2bet.settings import Settings
 
 logger = logging.getLogger("time2bet.serving")
@@ -71,7 +71,6 @@ MODEL_INFO = Gauge("time2bet_model_info", "1 for each served model version (0 on
                    multiprocess_mode="livemax")
 SWAPS = Counter("time2bet_model_swaps_total", "model loads after an alias moved, by outcome and variant",
                 ["outcome", "variant"])
-DEFAULT_POLL_S = 30.0
 VALIDATION_ERRORS = Counter("time2bet_validation_errors_total", "rejected requests", ["reason"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"
 
@@ -219,14 +218,13 @@ app.dependency_overrides[bentoml.get_current_service] = _current_service
 # Access logging (one formatted log line per request) is off unless TIME2BET_ACCESS_LOG=1; /metrics counts
 # every request anyway. Tracing is off for every path unless TIME2BET_TRACING=1: with no exporter configured
 # the OpenTelemetry middleware still built a (dropped) span per request.
-_ACCESS_LOG = os.environ.get("TIME2BET_ACCESS_LOG") == "1"
-_TRACING = os.environ.get("TIME2BET_TRACING") == "1"
+_SETTINGS = Settings.from_env()   # read when the module loads: BentoML's decorator below needs two flags
 
 
 @bentoml.service(name="time2bet", workers=1, traffic={"timeout": 60},
-                 logging={"access": {"enabled": _ACCESS_LOG}},
+                 logging={"access": {"enabled": _SETTINGS.access_log}},
                  metrics={"enabled": False, "namespace": "bentoml_service"},   # /metrics is ours: see metrics()
-                 **({} if _TRACING else {"tracing": {"excluded_urls": ".*"}}))
+                 **({} if _SETTINGS.tracing else {"tracing": {"excluded_urls": ".*"}}))
 @bentoml.asgi_app(app, path="/")
 class Time2BetService:
     """One worker state: the served models (champion, challenger) and the serving snapshot, loaded in the
@@ -234,9 +232,9 @@ class Time2BetService:
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self.model_name = os.environ.get("TIME2BET_MODEL_NAME", DEFAULT_MODEL_NAME)
-        self.poll_s = max(0.1, float(os.environ.get("TIME2BET_MODEL_POLL_S") or DEFAULT_POLL_S))
-        self.challenger_share = parse_share(os.environ.get("TIME2BET_CHALLENGER_SHARE"))
+        self.model_name = self.settings.model_name
+        self.poll_s = self.settings.model_poll_s
+        self.challenger_share = self.settings.challenger_share
         self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed)
         self.snapshot: Snapshot | None = None
         self.load_error: str | None = None
@@ -245,7 +243,7 @@ class Time2BetService:
         self._loader = threading.Thread(target=self._run, name="time2bet-models", daemon=True)
         self._loader.start()
         # durable batch jobs (Redis); the worker takes jobs only once __is_ready__
-        self.jobs = JobStore.from_env()
+        self.jobs = JobStore.from_settings(self.settings)
         self._jobs_worker = JobWorker(self.jobs, self._run_job, self.__is_ready__, self._stop).start()
         self.batcher = scoring.MicroBatcher()   # POST /predict: concurrent requests share model calls
 
@@ -434,7 +432,7 @@ class Time2BetService:
             found = found[found["variant"] == CHAMPION]
         if found.empty:
             return _error(404, "unknown_match_id", f"no champion prediction for match_id {match_id!r} in "
-                          "predictions.upcoming_matches", match_id=match_id)
+                          f"{PREDICTIONS_TABLE}", match_id=match_id)
         return self._stored(found.head(1))[0]
 
     @app.get("/matches", response_model=MatchesResponse)
@@ -446,7 +444,7 @@ class Time2BetService:
                                known_divisions=sorted(snapshot.divisions))
         if date_from and date_to and date_from > date_to:
             raise RequestError("empty_date_range", f"date_from {date_from} is after date_to {date_to}")
-        rows = snapshot.stored("champion")
+        rows = snapshot.stored(CHAMPION)
         if division is not None:
             rows = rows[rows["division"] == division]
         if date_from is not None:

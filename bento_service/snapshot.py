@@ -6,7 +6,7 @@ A fixture's features in the batch path are ``analytics.upcoming_match_features``
 "next meeting" row, and turns them into columns with the ``side_features`` / ``head_to_head_features`` macros
 (dbt_project/macros/form.sql). This module loads exactly those rows and applies the same column mapping,
 driven by the shared column lists of :mod:`time2bet.features`; ratings come from
-:func:`time2bet.ml.ratings.fixture_ratings` over ``ratings.team_state``, the function the batch path uses.
+:func:`time2bet.features.ratings.fixture_ratings` over ``ratings.team_state``, the function the batch path uses.
 The train/serve skew test (tests/bento_service) checks the result equals the mart, row for row.
 
 A date on or before a team's latest played match is refused: the mart would use a historical row the
@@ -26,14 +26,13 @@ import numpy as np
 import pandas as pd
 
 from bento_service.schemas import MatchColumns
-from time2bet.features import FORM_STATS, FORM_WINDOWS, ID_COLUMNS, VENUE_STATS
-from time2bet.ingestion.warehouse import Warehouse
-from time2bet.ml.ratings import fixture_ratings
-from time2bet.ml.training import (  # the service's input contract
-    MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP, REST_DAYS_FEATURES, model_input,
+from time2bet.features.ratings import fixture_ratings
+from time2bet.serving_contract import (   # the service's input contract
+    FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, PREDICTIONS_TABLE, RATING_FEATURES, REST_DAYS_CAP,
+    REST_DAYS_FEATURES, VENUE_STATS, model_input,
 )
+from time2bet.warehouse.client import Warehouse
 
-PREDICTIONS_TABLE = "predictions.upcoming_matches"
 logger = logging.getLogger("time2bet.serving")
 # The date cached feature rows are computed for (see feature_matrix): before any match, so their rest days are
 # negative and model_input's cap never touches them; it applies once the request's date is added.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from time2bet.cli import main
+from time2bet.cli.main import main
 from time2bet.source.mirror import ReplayServer
 from time2bet.source.sample_site import DEFAULT_AS_OF
 

@@ -1,21 +1,9 @@
-"""One environment switch: every location and endpoint the platform uses, read from the environment.
+"""One environment switch: every variable the platform reads, in one object (``Settings.from_env()``).
 
 The same code runs on a laptop (embedded defaults: local files, DuckDB, SQLite) and in production
-(PostgreSQL, S3-compatible storage) by changing only these variables:
-
-| variable                  | default                                   | production example                          |
-|---------------------------|-------------------------------------------|---------------------------------------------|
-| TIME2BET_HOME             | <repo>/.time2bet (or ~/.time2bet)          | /var/lib/time2bet                           |
-| TIME2BET_SOURCE_URL       | https://www.football-data.co.uk           | a mirror URL                                |
-| TIME2BET_DIVISIONS        | all known divisions                       | E0,E1,D1,SP1,I1,F1                          |
-| TIME2BET_FIRST_SEASON     | 1993-94                                   | 2010-11                                     |
-| TIME2BET_WAREHOUSE_URL    | duckdb:///<home>/warehouse.duckdb         | postgresql://user@db:5432/time2bet          |
-| TIME2BET_RAW_ZONE         | <home>/raw                                | s3://bucket/prefix (AWS_ENDPOINT_URL for MinIO) |
-| TIME2BET_CRAWL_TIMEOUT_S  | 30                                        |                                             |
-| TIME2BET_CRAWL_RETRIES    | 3                                         |                                             |
-| TIME2BET_POLITE           | auto: polite unless the source is loopback | 1 / 0                                      |
-| MLFLOW_TRACKING_URI       | sqlite:///<home>/mlflow.db                 | http://mlflow:5000                          |
-| TIME2BET_MLFLOW_ARTIFACTS | <home>/mlartifacts                         | s3://bucket/mlflow                          |
+(PostgreSQL, S3-compatible storage, an MLflow server) by changing only these variables. The README's
+configuration table lists them all; a test checks that no module outside this one reads the environment
+(except ``ui/``, a pure HTTP client that never imports the platform).
 """
 
 from __future__ import annotations
@@ -26,8 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from time2bet.football import DIVISIONS, season_code
+from time2bet.serving_contract import MODEL_NAME
 
 LIVE_SOURCE_URL = "https://www.football-data.co.uk"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_JOBS_PREFIX = "time2bet:jobs:"
+DEFAULT_SERVICE_URL = "http://127.0.0.1:3000"
 
 
 def _default_home() -> Path:
@@ -44,6 +36,16 @@ def _flag(value: str | None) -> bool | None:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def parse_share(value: str | None) -> float:
+    """TIME2BET_CHALLENGER_SHARE: a number in [0, 1]; unset or empty is 0."""
+    if value is None or not value.strip():
+        return 0.0
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"TIME2BET_CHALLENGER_SHARE must be between 0 and 1, got {value!r}")
+    return share
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -57,6 +59,18 @@ class Settings:
     polite: bool | None
     mlflow_tracking_uri: str
     mlflow_artifacts: str
+    s3_endpoint_url: str | None     # AWS_ENDPOINT_URL: an S3-compatible server (MinIO, moto) for the raw zone
+    dagster_home: Path
+    dagster_postgres: bool          # DAGSTER_PG_HOST set: Dagster's instance on PostgreSQL
+    # the service (bento_service)
+    model_name: str
+    model_poll_s: float             # how often a worker reads the registry's aliases
+    challenger_share: float         # share of matches (stable by match id) answered by the challenger
+    redis_url: str                  # durable async jobs
+    jobs_prefix: str
+    access_log: bool
+    tracing: bool
+    service_url: str                # where `time2bet ui` finds the service
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,12 +96,19 @@ class Settings:
             polite=_flag(env.get("TIME2BET_POLITE")),
             mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             mlflow_artifacts=env.get("TIME2BET_MLFLOW_ARTIFACTS") or str(home / "mlartifacts"),
+            s3_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve(),
+            dagster_postgres=bool(env.get("DAGSTER_PG_HOST")),
+            model_name=env.get("TIME2BET_MODEL_NAME") or MODEL_NAME,
+            model_poll_s=max(0.1, float(env.get("TIME2BET_MODEL_POLL_S") or 30.0)),
+            challenger_share=parse_share(env.get("TIME2BET_CHALLENGER_SHARE")),
+            redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
+            jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,
+            access_log=env.get("TIME2BET_ACCESS_LOG") == "1",
+            tracing=env.get("TIME2BET_TRACING") == "1",
+            service_url=(env.get("TIME2BET_SERVICE_URL") or DEFAULT_SERVICE_URL).rstrip("/"),
         )
 
     @property
     def crawl_cache_dir(self) -> Path:
         return self.home / "crawl-cache"
-
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"

@@ -22,8 +22,8 @@ if str(REPO) not in sys.path:  # the service package lives at the repo root (not
 
 
 from time2bet.background import Background, free_port  # noqa: E402
-from time2bet.demo import service_command  # noqa: E402
-from time2bet.sample_platform import build_platform  # noqa: E402  (shared with bench/serve.py)
+from time2bet.cli.demo import service_command  # noqa: E402
+from time2bet.cli.sample_platform import build_platform  # noqa: E402  (shared with bench/serve.py)
 
 
 READY_TIMEOUT_S = 120
@@ -199,7 +199,7 @@ def served_model(settings):
 @pytest.fixture(scope="session")
 def batch_features(settings):
     """The batch path's feature rows: upcoming_match_features joined with ratings.fixture_ratings."""
-    from time2bet.ingestion.warehouse import Warehouse
+    from time2bet.warehouse.client import Warehouse
     from time2bet_assets.defs.ml.assets import UPCOMING_FIXTURES_SQL
 
     frame = Warehouse.from_url(settings.warehouse_url).read_sql(UPCOMING_FIXTURES_SQL)

@@ -21,7 +21,7 @@ def _gone(url: str) -> bool:
 
 
 def test_demo_ends_with_the_service_and_the_ui_then_stops_both(platform_env, service_env_for, tmp_path, capsys):
-    from time2bet.demo import run_after_training
+    from time2bet.cli.demo import run_after_training
     from time2bet.settings import Settings
 
     settings = Settings.from_env(platform_env)
@@ -43,7 +43,7 @@ def test_demo_ends_with_the_service_and_the_ui_then_stops_both(platform_env, ser
 
 def test_a_service_that_never_gets_ready_is_a_clear_error_and_is_stopped(platform_env, service_env_for, tmp_path,
                                                                          monkeypatch):
-    import time2bet.demo as demo
+    import time2bet.cli.demo as demo
     from time2bet.settings import Settings
 
     # an empty warehouse: the service starts but cannot load its serving snapshot, so it never gets ready
@@ -57,7 +57,7 @@ def test_a_service_that_never_gets_ready_is_a_clear_error_and_is_stopped(platfor
 
 
 def test_without_a_champion_the_demo_says_so_and_starts_no_service(platform_env, service_env_for, tmp_path, capsys):
-    from time2bet.demo import run_after_training
+    from time2bet.cli.demo import run_after_training
     from time2bet.settings import Settings
 
     settings = Settings.from_env({**platform_env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty.db'}"})

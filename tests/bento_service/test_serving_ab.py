@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 
 from bento_service.model import (
-    CHALLENGER, CHAMPION, ModelSet, ModelWatcher, ServedModel, assign_variant, parse_share,
+    ModelSet, ModelWatcher, ServedModel, assign_variant,
 )
+from time2bet.serving_contract import CHALLENGER, CHAMPION
+from time2bet.settings import parse_share
 
 MATCHES = [f"E0|2025-03-{d:02d}|home{i}|away{i}" for i in range(10) for d in range(1, 21)]   # 200 distinct
 

@@ -19,7 +19,7 @@ from bento_service import scoring
 from bento_service.model import ModelSet
 from bento_service.schemas import MAX_BATCH, BatchRequest, MatchColumns, MatchRequest, Prediction
 from bento_service.snapshot import MODEL_FEATURES, RequestError
-from time2bet.ml.training import model_input
+from time2bet.serving_contract import model_input
 
 
 def _matches(frame: pd.DataFrame, days: int = 0) -> list[MatchRequest]:

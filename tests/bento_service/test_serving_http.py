@@ -128,7 +128,7 @@ def test_matches_filters(client, fixtures):
 
 
 def test_model_info(client, settings):
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     info = client.get("/model/info").json()
     mv = registry_client(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")

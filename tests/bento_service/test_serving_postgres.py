@@ -67,7 +67,7 @@ def pg_client(pg_server):
 def test_the_chain_ran_on_postgres(pg_platform, pg_url, pg_predictions):
     from pathlib import Path
 
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     assert pg_platform["TIME2BET_WAREHOUSE_URL"] == pg_url
     home = Path(pg_platform["TIME2BET_HOME"])

@@ -42,7 +42,7 @@ def test_model_reproduces_the_stored_champion_predictions(snapshot, served_model
 
 
 def test_served_model_describes_the_champion(served_model, settings):
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     mv = registry_client(settings.mlflow_tracking_uri).get_model_version_by_alias("match_outcome", "champion")
     assert (served_model.version, served_model.run_id) == (str(mv.version), mv.run_id)

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bento_service.model import CHALLENGER, CHAMPION, assign_variant
+from bento_service.model import assign_variant
+from time2bet.serving_contract import CHALLENGER, CHAMPION
 
 NAME = "match_outcome"
 WAIT_S = 60
@@ -54,7 +55,7 @@ def value(client, metric: str, **labels) -> float:
 @pytest.fixture(scope="module")
 def registry(settings, client):
     """MlflowClient + the champion as built; restores champion and (no) challenger at the end."""
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     from time2bet.ml.registry import promote
 

@@ -1,6 +1,6 @@
 """The Streamlit page (ui/streamlit_app.py) in a real headless Chromium, against the session's real `bentoml serve`.
 
-`streamlit run` is started the way `time2bet ui` starts it (time2bet.cli.streamlit_command) on a free loopback
+`streamlit run` is started the way `time2bet ui` starts it (time2bet.cli.main.streamlit_command) on a free loopback
 port; playwright drives Debian's /usr/bin/chromium (no browser download). What the page shows is compared with
 what the service answers to the same requests through `client`."""
 
@@ -20,7 +20,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from time2bet.background import Background
 from time2bet.background import free_port as _free_port
-from time2bet.cli import REPO_ROOT, streamlit_command
+from time2bet.cli.main import REPO_ROOT, streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 APP = REPO_ROOT / "ui" / "streamlit_app.py"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from time2bet.football import format_match_date, season_of
 from time2bet.ingestion.parsing import RejectedFile, decode_csv, parse_fixtures, parse_season_file
-from time2bet.ingestion.schema import FIXTURE_COLUMNS, LOGICAL_TYPES, MATCH_COLUMNS, SOURCE_COLUMNS
+from time2bet.warehouse.schema import FIXTURE_COLUMNS, LOGICAL_TYPES, MATCH_COLUMNS, SOURCE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "football-data"

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from time2bet.ingestion.schema import MATCH_COLUMNS
-from time2bet.ingestion.warehouse import PartitionLoad, Warehouse
+from time2bet.warehouse.schema import MATCH_COLUMNS
+from time2bet.warehouse.client import PartitionLoad, Warehouse
 
 
 def _frame(division: str, season: str, n: int, goals: int = 1) -> pd.DataFrame:

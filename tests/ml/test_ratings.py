@@ -12,17 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from time2bet.ml.ratings import (
-    CURRENT_COLUMNS,
-    ELO_COLUMNS,
-    PI_COLUMNS,
-    current_ratings,
-    division_tier,
-    elo_ratings,
-    goal_difference_multiplier,
-    match_ratings,
-    pi_ratings,
-)
+from time2bet.features.ratings import CURRENT_COLUMNS, current_ratings, division_tier, elo_ratings, goal_difference_multiplier, match_ratings, pi_ratings
+from time2bet.serving_contract import ELO_COLUMNS, PI_COLUMNS
 
 QUICK = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DAY0 = dt.date(2020, 8, 1)
@@ -466,7 +457,7 @@ def test_timing_smoke_50k_synthetic_matches():
 
 
 def test_fixture_ratings_equal_the_pre_match_ratings_of_that_match_once_played():
-    from time2bet.ml.ratings import fixture_ratings
+    from time2bet.features.ratings import fixture_ratings
 
     played = frame(TOY)
     later = frame(TOY + [(30, "A", "C", 2, 2, "E0"), (30, "B", "new", 0, 1, "E1")]).iloc[-2:]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from time2bet.ml.registry import (
-    CHALLENGER, CHAMPION, describe_champion, gate_with_baseline_fallback, promote, promotion_gate,
-    register_challenger, registry_client, rollback,
-)
+from time2bet.ml.promotion_gate import gate_with_baseline_fallback, promotion_gate
+from time2bet.ml.registry import describe_champion, promote, register_challenger, rollback
+from time2bet.mlflow_store import registry_client
+from time2bet.serving_contract import CHALLENGER, CHAMPION
 from time2bet.ml.tracking import log_training_run
 from time2bet.ml.training import baseline_log_loss, train_candidate
 
@@ -42,13 +42,13 @@ def logged(window, tracking):
 
 
 def _aliases(name, tracking_uri):
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     return {alias: str(v) for alias, v in registry_client(tracking_uri).get_registered_model(name).aliases.items()}
 
 
 def _tags(name, version, tracking_uri):
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
     return registry_client(tracking_uri).get_model_version(name, version).tags
 

@@ -13,13 +13,14 @@ import pytest
 import skops.io
 
 from .synthetic import FEATURES, SEASONS
-from time2bet.ml.registry import registry_client
+from time2bet.mlflow_store import registry_client
 from time2bet.ml import training
 from time2bet.ml.metrics import encode_outcomes, log_loss
 from time2bet.ml.tracking import SKOPS_TRUSTED_TYPES, canonical_skops, log_training_run
 from time2bet.ml.training import (
-    FORM_PROXY, cross_validate, feature_importance, fit_model, model_input, train_candidate, walk_forward_splits,
+    FORM_PROXY, cross_validate, feature_importance, fit_model, train_candidate, walk_forward_splits,
 )
+from time2bet.serving_contract import REST_DAYS_CAP, model_input
 
 
 def test_walk_forward_splits_train_on_every_earlier_season():
@@ -165,7 +166,7 @@ def test_model_input_caps_rest_days_and_keeps_missing_ones(matches):
     frame["home_rest_days"] = [3.0, 30.0, 7749.0, np.nan]
     frame["away_rest_days"] = [-5.0, 31.0, 6.0, 90.0]
     x = model_input(frame, FEATURES)
-    assert x["home_rest_days"].tolist()[:3] == [3.0, 30.0, training.REST_DAYS_CAP]
+    assert x["home_rest_days"].tolist()[:3] == [3.0, 30.0, REST_DAYS_CAP]
     assert np.isnan(x["home_rest_days"].iloc[3])
     assert x["away_rest_days"].tolist() == [-5.0, 30.0, 6.0, 30.0]
     assert frame["home_rest_days"].iloc[2] == 7749.0  # the caller's frame is left as it was

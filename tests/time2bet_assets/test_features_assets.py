@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from time2bet.ingestion.discovery import discover_season_files
-from time2bet.ingestion.warehouse import Warehouse
+from time2bet.warehouse.client import Warehouse
 from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.definitions import build_definitions
 

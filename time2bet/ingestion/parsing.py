@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from time2bet.football import DIVISION_CODE_RE, parse_match_date, season_code, season_of, season_start_year
-from time2bet.ingestion.schema import (
+from time2bet.warehouse.schema import (
     BOOKMAKERS,
     FIXTURE_COLUMNS,
     MATCH_COLUMNS,

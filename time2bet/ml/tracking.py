@@ -28,9 +28,10 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI 
 from mlflow.models import infer_signature
 
 from time2bet.ml.metrics import OUTCOME_NAMES, expected_calibration_error
-from time2bet.ml.training import TrainingResult, feature_importance, model_input, model_params
+from time2bet.mlflow_store import use_tracking
+from time2bet.ml.training import TrainingResult, feature_importance, model_params
+from time2bet.serving_contract import MODEL_NAME, model_input
 
-DEFAULT_EXPERIMENT = "match_outcome"
 # Every type inside a calibrated logistic-regression pipeline or XGBoost model that skops does not trust by
 # default; loading fails loudly if a model ever contains anything else.
 SKOPS_TRUSTED_TYPES = [
@@ -47,12 +48,6 @@ _REQUIREMENTS = ("scikit-learn", "xgboost", "skops", "numpy", "pandas", "scipy")
 class LoggedRun:
     run_id: str
     model_uri: str  # models:/m-<id>; pass to registry.register_challenger
-
-
-def use_tracking(tracking_uri: str) -> None:
-    """Point this process's MLflow client, and the registry (same store), at ``tracking_uri``."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
 
 
 def _experiment_id(name: str, artifact_location: str | None) -> str:
@@ -187,7 +182,7 @@ def log_training_run(
     *,
     tracking_uri: str,
     data_version: str,
-    experiment: str = DEFAULT_EXPERIMENT,
+    experiment: str = MODEL_NAME,
     artifact_location: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> LoggedRun:

@@ -28,14 +28,9 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-from time2bet.features import FEATURE_COLUMNS
 from time2bet.football import season_start_year
 from time2bet.ml.metrics import METRICS, OUTCOME_NAMES, encode_outcomes, evaluate, log_loss
-from time2bet.ml.ratings import ELO_COLUMNS, PI_COLUMNS
-
-# The platform model's inputs: dbt's pre-match features plus the Python ratings (training, batch and serving).
-RATING_FEATURES = (*ELO_COLUMNS, *PI_COLUMNS)
-MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
+from time2bet.serving_contract import model_input
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
@@ -89,28 +84,6 @@ def walk_forward_splits(seasons: Iterable[str], n_folds: int, *, min_train_seaso
 
 
 # --- models ---------------------------------------------------------------------------------------------
-
-# Days since a side's previous match, as the model sees them: at most a month. Beyond that (an off-season, or
-# years outside the ingested divisions) more days say nothing more about rest, and one outlier could swing a
-# linear model: a team back in the top flight after 21 years came with 7,749 rest days, and the logistic
-# regression gave its hosts 8% where the market said 53%. The marts keep the true count; in-window
-# walk-forward log-loss is the same with the cap (0.96749 both, big five before 2018-07).
-REST_DAYS_CAP = 30.0
-REST_DAYS_FEATURES = ("home_rest_days", "away_rest_days")
-
-
-def model_input(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-    """What every model sees (training, batch predictions, serving): the named feature columns as float64, in
-    the given order (the logged schema), rest days capped at REST_DAYS_CAP."""
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise KeyError(f"feature columns missing from the frame: {missing}")
-    x = frame.loc[:, list(features)].astype("float64")
-    rest = [c for c in REST_DAYS_FEATURES if c in x.columns]
-    if rest:
-        x[rest] = x[rest].clip(upper=REST_DAYS_CAP)
-    return x
-
 
 def _labels(frame: pd.DataFrame) -> np.ndarray:
     y = encode_outcomes(frame["result"])

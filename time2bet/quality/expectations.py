@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from time2bet.ingestion.schema import MATCH_COLUMNS
+from time2bet.warehouse.schema import MATCH_COLUMNS
 
 MAX_GOALS = 15
 _RESULT_STATS = ("_goals_for_", "_goals_against_", "_points_")

@@ -9,7 +9,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets, get_asset_key_for_model
 
 from time2bet.features.dbt import MARTS_SELECTOR
-from time2bet.ml.ratings import RATING_TABLES, rebuild_rating_tables
+from time2bet.features.ratings import RATING_TABLES, rebuild_rating_tables
 
 from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project
 from time2bet_assets.defs.ingestion.resources import WarehouseResource

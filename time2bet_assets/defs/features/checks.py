@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
-from time2bet.features import FEATURE_COLUMNS
+from time2bet.serving_contract import FEATURE_COLUMNS
 from time2bet_assets.defs.features.assets import football_marts_dbt
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.quality import DataDocsResource, report_to_check_result

@@ -19,7 +19,7 @@ from time2bet.football import season_file_path
 from time2bet.ingestion.crawl import FetchResult
 from time2bet.ingestion.parsing import RejectedFile, parse_fixtures, parse_season_file
 from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
-from time2bet.ingestion.warehouse import PartitionLoad
+from time2bet.warehouse.client import PartitionLoad
 from time2bet_assets.defs.ingestion.partitions import division_and_season, season_file_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource, WarehouseResource
 

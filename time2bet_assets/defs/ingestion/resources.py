@@ -8,7 +8,7 @@ from dagster_aws.s3 import S3Resource
 
 from time2bet.ingestion.crawl import FetchResult, crawl
 from time2bet.ingestion.raw_zone import RawZone, open_raw_zone
-from time2bet.ingestion.warehouse import Warehouse
+from time2bet.warehouse.client import Warehouse
 from time2bet.settings import Settings
 from time2bet_assets.defs.quality import DataDocsResource
 
@@ -64,7 +64,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 def ingestion_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    import os
 
     return {
         "source": FootballDataSource(
@@ -76,7 +75,7 @@ def ingestion_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             retries=settings.crawl_retries,
             polite=settings.polite,
         ),
-        "raw_zone": RawZoneResource(location=settings.raw_zone, s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL")),
+        "raw_zone": RawZoneResource(location=settings.raw_zone, s3_endpoint_url=settings.s3_endpoint_url),
         "warehouse": WarehouseResource(url=settings.warehouse_url),
         "data_docs": DataDocsResource(root=str(settings.home / "quality" / "data-docs")),
     }

@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from time2bet.features import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
-from time2bet.ml.training import MODEL_FEATURES
+from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
+from time2bet.serving_contract import MODEL_FEATURES
 from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES, UPCOMING_MATCH_FEATURES
 from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
@@ -116,7 +116,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     logistic-regression baseline beats it there, the baseline is trained and logged like a candidate and gated
     as a further version (``registry.gate_with_baseline_fallback``). Decisions and numbers are written to the
     versions' tags and descriptions."""
-    from time2bet.ml.registry import gate_with_baseline_fallback
+    from time2bet.ml.promotion_gate import gate_with_baseline_fallback
     from time2bet.ml.tracking import LoggedRun
     from time2bet.ml.training import BASELINE_MODEL, baseline_log_loss
 
@@ -155,9 +155,9 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
     in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row."""
     import mlflow as mlf
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
 
-    from time2bet.ml.training import model_input
+    from time2bet.serving_contract import model_input
 
     client = registry_client(mlflow.tracking_uri)
     wh = warehouse.open()

@@ -34,7 +34,7 @@ def build_platform(root: Path, extra_env: dict[str, str] | None = None) -> dict[
     ``extra_env`` overrides the embedded defaults, e.g. a PostgreSQL TIME2BET_WAREHOUSE_URL.
 
     The process environment is changed only while building and restored afterwards."""
-    from time2bet.cli import run_ingest, run_training
+    from time2bet.cli.main import run_ingest, run_training
     from time2bet.settings import Settings
     from time2bet.source.mirror import ReplayServer
     from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
-from time2bet.ingestion.schema import FIXTURE_COLUMNS, MATCH_COLUMNS
+from time2bet.warehouse.schema import FIXTURE_COLUMNS, MATCH_COLUMNS
 
 _SQL_TYPES = {"text": "TEXT", "date": "DATE", "int": "INTEGER", "double": "DOUBLE PRECISION"}
 

@@ -21,6 +21,7 @@ import click
 import httpx
 
 from time2bet.background import REPO_ROOT, Background
+from time2bet.serving_contract import CHAMPION
 from time2bet.settings import Settings
 
 SERVICE_READY_TIMEOUT_S = 180   # loading the champion and the serving snapshot
@@ -164,15 +165,15 @@ def run_after_training(settings: Settings, *, serve: bool = True, serve_port: in
 
 
 def _has_champion(settings: Settings, model_name: str | None = None) -> bool:
-    from time2bet.ml.registry import registry_client
+    from time2bet.mlflow_store import registry_client
     from mlflow.exceptions import MlflowException
 
-    name = model_name or os.environ.get("TIME2BET_MODEL_NAME", "match_outcome")
+    name = model_name or settings.model_name
     try:
         # the registry explicitly too: a registry URI set globally in this process (mlflow.set_registry_uri,
         # say by an in-process training run on another store) would otherwise take precedence
         client = registry_client(settings.mlflow_tracking_uri)
-        client.get_model_version_by_alias(name, "champion")
+        client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return False
     return True

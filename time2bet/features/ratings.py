@@ -24,12 +24,11 @@ import numpy as np
 import pandas as pd
 
 from time2bet.football import season_of
+from time2bet.serving_contract import PI_COLUMNS
 
 MATCH_COLUMNS = (
     "match_id", "division", "match_date", "home_team_id", "away_team_id", "home_goals", "away_goals",
 )
-ELO_COLUMNS = ("home_elo", "away_elo", "elo_diff", "elo_home_expectation")
-PI_COLUMNS = ("home_pi_home", "home_pi_away", "away_pi_home", "away_pi_away", "pi_expected_goal_diff")
 CURRENT_COLUMNS = ("team_id", "elo", "pi_home", "pi_away", "last_match_date", "matches")
 
 _ELO_PARAMS = frozenset(

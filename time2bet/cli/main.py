@@ -33,15 +33,14 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 def prepare_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at the platform's instance directory and give it the right dagster.yaml:
     PostgreSQL storage when DAGSTER_PG_HOST is set, SQLite otherwise."""
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    home = Path(os.environ["DAGSTER_HOME"])
+    home = settings.dagster_home
+    os.environ["DAGSTER_HOME"] = str(home)   # Dagster reads its instance location from the environment
     # One "planned" event per asset for a single-run backfill instead of one per partition: halves Dagster's
     # bookkeeping for a backfill of hundreds of season files (docs/adr/0001). The cost: partitions of a run
     # that crashes are not marked failed; our per-file failures are reported by the asset checks anyway.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     home.mkdir(parents=True, exist_ok=True)
-    template = "deploy/dagster/dagster.postgres.yaml" if os.environ.get("DAGSTER_PG_HOST") else "dagster.yaml"
+    template = "deploy/dagster/dagster.postgres.yaml" if settings.dagster_postgres else "dagster.yaml"
     source = REPO_ROOT / template
     target = home / "dagster.yaml"
     if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
@@ -150,7 +149,7 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
 
 
 def print_status(settings: Settings) -> None:
-    from time2bet.ingestion.warehouse import Warehouse
+    from time2bet.warehouse.client import Warehouse
 
     wh = Warehouse.from_url(settings.warehouse_url)
     wh.ensure_raw_tables()
@@ -165,7 +164,7 @@ def print_status(settings: Settings) -> None:
         f"warehouse {settings.warehouse_url.split('@')[-1]}: raw.matches {row['matches']} matches in "
         f"{row['partitions']} division-seasons ({row['first_match']} .. {row['last_match']}); "
         f"raw.fixtures {fixtures} upcoming\nraw zone {settings.raw_zone}\n"
-        f"Dagster instance {os.environ.get('DAGSTER_HOME', settings.dagster_home)}"
+        f"Dagster instance {settings.dagster_home}"
     )
 
 
@@ -206,8 +205,8 @@ def promote(version: str, reason: str) -> None:
     from time2bet.ml.registry import promote as promote_version
 
     settings = Settings.from_env()
-    previous = promote_version("match_outcome", version, reason, tracking_uri=settings.mlflow_tracking_uri)
-    click.echo(f"match_outcome v{version} is champion (was v{previous})")
+    previous = promote_version(settings.model_name, version, reason, tracking_uri=settings.mlflow_tracking_uri)
+    click.echo(f"{settings.model_name} v{version} is champion (was v{previous})")
 
 
 @main.command()
@@ -218,10 +217,10 @@ def rollback(reason: str) -> None:
 
     settings = Settings.from_env()
     try:
-        version = rollback_champion("match_outcome", reason, tracking_uri=settings.mlflow_tracking_uri)
+        version = rollback_champion(settings.model_name, reason, tracking_uri=settings.mlflow_tracking_uri)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"match_outcome champion rolled back to v{version}")
+    click.echo(f"{settings.model_name} champion rolled back to v{version}")
 
 
 @main.command()
@@ -230,7 +229,8 @@ def why() -> None:
     from time2bet.ml.registry import describe_champion
 
     try:
-        click.echo(str(describe_champion("match_outcome", tracking_uri=Settings.from_env().mlflow_tracking_uri)))
+        settings = Settings.from_env()
+        click.echo(str(describe_champion(settings.model_name, tracking_uri=settings.mlflow_tracking_uri)))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -247,7 +247,7 @@ def status() -> None:
 def serve(port: int, host: str) -> None:
     """Serve match-outcome forecasts over HTTP (bento_service): the registry's champion, hot-swapped when the
     alias moves (TIME2BET_MODEL_POLL_S, default 30), A/B with the challenger (TIME2BET_CHALLENGER_SHARE)."""
-    from time2bet.demo import service_command, service_env
+    from time2bet.cli.demo import service_command, service_env
 
     # the platform's locations, explicit, so the service reads the same warehouse and registry as the CLI
     env = service_env(Settings.from_env())
@@ -267,7 +267,7 @@ def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
 
 
 @main.command("ui")
-@click.option("--service-url", default=lambda: os.environ.get("TIME2BET_SERVICE_URL", "http://127.0.0.1:3000"),
+@click.option("--service-url", default=lambda: Settings.from_env().service_url,
               show_default="TIME2BET_SERVICE_URL or http://127.0.0.1:3000", help="base URL of `time2bet serve`")
 @click.option("--port", default=8501, show_default=True)
 def ui_command(service_url: str, port: int) -> None:
@@ -295,7 +295,7 @@ def demo(ui: bool, port: int, ui_port: int, serve: bool, serve_port: int, exit_a
     inside its last season, ingest it, build features, train and promote a champion, predict the fixtures,
     then start the forecast service on the champion and the Dagster UI, print a sample prediction and the URLs
     to try, and keep both running until Ctrl-C."""
-    from time2bet.demo import run_after_training
+    from time2bet.cli.demo import run_after_training
     from time2bet.source.mirror import ReplayServer
     from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
 
