@@ -20,7 +20,7 @@ from time2bet.ml.tracking import SKOPS_TRUSTED_TYPES, canonical_skops, log_train
 from time2bet.ml.training import (
     FORM_PROXY, cross_validate, feature_importance, fit_model, train_candidate, walk_forward_splits,
 )
-from time2bet.serving_contract import REST_DAYS_CAP, model_input
+from time2bet.serving_contract import model_input
 
 
 def test_walk_forward_splits_train_on_every_earlier_season():
@@ -159,14 +159,3 @@ def test_logged_model_bytes_are_the_same_for_the_same_model(matches, xgb_result,
     loaded = skops.io.load(io.BytesIO(logged[0]), trusted=SKOPS_TRUSTED_TYPES)
     x = model_input(matches, FEATURES)
     assert np.array_equal(loaded.predict_proba(x), xgb_result.model.predict_proba(x))
-
-
-def test_model_input_caps_rest_days_and_keeps_missing_ones(matches):
-    frame = matches.head(4).copy()
-    frame["home_rest_days"] = [3.0, 30.0, 7749.0, np.nan]
-    frame["away_rest_days"] = [-5.0, 31.0, 6.0, 90.0]
-    x = model_input(frame, FEATURES)
-    assert x["home_rest_days"].tolist()[:3] == [3.0, 30.0, REST_DAYS_CAP]
-    assert np.isnan(x["home_rest_days"].iloc[3])
-    assert x["away_rest_days"].tolist() == [-5.0, 30.0, 6.0, 30.0]
-    assert frame["home_rest_days"].iloc[2] == 7749.0  # the caller's frame is left as it was

@@ -42,7 +42,7 @@ def build_platform(root: Path, extra_env: dict[str, str] | None = None) -> dict[
     site = root / "site"
     generate_sample_site(site)
     env = {**env_for(root), **(extra_env or {})}
-    saved = {k: os.environ.get(k) for k in (*env, "TIME2BET_SOURCE_URL")}
+    saved = dict(os.environ)
     try:
         with ReplayServer(site, as_of=DEFAULT_AS_OF) as server:
             os.environ.update(env)
@@ -53,9 +53,6 @@ def build_platform(root: Path, extra_env: dict[str, str] | None = None) -> dict[
             if not run_training(settings):
                 raise RuntimeError("training failed")
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        os.environ.clear()
+        os.environ.update(saved)
     return env
