@@ -1,7 +1,9 @@
-"""The code location loads, and its automation decides what an operator would expect."""
+"""The code location loads, every key it names resolves, its areas stay independent, and its automation decides
+what an operator would expect."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import os
 import subprocess
@@ -9,7 +11,9 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
+from dagster._core.definitions.dependency import NodeHandle
 
 from time2bet_assets.defs.ingestion.backfill import contiguous_ranges, register_partitions
 from time2bet_assets.defs.ingestion.partitions import season_file_partitions
@@ -17,6 +21,7 @@ from time2bet_assets.defs.ingestion.schedules import current_season_run_requests
 from time2bet_assets.defs.ingestion.sensors import new_partitions, new_season_files_sensor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = REPO_ROOT / "time2bet_assets"
 
 
 def test_the_code_location_loads_with_every_asset_job_schedule_and_sensor():
@@ -25,9 +30,166 @@ def test_the_code_location_loads_with_every_asset_job_schedule_and_sensor():
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_match_files", "raw_matches", "raw_fixtures"} <= keys
-    assert {j.name for j in defs.resolve_all_job_defs()} >= {"ingest_season_files", "refresh_fixtures"}
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {
+        "ingest_season_files", "refresh_fixtures", "build_features", "train_and_promote"}
     assert {s.name for s in defs.schedules} == {"refresh_current_season", "refresh_fixtures_every_6h"}
     assert {s.name for s in defs.sensors} == {"new_season_files_sensor"}
+
+
+# --- every key resolves ------------------------------------------------------------------------------------------
+# Areas name each other's assets by literal key. Dagster accepts a key that nothing defines (it draws an external
+# stub in the graph, and validate_loadable passes), so a misspelled key would silently cut the lineage: check it.
+
+
+def declared_asset_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
+    """The assets the Definitions itself declares: materializable ones, and external ones given as specs."""
+    keys: set[dg.AssetKey] = set()
+    for a in defs.assets or []:
+        if isinstance(a, dg.AssetsDefinition):
+            keys |= set(a.keys)
+        elif isinstance(a, (dg.AssetSpec, dg.SourceAsset)):
+            keys.add(a.key)
+        else:
+            raise TypeError(f"unexpected asset definition {a!r}")
+    return keys
+
+
+def named_keys(defs: dg.Definitions) -> list[tuple[str, dg.AssetKey]]:
+    """Every (who, key) that an asset's dependency, an asset check's target or a check's extra dependency names."""
+    named: list[tuple[str, dg.AssetKey]] = []
+    for a in [*(defs.assets or []), *(defs.asset_checks or [])]:
+        if isinstance(a, dg.AssetSpec):
+            named += [(f"asset {a.key.to_user_string()} depends on", d.asset_key) for d in a.deps]
+            continue
+        if isinstance(a, dg.SourceAsset):
+            continue
+        for key, deps in a.asset_deps.items():
+            named += [(f"asset {key.to_user_string()} depends on", d) for d in deps]
+        for spec in a.check_specs:
+            named.append((f"check {spec.name} targets", spec.asset_key))
+            named += [(f"check {spec.name} depends on", d.asset_key) for d in spec.additional_deps]
+    return named
+
+
+def unresolved_keys(defs: dg.Definitions) -> list[str]:
+    declared = declared_asset_keys(defs)
+    return sorted(f"{who} {key.to_user_string()}" for who, key in named_keys(defs) if key not in declared)
+
+
+def test_every_dependency_and_check_target_is_an_asset_of_the_code_location():
+    from time2bet_assets.definitions import defs
+
+    named = named_keys(defs)
+    assert len(named) > 60  # dbt deps and tests included: the walk does see the whole graph
+    assert unresolved_keys(defs) == []
+    # the keys that cross areas are among those checked
+    crossing = {(who, key.to_user_string()) for who, key in named}
+    assert {("asset training_dataset depends on", "fct_match_features"),
+            ("asset batch_predictions depends on", "upcoming_match_features"),
+            ("asset stg_matches depends on", "raw_matches"),
+            ("check raw_matches_expectations targets", "raw_matches"),
+            ("check fct_match_features_expectations targets", "fct_match_features")} <= crossing
+    # and the job of the features area runs ingestion's blocking suite, which it names by key
+    build = defs.resolve_job_def("build_features")
+    checks = {k for n in build.graph.node_dict for k in build.asset_layer.get_selected_entity_keys_for_node(
+        NodeHandle(n, None)) if isinstance(k, dg.AssetCheckKey)}
+    raw_suite = dg.AssetCheckKey(dg.AssetKey(["raw_matches"]), "raw_matches_expectations")
+    assert raw_suite in checks
+    assert defs.resolve_asset_graph().get_check_spec(raw_suite).blocking
+
+
+def test_a_misspelled_key_is_reported_although_dagster_loads_it():
+    from time2bet_assets.definitions import defs
+
+    @dg.asset(deps=[dg.AssetKey(["fct_match_featurs"])], group_name="ml")
+    def misspelled_dep() -> None: ...
+
+    @dg.asset_check(asset=dg.AssetKey(["raw_matchs"]))
+    def misspelled_target() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=True)
+
+    broken = dg.Definitions(assets=[*defs.assets, misspelled_dep],
+                            asset_checks=[*defs.asset_checks, misspelled_target], resources=defs.resources)
+    dg.Definitions.validate_loadable(broken)  # Dagster itself accepts it, with two external stubs
+    assert unresolved_keys(broken) == [
+        "asset misspelled_dep depends on fct_match_featurs", "check misspelled_target targets raw_matchs"]
+
+    # a misspelled key in a job's selection, by contrast, already fails to load
+    job = dg.define_asset_job("typo", selection=dg.AssetSelection.checks(
+        dg.AssetCheckKey(dg.AssetKey(["raw_matches"]), "raw_match_expectations")))
+    with pytest.raises(dg.DagsterInvalidDefinitionError):
+        dg.Definitions.validate_loadable(dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
+                                                        jobs=[job], resources=defs.resources))
+
+
+# --- no area imports another; lib imports no area ----------------------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, module: str, *, is_package: bool) -> set[str]:
+    """Every module an import statement can load: ``from a import b`` gives ``a`` and ``a.b`` (b may be a module);
+    relative imports are resolved against ``module``."""
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names if alias.name != "*"}
+    return found
+
+
+def _areas() -> list[str]:
+    return sorted(p.parent.name for p in (PACKAGE / "defs").glob("*/__init__.py"))
+
+
+def forbidden_imports(source: str, module: str, *, is_package: bool) -> list[str]:
+    """Imports that break the layering: an area importing another area (or the whole code location), lib importing
+    any area."""
+    own = module.split(".")[2] if module.startswith("time2bet_assets.defs.") else None
+    bad = []
+    for name in sorted(imported_modules(source, module, is_package=is_package)):
+        if name == "time2bet_assets.definitions" and (own or module.startswith("time2bet_assets.lib")):
+            bad.append(name)
+        elif name.startswith("time2bet_assets.defs."):
+            other = name.split(".")[2]
+            if module.startswith("time2bet_assets.lib") or (own and other != own):
+                bad.append(name)
+    # ``from a.b import c`` reports ``a.b``, not also ``a.b.c``
+    return [name for name in bad if name.rpartition(".")[0] not in bad]
+
+
+def test_no_area_imports_another_and_lib_imports_no_area():
+    assert set(_areas()) >= {"ingestion", "features", "ml"}
+    files = [*(PACKAGE / "defs").rglob("*.py"), *(PACKAGE / "lib").rglob("*.py")]
+    assert len(files) > 20
+    violations = {
+        _module_name(f): bad for f in files
+        if (bad := forbidden_imports(f.read_text(), _module_name(f), is_package=f.name == "__init__.py"))
+    }
+    assert violations == {}
+
+
+def test_the_import_scan_catches_absolute_and_relative_imports_across_areas():
+    ml = "time2bet_assets.defs.ml.assets"
+    assert forbidden_imports("from time2bet_assets.defs.features.checks import X", ml, is_package=False) == [
+        "time2bet_assets.defs.features.checks"]
+    assert forbidden_imports("from ..features import assets", ml, is_package=False) == [
+        "time2bet_assets.defs.features"]
+    assert forbidden_imports("from time2bet_assets.defs import ingestion", ml, is_package=False) == [
+        "time2bet_assets.defs.ingestion"]
+    assert forbidden_imports("import time2bet_assets.defs.ml.resources\nfrom . import jobs", ml, is_package=False) == []
+    assert forbidden_imports("from time2bet_assets.defs.ml import assets", "time2bet_assets.lib.warehouse",
+                             is_package=False) == ["time2bet_assets.defs.ml"]
 
 
 def test_dagster_cli_validates_the_workspace():

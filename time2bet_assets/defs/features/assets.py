@@ -12,9 +12,9 @@ from time2bet.features.dbt import MARTS_SELECTOR
 from time2bet.features.ratings import RATING_TABLES, rebuild_rating_tables
 
 from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project
-from time2bet_assets.defs.ingestion.resources import WarehouseResource
+from time2bet_assets.lib.warehouse import WarehouseResource
 
-# dbt sources are the assets that load them: ingestion for raw, the Python ratings for ratings
+# dbt sources are the assets that load them, named by key: ingestion's for raw, the Python ratings for ratings
 SOURCE_ASSETS = {
     ("raw", "matches"): dg.AssetKey("raw_matches"),
     ("raw", "match_files"): dg.AssetKey("raw_matches"),

@@ -1,18 +1,13 @@
 """Great Expectations suite on the feature mart, blocking: no model trains on broken features."""
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
 from time2bet.serving_contract import FEATURE_COLUMNS
-from time2bet_assets.defs.features.assets import football_marts_dbt
-from time2bet_assets.defs.ingestion.resources import WarehouseResource
-from time2bet_assets.defs.quality import DataDocsResource, report_to_check_result
-
-FCT_MATCH_FEATURES = get_asset_key_for_model([football_marts_dbt], "fct_match_features")
-UPCOMING_MATCH_FEATURES = get_asset_key_for_model([football_marts_dbt], "upcoming_match_features")
+from time2bet_assets.lib.expectations import DataDocsResource, report_to_check_result
+from time2bet_assets.lib.warehouse import WarehouseResource
 
 
-@dg.asset_check(asset=FCT_MATCH_FEATURES, blocking=True,
+@dg.asset_check(asset=dg.AssetKey(["fct_match_features"]), blocking=True,
                 description="Great Expectations: unique ids, valid outcomes, ranges, nulls after warm-up")
 def fct_match_features_expectations(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, data_docs: DataDocsResource

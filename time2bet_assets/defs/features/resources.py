@@ -1,4 +1,5 @@
-"""Resources of the features area: dbt, run against the same warehouse URL as ingestion."""
+"""Resources of the features area: dbt, run against the same warehouse URL as ingestion, and the shared warehouse
+(the Python ratings, the Great Expectations check) and Data Docs resources of ``time2bet_assets.lib``."""
 
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 from time2bet.features.dbt import DBT_PROJECT_DIR, dbt_target_env
 from time2bet.settings import Settings
+from time2bet_assets.lib.expectations import data_docs_resource
+from time2bet_assets.lib.warehouse import warehouse_resource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -43,5 +46,7 @@ def features_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]
             project_dir=dbt_project,
             warehouse_url=settings.warehouse_url,
             dbt_executable=str(Path(sys.executable).with_name("dbt")),
-        )
+        ),
+        "warehouse": warehouse_resource(settings),
+        "data_docs": data_docs_resource(settings),
     }

@@ -21,7 +21,8 @@ from time2bet.ingestion.parsing import RejectedFile, parse_fixtures, parse_seaso
 from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
 from time2bet.warehouse.client import PartitionLoad
 from time2bet_assets.defs.ingestion.partitions import division_and_season, season_file_partitions
-from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource, WarehouseResource
+from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource
+from time2bet_assets.lib.warehouse import WarehouseResource
 
 FILES_FETCHED = "all_requested_files_fetched"
 FILES_LOADED = "no_file_rejected"

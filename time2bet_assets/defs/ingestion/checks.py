@@ -2,12 +2,11 @@
 
 import dagster as dg
 
-from time2bet_assets.defs.ingestion.assets import raw_matches
-from time2bet_assets.defs.ingestion.resources import WarehouseResource
-from time2bet_assets.defs.quality import DataDocsResource, report_to_check_result
+from time2bet_assets.lib.expectations import DataDocsResource, report_to_check_result
+from time2bet_assets.lib.warehouse import WarehouseResource
 
 
-@dg.asset_check(asset=raw_matches, blocking=True,
+@dg.asset_check(asset=dg.AssetKey(["raw_matches"]), blocking=True,
                 description="Great Expectations: schema, types, ranges, uniqueness, dates, odds of raw.matches")
 def raw_matches_expectations(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, data_docs: DataDocsResource

@@ -1,5 +1,5 @@
-"""Resources of the ingestion area, built from the one environment switch (time2bet.settings)."""
-
+"""Resources of the ingestion area, built from the one environment switch (time2bet.settings); the warehouse and
+Data Docs resources are the shared ones of ``time2bet_assets.lib``."""
 
 from pathlib import Path
 
@@ -8,9 +8,9 @@ from dagster_aws.s3 import S3Resource
 
 from time2bet.ingestion.crawl import FetchResult, crawl
 from time2bet.ingestion.raw_zone import RawZone, open_raw_zone
-from time2bet.warehouse.client import Warehouse
 from time2bet.settings import Settings
-from time2bet_assets.defs.quality import DataDocsResource
+from time2bet_assets.lib.expectations import data_docs_resource
+from time2bet_assets.lib.warehouse import warehouse_resource
 
 
 class FootballDataSource(dg.ConfigurableResource):
@@ -52,19 +52,7 @@ class RawZoneResource(dg.ConfigurableResource):
         return open_raw_zone(self.location, s3_client=client)
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """``duckdb:///path`` (default) or ``postgresql://...``."""
-
-    url: str
-
-    def open(self) -> Warehouse:
-        warehouse = Warehouse.from_url(self.url)
-        warehouse.ensure_raw_tables()
-        return warehouse
-
-
 def ingestion_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-
     return {
         "source": FootballDataSource(
             base_url=settings.source_url,
@@ -76,6 +64,6 @@ def ingestion_resources(settings: Settings) -> dict[str, dg.ConfigurableResource
             polite=settings.polite,
         ),
         "raw_zone": RawZoneResource(location=settings.raw_zone, s3_endpoint_url=settings.s3_endpoint_url),
-        "warehouse": WarehouseResource(url=settings.warehouse_url),
-        "data_docs": DataDocsResource(root=str(settings.home / "quality" / "data-docs")),
+        "warehouse": warehouse_resource(settings),
+        "data_docs": data_docs_resource(settings),
     }

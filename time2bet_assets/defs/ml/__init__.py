@@ -4,13 +4,8 @@ import dagster as dg
 
 from time2bet.settings import Settings
 from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
+from time2bet_assets.defs.ml.jobs import train_and_promote_job
 from time2bet_assets.defs.ml.resources import ml_resources
-
-train_and_promote_job = dg.define_asset_job(
-    "train_and_promote",
-    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions),
-    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures.",
-)
 
 
 def ml_definitions(settings: Settings) -> dg.Definitions:

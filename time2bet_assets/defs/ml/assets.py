@@ -9,9 +9,12 @@ import pandas as pd
 
 from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
 from time2bet.serving_contract import MODEL_FEATURES
-from time2bet_assets.defs.features.checks import FCT_MATCH_FEATURES, UPCOMING_MATCH_FEATURES
-from time2bet_assets.defs.ingestion.resources import WarehouseResource
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
+from time2bet_assets.lib.warehouse import WarehouseResource
+
+# upstream: the dbt marts of the features area, named by key (areas do not import each other)
+FCT_MATCH_FEATURES = dg.AssetKey(["fct_match_features"])
+UPCOMING_MATCH_FEATURES = dg.AssetKey(["upcoming_match_features"])
 
 # Model inputs: the dbt marts, which join form, head-to-head and the Python ratings; training, batch predictions,
 # the serving test and the quality benchmark all read these two queries.
@@ -114,7 +117,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     """The candidate becomes a new registry version with alias ``challenger``; the promotion gate compares
     it with the champion on the held-out latest season and moves ``champion`` only if it passes. If the
     logistic-regression baseline beats it there, the baseline is trained and logged like a candidate and gated
-    as a further version (``registry.gate_with_baseline_fallback``). Decisions and numbers are written to the
+    as a further version (``time2bet.ml.promotion_gate.gate_with_baseline_fallback``). Decisions and numbers are written to the
     versions' tags and descriptions."""
     from time2bet.ml.promotion_gate import gate_with_baseline_fallback
     from time2bet.ml.tracking import LoggedRun

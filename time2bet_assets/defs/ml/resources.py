@@ -1,10 +1,13 @@
-"""Resources of the ML area: MLflow (tracking + registry) and the folder of versioned dataset snapshots."""
+"""Resources of the ML area: MLflow (tracking + registry), the folder of versioned dataset snapshots, the promotion
+gate's thresholds, and the shared warehouse resource of ``time2bet_assets.lib``."""
 
 from pathlib import Path
 
 import dagster as dg
 
+from time2bet.serving_contract import MODEL_NAME
 from time2bet.settings import Settings
+from time2bet_assets.lib.warehouse import warehouse_resource
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -12,8 +15,8 @@ class MlflowResource(dg.ConfigurableResource):
 
     tracking_uri: str
     artifact_location: str
-    model_name: str = "match_outcome"
-    experiment: str = "match_outcome"
+    model_name: str = MODEL_NAME
+    experiment: str = MODEL_NAME
 
 
 class DatasetStoreResource(dg.ConfigurableResource):
@@ -28,7 +31,7 @@ class DatasetStoreResource(dg.ConfigurableResource):
 
 
 class GatePolicy(dg.ConfigurableResource):
-    """Promotion gate thresholds (see time2bet.ml.registry.promotion_gate)."""
+    """Promotion gate thresholds (see time2bet.ml.promotion_gate.promotion_gate)."""
 
     tolerance: float = 0.002
     max_ece: float = 0.05
@@ -37,7 +40,9 @@ class GatePolicy(dg.ConfigurableResource):
 
 def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifacts),
+        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifacts,
+                                 model_name=settings.model_name),
         "datasets": DatasetStoreResource(root=str(settings.home / "datasets")),
         "gate": GatePolicy(),
+        "warehouse": warehouse_resource(settings),
     }

@@ -1,8 +1,15 @@
-"""Shared pieces of the Great Expectations asset checks: where Data Docs go, result -> Dagster check."""
+"""Great Expectations inside Dagster asset checks: where Data Docs go, validation report -> AssetCheckResult.
 
+The suites and the validation itself are the core library's (``time2bet.quality.expectations``); this is only
+the adapter that the checks of every area share.
+"""
+
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
+
+from time2bet.settings import Settings
 
 
 class DataDocsResource(dg.ConfigurableResource):
@@ -14,6 +21,17 @@ class DataDocsResource(dg.ConfigurableResource):
         path = Path(self.root) / suite
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def data_docs_resource(settings: Settings) -> DataDocsResource:
+    """The ``data_docs`` resource of every area with a Great Expectations check."""
+    return _data_docs(str(settings.home / "quality" / "data-docs"))
+
+
+@cache
+def _data_docs(root: str) -> DataDocsResource:
+    # one object per folder, so that areas binding the same key merge (see lib.warehouse._warehouse)
+    return DataDocsResource(root=root)
 
 
 def report_to_check_result(report, *, rows: int) -> dg.AssetCheckResult:

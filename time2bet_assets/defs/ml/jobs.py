@@ -1,0 +1,11 @@
+"""Jobs of the ML area."""
+
+import dagster as dg
+
+from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
+
+train_and_promote_job = dg.define_asset_job(
+    "train_and_promote",
+    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions),
+    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures.",
+)
