@@ -41,6 +41,9 @@ def tree_copy(tmp_path) -> Path:
     ("time2bet/settings.py", "time2bet.cli.main", "is not allowed to import time2bet.cli"),
     ("bento_service/model.py", "time2bet_assets.definitions", "bento_service is not allowed to import"),
     ("ui/streamlit_app.py", "time2bet.settings", "ui is not allowed to import time2bet"),
+    ("time2bet_assets/defs/ml/assets.py", "time2bet_assets.defs.ingestion.assets",
+     "time2bet_assets.defs.ml is not allowed to import time2bet_assets.defs.ingestion"),
+    ("time2bet_assets/lib/warehouse.py", "time2bet_assets.defs.ml", "time2bet_assets.lib is not allowed to import"),
 ])
 def test_a_reverse_import_breaks_the_build(tree_copy, module, imported, says):
     with (tree_copy / module).open("a") as f:
