@@ -7,5 +7,9 @@
 - ``schemas.py``   request and response models;
 - ``jobs.py``      durable async batch jobs in Redis (records, results, a pending and a processing list) and
                    the worker thread that runs them;
-- ``service.py``   the BentoML service (entry point: ``bentoml serve bento_service.service:Time2BetService``).
+- ``service.py``   the BentoML service (entry point: ``bentoml serve bento_service.service:Time2BetService``):
+                   its lifecycle and its routes, on the FastAPI app of ``app.py``;
+- ``errors.py``    error bodies, the exception handlers, the documented error responses;
+- ``metrics.py``   the ``time2bet_*`` Prometheus metrics and the request-observing middleware;
+- ``fast_path.py`` POST /predict and /predict/batch answered ahead of BentoML's app, by the same route methods.
 """

@@ -163,7 +163,7 @@ def _requests_total(client, route: str) -> dict[str, float]:
 
 
 def test_each_prediction_request_is_counted_once(client, fixtures):
-    """Valid bodies are answered ahead of BentoML's app (service.PredictFront); others go on to the FastAPI
+    """Valid bodies are answered ahead of BentoML's app (fast_path.PredictFront); others go on to the FastAPI
     route: either way one request is one count, under the route's template."""
     before = _requests_total(client, "/predict")
     for _ in range(3):
@@ -179,3 +179,18 @@ def test_each_prediction_request_is_counted_once(client, fixtures):
     assert client.post("/predict/batch", json={"matches": []}).status_code == 422
     after_batch = _requests_total(client, "/predict/batch")
     assert {k: after_batch.get(k, 0) - batch.get(k, 0) for k in ("2xx", "4xx")} == {"2xx": 1, "4xx": 1}
+
+
+def test_the_fast_path_calls_the_documented_route_methods():
+    """fast_path.PredictFront hands valid bodies to the very methods FastAPI documents for those routes."""
+    from bento_service.fast_path import FAST_PATHS
+    from bento_service.service import Time2BetService, app
+
+    def routes(of):   # BentoML re-includes the class-view routes through a router (FastAPI >= 0.16x: wrapped)
+        for route in of:
+            inner = getattr(route, "original_router", None)
+            yield from routes(inner.routes) if inner is not None else (route,)
+
+    posts = {route.path: route.endpoint for route in routes(app.routes) if "POST" in getattr(route, "methods", ())}
+    for path, fast in FAST_PATHS.items():
+        assert posts[path] is getattr(Time2BetService.inner, fast.handler), path

@@ -1,0 +1,125 @@
+"""The service's Prometheus metrics (``time2bet_*``) and the middleware that observes every request.
+
+BentoML's own HTTP metrics are off (see the service's /metrics route): they labelled requests by raw path
+(unbounded) and cost ~30 us a request. Here requests are counted by route template, status class and the A/B
+variant that answered. The hot path is kept cheap (docs/adr/0003-serving-hot-path.md): ``ObserveRequests`` is a
+plain ASGI middleware (no task or memory streams per request), a metric's child is looked up once per label set
+and cached (``labels()`` takes a lock and builds a key), and the handler reports its variant through the
+``REQUEST_INFO`` context variable (a dict shared with the thread pool) instead of anything per request.
+``time2bet_validation_errors_total`` is errors.py's (it counts the error answers; the 413 below is one).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.responses import Response
+
+from bento_service.errors import error_response
+
+if TYPE_CHECKING:
+    from bento_service.scoring import Scored
+    from bento_service.snapshot import Snapshot
+
+MAX_BODY_BYTES = 4 * 1024 * 1024   # a full batch of MAX_BATCH matches is well under 2 MB
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024   # beyond this an oversized upload is cut off instead of drained
+
+# variant: the A/B arm that answered ("champion", "challenger"; "mixed" for a batch spanning both; "none" for
+# routes that predict nothing or requests rejected before scoring)
+REQUESTS = Counter("time2bet_requests_total", "requests served, by route template, status class and variant",
+                   ["route", "status", "variant"])
+LATENCY = Histogram("time2bet_request_seconds", "request latency, by route template and variant", ["route", "variant"])
+BATCH_SIZE = Histogram("time2bet_batch_size", "matches per batch request (POST /predict/batch and async jobs)",
+                       ["source"], buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
+PREDICTIONS = Counter("time2bet_predictions_total", "predictions served, by most likely outcome and variant",
+                      ["outcome", "variant"])
+MODEL_INFO = Gauge("time2bet_model_info", "1 for each served model version (0 once replaced)", ["version", "variant"],
+                   multiprocess_mode="livemax")
+SWAPS = Counter("time2bet_model_swaps_total", "model loads after an alias moved, by outcome and variant",
+                ["outcome", "variant"])
+SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"   # rendered by render() (it is the snapshot's, read at scrape time)
+
+REQUEST_INFO: contextvars.ContextVar[dict] = contextvars.ContextVar("time2bet_request_info")
+OBSERVED = "time2bet.observed"   # scope key: the request is observed already (fast path, then the app)
+_ROUTE_METRICS: dict[tuple[str, str, str], tuple] = {}   # (route, status, variant) -> (REQUESTS, LATENCY) children
+_PREDICTION_METRICS: dict[tuple[str, str], Counter] = {}   # (outcome, variant) -> its child of PREDICTIONS
+
+
+def _route_template(scope) -> str:
+    """The matched route's path template (bounded label set); routing records it in the shared scope."""
+    return getattr(scope.get("route"), "path", None) or "other"
+
+
+class ObserveRequests:
+    """Body-size limit and the per-route request count and latency, as a plain ASGI middleware (a
+    ``@app.middleware("http")`` function runs every request through an extra task and memory streams)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get(OBSERVED):   # PredictFront observes its declined requests too
+            return await self.app(scope, receive, send)
+        scope[OBSERVED] = True
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            if length.isdigit() and int(length) <= DRAIN_LIMIT_BYTES:
+                # read (and drop) the body first, so the client gets the 413 rather than a reset mid-upload
+                while (await receive()).get("more_body", False):
+                    pass
+            response = error_response(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            return await response(scope, receive, send)
+        start = time.perf_counter()
+        info = {"variant": "none", "status": "5xx"}
+        REQUEST_INFO.set(info)   # the handler records the variant here (also from the thread pool: same dict)
+
+        async def send_observed(message):
+            if message["type"] == "http.response.start":
+                info["status"] = f"{message['status'] // 100}xx"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            key = (_route_template(scope), info["status"], info["variant"])
+            children = _ROUTE_METRICS.get(key)
+            if children is None:   # labels() takes a lock and builds a key: once per label set
+                children = _ROUTE_METRICS[key] = (REQUESTS.labels(route=key[0], status=key[1], variant=key[2]),
+                                                  LATENCY.labels(route=key[0], variant=key[2]))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
+
+
+def count_predictions(scored: Scored) -> Scored:
+    """Predictions by outcome and variant, and the answering variant on the request's metrics."""
+    variants = set()
+    for key, n in scored.outcome_counts().items():
+        child = _PREDICTION_METRICS.get(key)
+        if child is None:
+            child = _PREDICTION_METRICS[key] = PREDICTIONS.labels(outcome=key[0], variant=key[1])
+        child.inc(n)
+        variants.add(key[1])
+    info = REQUEST_INFO.get(None)
+    if info is not None and variants:
+        info["variant"] = variants.pop() if len(variants) == 1 else "mixed"
+    return scored
+
+
+def render(snapshot: Snapshot | None) -> Response:
+    """The Prometheus exposition: every ``time2bet_*`` metric of every worker (BentoML's multiprocess collector)
+    and the serving snapshot's age."""
+    from bentoml._internal.container import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    text = client.generate_latest().decode()
+    if snapshot is not None:
+        text += (f"# HELP {SNAPSHOT_AGE} seconds since the serving snapshot was read from the warehouse\n"
+                 f"# TYPE {SNAPSHOT_AGE} gauge\n{SNAPSHOT_AGE} {snapshot.age_seconds():.3f}\n")
+    return Response(text, media_type=client.CONTENT_TYPE_LATEST)
+
+
+__all__ = ["BATCH_SIZE", "LATENCY", "MAX_BODY_BYTES", "MODEL_INFO", "PREDICTIONS", "REQUESTS", "REQUEST_INFO",
+           "SWAPS", "ObserveRequests", "count_predictions", "render"]
