@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from time2bet.football import format_match_date, season_of
-from time2bet.ingestion.parsing import RejectedFile, decode_csv, parse_fixtures, parse_season_file
+from time2bet.ingestion.parsing import RejectedFile, TruncatedFile, decode_csv, parse_fixtures, parse_season_file
 from time2bet.warehouse.schema import FIXTURE_COLUMNS, LOGICAL_TYPES, MATCH_COLUMNS, SOURCE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_reject_missing_required_columns():
         (b"Div,Date,HomeTeam,AwayTeam,FTHG,FTAG\nE0,09/08/2019,A,B,1,0\nE0,10/08/2019,C,D,0,0,7,1\n",
          ["malformed CSV", "line 3 has 8 values", "['7', '1']"]),
         (b"Div,Date,HomeTeam,AwayTeam,FTHG,FTAG\nE0,09/08/2019,A,B,1,0\nE0,10/08/2019,C,D\n",
-         ["malformed CSV", "line 3 has 4 values", "truncated"]),
+         ["truncated file", "line 3 has 4 values"]),
         (b"Div,Date,HomeTeam,AwayTeam,FTHG,FTAG,FTHG\nE0,09/08/2019,A,B,1,0,1\n", ["'FTHG' appears twice"]),
         (b"Div,Date,HomeTeam,HT,AwayTeam,FTHG,FTAG\nE0,09/08/2019,A,A,B,1,0\n", ["'HomeTeam' and 'HT'"]),
     ],
@@ -241,6 +241,17 @@ def test_reject_missing_required_columns():
 )
 def test_reject_malformed_csv(data, needles):
     rejected(data, *needles)
+
+
+def test_a_row_shorter_than_the_header_means_a_truncated_file():
+    cut = to_csv(GOOD).rstrip(b"\n")
+    cut = cut[: cut.rindex(b",H,")]   # the last row ends inside its values
+    with pytest.raises(TruncatedFile, match="truncated file: line 4 has 6 values but the header has 10"):
+        parse(cut)
+
+
+def test_a_match_of_a_team_against_itself_is_rejected_naming_the_line():
+    rejected(with_cell(1, "AwayTeam", "West Ham"), "same team at home and away on line 3 ('West Ham')")
 
 
 # --- rejections: row level -------------------------------------------------------------------------------
@@ -419,7 +430,8 @@ team_names = st.text(
 
 
 @QUICK
-@given(st.lists(st.tuples(team_names, team_names), min_size=1, max_size=8))
+@given(st.lists(st.tuples(team_names, team_names).filter(lambda p: p[0].strip() != p[1].strip()), min_size=1,
+                max_size=8))
 def test_encodings_give_the_same_frame(pairs):
     rows = [
         ["E0", (dt.date(2019, 8, 1) + dt.timedelta(days=i)).strftime("%d/%m/%Y"), home, away, "1", "1", "D", "", "", ""]

@@ -94,13 +94,17 @@ def mirror_serve(root: Path, as_of, port: int, encoding: str, faults: tuple[str,
 @click.option("--divisions", help="comma-separated division codes (default: TIME2BET_DIVISIONS)")
 @click.option("--seasons", help="FIRST[:LAST] season labels, e.g. 2015-16:2020-21 (default: all published)")
 @click.option("--fixtures/--no-fixtures", default=True, show_default=True)
-def ingest(divisions: str | None, seasons: str | None, fixtures: bool) -> None:
+@click.option("--accept-rewrite", "accept_rewrite", multiple=True, metavar="'DIV|SEASON'",
+              help="load this partition's new file even though it drops or changes loaded matches (a quarantined "
+                   "correction); recorded in the run's config and metadata. Repeatable.")
+def ingest(divisions: str | None, seasons: str | None, fixtures: bool, accept_rewrite: tuple[str, ...]) -> None:
     """Backfill season files (and refresh fixtures) through the Dagster ingestion assets."""
-    ok = run_ingest(Settings.from_env(), divisions, seasons, fixtures)
+    ok = run_ingest(Settings.from_env(), divisions, seasons, fixtures, accept_rewrite=accept_rewrite)
     sys.exit(0 if ok else 1)
 
 
-def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, fixtures: bool) -> bool:
+def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, fixtures: bool, *,
+               accept_rewrite: tuple[str, ...] = ()) -> bool:
     """Discover what the source publishes, then run single-run backfills; True when every run succeeded."""
     import dagster as dg
     from tqdm import tqdm
@@ -109,6 +113,10 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
     from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
     from time2bet_assets.definitions import build_definitions
 
+    for key in accept_rewrite:
+        division, _, season = key.partition("|")
+        if division not in DIVISIONS or not season:
+            raise click.BadParameter(f"{key!r}: expected 'DIVISION|SEASON', e.g. 'F1|2018-19'", param_hint="--accept-rewrite")
     prepare_dagster_home(settings)
     wanted_divisions = [d.strip() for d in divisions.split(",")] if divisions else list(settings.divisions)
     unknown = [d for d in wanted_divisions if d not in DIVISIONS]
@@ -136,7 +144,8 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
             if not result.success:
                 bar.write(f"run {result.run_id} for {keys[0]}...{keys[-1]} failed; see the Dagster UI")
 
-        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done, run_config=QUIET_CONSOLE)
+        run_config = {**QUIET_CONSOLE, "ops": {"raw_matches": {"config": {"accept_rewrite": list(accept_rewrite)}}}}
+        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done, run_config=run_config)
     if fixtures:
         result = defs.resolve_job_def("refresh_fixtures").execute_in_process(
             instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ import pyarrow as pa
 
 from time2bet.warehouse.schema import FIXTURE_COLUMNS, MATCH_COLUMNS
 
+_DIVISION_RE = re.compile(r"^[A-Z]{1,3}\d?$")
+_SEASON_RE = re.compile(r"^\d{4}-\d{2}$")
 _SQL_TYPES = {"text": "TEXT", "date": "DATE", "int": "INTEGER", "double": "DOUBLE PRECISION"}
 
 MATCH_FILE_COLUMNS = {
@@ -121,6 +124,16 @@ class Warehouse(ABC):
         with self._connect() as con:
             rows = con.execute("SELECT division, season, sha256 FROM raw.match_files").fetchall()
         return {(d, s): sha for d, s, sha in rows}
+
+    def partition_matches(self, division: str, season: str, columns: tuple[str, ...]) -> pd.DataFrame:
+        """The given columns of one partition's loaded rows in raw.matches."""
+        if not _DIVISION_RE.match(division) or not _SEASON_RE.match(season):
+            raise ValueError(f"not a partition: {division!r}, {season!r}")
+        unknown = [c for c in columns if c not in MATCH_COLUMNS]
+        if unknown:
+            raise ValueError(f"not raw.matches columns: {unknown}")
+        return self.read_sql(f"SELECT {', '.join(columns)} FROM raw.matches "
+                             f"WHERE division = '{division}' AND season = '{season}'")
 
     @abstractmethod
     def replace_match_partitions(self, loads: list[PartitionLoad]) -> None:

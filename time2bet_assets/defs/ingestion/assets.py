@@ -17,7 +17,8 @@ import pandas as pd
 
 from time2bet.football import season_file_path
 from time2bet.ingestion.crawl import FetchResult
-from time2bet.ingestion.parsing import RejectedFile, parse_fixtures, parse_season_file
+from time2bet.ingestion.integrity import IDENTITY, check_rewrite
+from time2bet.ingestion.parsing import RejectedFile, TruncatedFile, parse_fixtures, parse_season_file
 from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
 from time2bet.warehouse.client import PartitionLoad
 from time2bet_assets.defs.ingestion.partitions import division_and_season, season_file_partitions
@@ -26,6 +27,14 @@ from time2bet_assets.lib.warehouse import WarehouseResource
 
 FILES_FETCHED = "all_requested_files_fetched"
 FILES_LOADED = "no_file_rejected"
+FILES_TRUSTED = "no_file_quarantined"
+
+
+class RawMatchesConfig(dg.Config):
+    """``accept_rewrite``: partitions ('F1|2018-19') whose new file may drop or change loaded matches. Accepting
+    a correction is one explicit act, recorded in the run's config and the materialization's metadata."""
+
+    accept_rewrite: list[str] = []
 
 def _md_table(rows: list[dict], limit: int = 60) -> dg.MetadataValue:
     """A readable per-partition summary for the Dagster UI (long runs list the first ``limit`` rows)."""
@@ -127,24 +136,31 @@ def raw_match_files(
     group_name="ingestion",
     kinds={"pandas", "duckdb", "postgres"},
     check_specs=[
-        dg.AssetCheckSpec(FILES_LOADED, asset="raw_matches", blocking=True, description="every landed season file parsed and validated")
+        dg.AssetCheckSpec(FILES_LOADED, asset="raw_matches", blocking=True, description="every landed season file parsed and validated"),
+        dg.AssetCheckSpec(FILES_TRUSTED, asset="raw_matches", blocking=True,
+                          description="no new file version is cut short, or drops or changes a loaded match"),
     ],
 )
 def raw_matches(
     context: dg.AssetExecutionContext,
+    config: RawMatchesConfig,
     source: FootballDataSource,
     raw_zone: RawZoneResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Typed, validated match rows in ``raw.matches``. Each partition is replaced atomically from the newest
-    raw-zone file; a partition whose file is already loaded is skipped, so re-running is cheap and idempotent."""
+    raw-zone file; a partition whose file is already loaded is skipped, so re-running is cheap and idempotent.
+    A truncated file, or a new version that drops or changes loaded matches, is quarantined: landed, not
+    loaded (``time2bet.ingestion.integrity``)."""
     keys = _run_keys(context)
     zone, wh = raw_zone.open(), warehouse.open()
     started = time.perf_counter()
     loaded = wh.loaded_match_files()
-    loads, rows, rejected, unchanged = [], [], {}, 0
+    accept = set(config.accept_rewrite)
+    loads, rows, rejected, quarantined, accepted, unchanged = [], [], {}, {}, {}, 0
     for key in keys:
         current = zone.latest(season_subject(*key))
+        name = f"{key[0]}|{key[1]}"
         row = {"division": key[0], "season": key[1]}
         if current is None:
             row["status"] = "no file"
@@ -154,10 +170,20 @@ def raw_matches(
         else:
             try:
                 frame = parse_season_file(zone.read(current), division=key[0], season=key[1])
-            except RejectedFile as exc:
-                rejected[f"{key[0]}|{key[1]}"] = str(exc)
-                row |= {"status": f"REJECTED: {exc}", "sha256": current.sha256[:12]}
+            except RejectedFile as exc:   # a truncated file is quarantined, any other bad file rejected
+                truncated = isinstance(exc, TruncatedFile)
+                (quarantined if truncated else rejected)[name] = str(exc)
+                row |= {"status": f"{'QUARANTINED' if truncated else 'REJECTED'}: {exc}", "sha256": current.sha256[:12]}
+                rows.append(row)
+                continue
+            rewrite = check_rewrite(wh.partition_matches(*key, IDENTITY), frame) if key in loaded else None
+            if rewrite is not None and not rewrite.safe and name not in accept:
+                quarantined[name] = rewrite.describe()
+                row |= {"status": f"QUARANTINED: {rewrite.describe()}", "sha256": current.sha256[:12]}
             else:
+                if rewrite is not None and not rewrite.safe:
+                    accepted[name] = rewrite.describe()
+                    context.log.warning(f"{name}: rewrite accepted by the run's config: {rewrite.describe()}")
                 url = f"{source.base_url}/{season_file_path(*key)}"
                 loads.append(PartitionLoad(key[0], key[1], frame, current.sha256, current.uri, url))
                 dates = pd.to_datetime(frame["match_date"])
@@ -168,12 +194,17 @@ def raw_matches(
     wh.replace_match_partitions(loads)
     load_s = time.perf_counter() - started - parse_s
     rows_loaded = sum(len(l.frame) for l in loads)
-    context.log.info(f"loaded {len(loads)} partition(s), {rows_loaded} rows; {unchanged} unchanged; {len(rejected)} rejected")
+    context.log.info(f"loaded {len(loads)} partition(s), {rows_loaded} rows; {unchanged} unchanged; "
+                     f"{len(rejected)} rejected; {len(quarantined)} quarantined")
+    if quarantined:
+        context.log.error(f"quarantined (landed, not loaded; the loaded data stays): {quarantined}")
     metadata = {
         "partitions": len(keys),
         "partitions_loaded": len(loads),
         "partitions_unchanged": unchanged,
         "partitions_rejected": len(rejected),
+        "partitions_quarantined": len(quarantined),
+        "rewrites_accepted": dg.MetadataValue.json(accepted) if accepted else None,
         "rows_loaded": rows_loaded,
         "parse_seconds": round(parse_s, 2),
         "load_seconds": round(load_s, 2),
@@ -186,7 +217,7 @@ def raw_matches(
     data_version = None
     if len(keys) == 1:
         current = zone.latest(season_subject(*keys[0]))
-        if current is not None and not rejected:
+        if current is not None and not rejected and not quarantined:
             data_version = dg.DataVersion(current.sha256)
             metadata["dagster/row_count"] = int(rows[0].get("rows", 0)) if loads else None
     metadata = {k: v for k, v in metadata.items() if v is not None}
@@ -200,7 +231,17 @@ def raw_matches(
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"rejected": dg.MetadataValue.json(rejected)},
                 description=None if not rejected else "; ".join(f"{k}: {v}" for k, v in list(rejected.items())[:5]),
-            )
+            ),
+            dg.AssetCheckResult(
+                check_name=FILES_TRUSTED,
+                passed=not quarantined,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"quarantined": dg.MetadataValue.json(quarantined),
+                          "accepted": dg.MetadataValue.json(accepted)},
+                description=None if not quarantined else
+                "; ".join(f"{k}: {v}" for k, v in list(quarantined.items())[:5])
+                + " (to load it anyway: time2bet ingest --accept-rewrite 'DIV|SEASON')",
+            ),
         ],
     )
 
