@@ -93,3 +93,23 @@ class Background:
         except ProcessLookupError:
             pass
         proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie (a killed process whose parent has not
+    reaped it yet). A pid reused by an unrelated process counts as alive: its leftovers wait for the next time."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): the signal test is all there is
+        return True
+    return state not in ("Z", "X")

@@ -8,6 +8,7 @@ the two can never point at different warehouses.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,13 @@ class DbtError(RuntimeError):
     def __init__(self, message: str, result: subprocess.CompletedProcess):
         super().__init__(message)
         self.result = result
+
+
+def dbt_executable() -> str:
+    """The dbt beside this interpreter (the venv's), so a command started as ``.venv/bin/python ...`` needs no
+    activated environment (PATH without .venv/bin); the one on PATH only if there is none beside it."""
+    beside = Path(sys.executable).with_name("dbt")  # not resolved: the venv's python is a symlink out of the venv
+    return str(beside) if beside.is_file() else (shutil.which("dbt") or "dbt")
 
 
 def dbt_target_env(warehouse_url: str) -> dict[str, str]:
@@ -60,8 +68,7 @@ def run_dbt(args: list[str], warehouse_url: str) -> subprocess.CompletedProcess:
 
     Uses the dbt executable beside this interpreter (the venv's), so no PATH setup is needed.
     """
-    dbt = Path(sys.executable).with_name("dbt")
-    command = [str(dbt), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command = [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     env = os.environ | dbt_target_env(warehouse_url) | {"DBT_USE_COLORS": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     result = subprocess.run(
         command, cwd=DBT_PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

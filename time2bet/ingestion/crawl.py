@@ -3,6 +3,10 @@
 Dagster calls :func:`crawl`. Scrapy's Twisted reactor cannot be restarted in a long-lived process
 (scrapy#5350), so every crawl is a fresh ``python -m time2bet.ingestion.spider`` process; results come
 back through a JSON-lines file, failures of the process itself as :class:`CrawlError`.
+
+Nothing outlives the process that runs a crawl: the spider dies with its parent (``spider.die_with_parent``), an
+interrupted crawl stops its spider before the exception propagates, and the temporary directories of a process
+that was killed (and so could not clean up) are removed when the next crawl starts (:func:`staging_tempdir`).
 """
 
 from __future__ import annotations
@@ -12,18 +16,24 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import time2bet
+from time2bet.background import process_alive
 from time2bet.football import DIVISION_CODE_RE, season_code
 
 LOG_TAIL_LINES = 30
+STAGING_PREFIX = "time2bet-crawl-"  # + "<pid of the owner>-<random>": whose it is, so leftovers can be told apart
+STOP_TIMEOUT_S = 5  # an interrupted crawl: how long Scrapy may take to close down (it waits for downloads in
+# progress, which a slow server can stretch to DOWNLOAD_TIMEOUT) before the spider is killed
 _LOG_RECORD_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \[")  # Scrapy's log line prefix
 
 
@@ -87,7 +97,7 @@ def crawl(
     staging_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix="t2b-crawl-") as tmp:
+    with staging_tempdir() as tmp:
         results_file = Path(tmp) / "results.jsonl"
         log = Path(log_file).resolve() if log_file else Path(tmp) / "crawl.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -102,10 +112,11 @@ def crawl(
         if seasons is not None:
             cmd += ["--seasons", ",".join(seasons)]
         cmd += ["--fixtures"] * fixtures + ["--polite"] * polite
+        cmd += ["--parent-pid", str(os.getpid())]  # the spider exits if this process dies (die_with_parent)
         # cwd=tmp: no stray scrapy.cfg or .scrapy/ from wherever the caller happens to be.
-        proc = subprocess.run(cmd, cwd=tmp, env=_child_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CrawlError(f"crawl of {base_url} failed (exit {proc.returncode}):\n{_tail(log, proc.stderr)}")
+        returncode, stderr = _run_spider(cmd, cwd=tmp)
+        if returncode != 0:
+            raise CrawlError(f"crawl of {base_url} failed (exit {returncode}):\n{_tail(log, stderr)}")
         results = _read_results(results_file)
 
     if divisions is not None and seasons is not None:
@@ -116,6 +127,60 @@ def crawl(
     if fixtures and not any(r.kind == "fixtures" for r in results):
         raise CrawlError(f"crawl of {base_url} returned no result for fixtures")
     return results
+
+
+def _run_spider(cmd: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the spider to its end; its exit code and stderr.
+
+    Interrupted (KeyboardInterrupt, SystemExit from a SIGTERM handler, Dagster's run termination - all
+    BaseException), the spider gets SIGTERM (Scrapy closes down), then SIGKILL after STOP_TIMEOUT_S, before the
+    exception propagates: an orphan would go on crawling, and writing into a staging directory being removed.
+    A parent killed outright runs no code at all; that case is the spider's own (--parent-pid).
+    """
+    with subprocess.Popen(cmd, cwd=cwd, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
+        try:
+            _, stderr = proc.communicate()
+        except BaseException:
+            try:
+                proc.terminate()
+                proc.communicate(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                pass
+            finally:  # also when a second interrupt cuts the wait short
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            raise
+    return proc.returncode, stderr
+
+
+@contextmanager
+def staging_tempdir(dir: str | Path | None = None) -> Iterator[Path]:
+    """A temporary directory (in ``dir``, default the system's) named after this process, removed on exit like
+    ``tempfile.TemporaryDirectory``; first removes those whose owner has died.
+
+    A process killed with SIGKILL (or by the OOM killer, or a power cut) never runs TemporaryDirectory's cleanup,
+    and crawl staging holds whole season files: without the owner's pid in the name nothing could tell a leftover
+    from the directory of a crawl running right now in another process.
+    """
+    root = Path(dir or tempfile.gettempdir())
+    remove_orphaned_staging(root)
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=root) as tmp:
+        yield Path(tmp)
+
+
+def remove_orphaned_staging(root: Path) -> list[Path]:
+    """Remove the staging directories in ``root`` whose owning process is gone; returns them."""
+    owned = re.compile(rf"^{re.escape(STAGING_PREFIX)}(\d+)-")
+    removed = []
+    for entry in root.glob(f"{STAGING_PREFIX}*"):
+        match = owned.match(entry.name)
+        if match and entry.is_dir() and not process_alive(int(match[1])):
+            shutil.rmtree(entry, ignore_errors=True)  # another user's (shared /tmp) cannot be removed: left alone
+            if not entry.exists():
+                removed.append(entry)
+    return removed
 
 
 def _child_env() -> dict[str, str]:

@@ -1,17 +1,19 @@
 """Resources of the features area: dbt, run against the same warehouse URL as ingestion, and the shared warehouse
-(the Python ratings, the Great Expectations check) and Data Docs resources of ``time2bet_assets.lib``."""
+(the Python ratings, the Great Expectations check) and Data Docs resources of ``time2bet_assets.lib``.
 
-import sys
-from pathlib import Path
+Every dbt run here, the manifest's preparation included, uses the dbt beside the interpreter (``dbt_executable``):
+``.venv/bin/python bench/ingest.py`` or ``.venv/bin/dagster dev`` must work without an activated environment."""
 
 import dagster as dg
+from dagster._utils import run_with_concurrent_update_guard  # the lock dagster-dbt's own preparer takes
 from dagster_dbt import DbtCliResource, DbtProject
 
-from time2bet.features.dbt import DBT_PROJECT_DIR, dbt_target_env
+from time2bet.features.dbt import DBT_PROJECT_DIR, dbt_executable, dbt_target_env
 from time2bet.settings import Settings
 from time2bet_assets.lib.expectations import data_docs_resource
 from time2bet_assets.lib.warehouse import warehouse_resource
 
+DBT_EXECUTABLE = dbt_executable()
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
@@ -26,9 +28,21 @@ def _manifest_is_stale() -> bool:
     return any(p.stat().st_mtime > parsed for p in sources)
 
 
-dbt_project.prepare_if_dev()  # re-parses the project under `dagster dev`
-if _manifest_is_stale():
-    dbt_project.preparer.prepare(dbt_project)
+def _prepare_manifest() -> None:
+    """What dagster-dbt's preparer does (``dbt deps`` if the project has packages, then ``dbt parse``), with our dbt:
+    its preparer builds a DbtCliResource of its own, whose executable is the default, ``dbt`` looked up on PATH,
+    and dagster-dbt 0.29 has no way to pass another (DbtProject takes no preparer)."""
+    dbt = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+    if any((DBT_PROJECT_DIR / name).exists() for name in ("packages.yml", "dependencies.yml")):
+        dbt.cli(["deps", "--quiet"], target_path=dbt_project.target_path).wait()
+    dbt.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+# In place of dbt_project.prepare_if_dev() (re-parse at every load under `dagster dev`) and
+# dbt_project.preparer.prepare(dbt_project): the same, with the lock against a concurrent parse (run workers of
+# `dagster dev` load the code location as they start), which skips the parse if another process just did it.
+if dbt_project.preparer.using_dagster_dev() or _manifest_is_stale():
+    run_with_concurrent_update_guard(dbt_project.manifest_path, _prepare_manifest)
 
 
 class WarehouseDbtResource(DbtCliResource):
@@ -45,7 +59,7 @@ def features_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]
         "dbt": WarehouseDbtResource(
             project_dir=dbt_project,
             warehouse_url=settings.warehouse_url,
-            dbt_executable=str(Path(sys.executable).with_name("dbt")),
+            dbt_executable=DBT_EXECUTABLE,
         ),
         "warehouse": warehouse_resource(settings),
         "data_docs": data_docs_resource(settings),
