@@ -15,7 +15,7 @@ import pytest
 import yaml
 from dagster._core.definitions.dependency import NodeHandle
 
-from time2bet_assets.defs.ingestion.backfill import contiguous_ranges, register_partitions
+from time2bet_assets.defs.ingestion.backfill import partition_rectangles, register_partitions
 from time2bet_assets.defs.ingestion.partitions import season_file_partitions
 from time2bet_assets.defs.ingestion.schedules import current_season_run_requests
 from time2bet_assets.defs.ingestion.sensors import new_partitions, new_season_files_sensor
@@ -29,11 +29,11 @@ def test_the_code_location_loads_with_every_asset_job_schedule_and_sensor():
 
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_match_files", "raw_matches", "raw_fixtures"} <= keys
+    assert {"source_season_files", "raw_match_files", "raw_matches", "raw_fixtures"} <= keys
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
-        "ingest_season_files", "refresh_fixtures", "build_features", "train_and_promote"}
+        "ingest_season_files", "observe_season_files", "refresh_fixtures", "build_features", "train_and_promote"}
     assert {s.name for s in defs.schedules} == {"refresh_current_season", "refresh_fixtures_every_6h"}
-    assert {s.name for s in defs.sensors} == {"new_season_files_sensor"}
+    assert {s.name for s in defs.sensors} == {"new_season_files_sensor", "changed_season_files_sensor"}
 
 
 # --- every key resolves ------------------------------------------------------------------------------------------
@@ -200,11 +200,31 @@ def test_dagster_cli_validates_the_workspace():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_contiguous_ranges_split_a_selection_into_runs_of_consecutive_keys():
-    keys = ["D1|a", "D1|b", "D1|c", "E0|a", "E0|b", "E0|c"]
-    assert contiguous_ranges(keys, set(keys)) == [keys]
-    assert contiguous_ranges(keys, {"D1|b", "D1|c", "E0|a", "E0|c"}) == [["D1|b", "D1|c", "E0|a"], ["E0|c"]]
-    assert contiguous_ranges(keys, set()) == []
+DIVS, SEASONS = ["D1", "E0", "F1"], ["2018-19", "2019-20", "2020-21"]
+GRID = {f"{d}|{s}" for d in DIVS for s in SEASONS}
+
+
+@pytest.mark.parametrize(("needed", "allowed", "runs"), [
+    (GRID, GRID, [sorted(GRID)]),                                                     # a first load: one run
+    ({"D1|2020-21", "E0|2020-21", "F1|2020-21"}, {"D1|2020-21", "E0|2020-21", "F1|2020-21"},
+     [["D1|2020-21", "E0|2020-21", "F1|2020-21"]]),                                   # the current season
+    ({"D1|2019-20", "F1|2020-21"}, {"D1|2019-20", "F1|2020-21"}, [["D1|2019-20"], ["F1|2020-21"]]),
+    ({"D1|2018-19", "D1|2020-21"}, GRID, [["D1|2018-19", "D1|2019-20", "D1|2020-21"]]),  # spans an allowed gap
+    ({"D1|2018-19", "E0|2020-21"}, GRID - {"E0|2018-19"}, [["D1|2018-19"], ["E0|2020-21"]]),
+    (set(), GRID, []),
+])
+def test_partition_rectangles_cover_what_is_needed_with_allowed_keys_only(needed, allowed, runs):
+    assert partition_rectangles(DIVS, SEASONS, needed, allowed) == runs
+
+
+def test_a_rectangle_is_exactly_what_dagster_runs_for_its_first_and_last_key():
+    needed = {"D1|2019-20", "E0|2019-20", "E0|2020-21", "F1|2018-19"}
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, DIVS, SEASONS)
+        for keys in partition_rectangles(DIVS, SEASONS, needed, needed | {"D1|2020-21"}):
+            in_range = season_file_partitions.get_partition_keys_in_range(
+                dg.PartitionKeyRange(keys[0], keys[-1]), dynamic_partitions_store=instance)
+            assert sorted(str(k) for k in in_range) == sorted(keys)
 
 
 def test_partitions_are_registered_once_and_seasons_in_chronological_order():

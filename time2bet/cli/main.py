@@ -32,7 +32,12 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 def prepare_dagster_home(settings: Settings) -> Path:
     """Point DAGSTER_HOME at the platform's instance directory and give it the right dagster.yaml:
-    PostgreSQL storage when DAGSTER_PG_HOST is set, SQLite otherwise."""
+    PostgreSQL storage when DAGSTER_PG_HOST is set, SQLite otherwise. Then mark failed the runs that a killed
+    process left STARTED, before the caller launches new ones."""
+    import dagster as dg
+
+    from time2bet_assets.lib.runs import fail_orphaned_runs
+
     home = settings.dagster_home
     os.environ["DAGSTER_HOME"] = str(home)   # Dagster reads its instance location from the environment
     # One "planned" event per asset for a single-run backfill instead of one per partition: halves Dagster's
@@ -45,6 +50,11 @@ def prepare_dagster_home(settings: Settings) -> Path:
     target = home / "dagster.yaml"
     if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
         shutil.copyfile(source, target)
+    # Dagster's run monitoring does not catch these (time2bet_assets/lib/runs.py says why); left STARTED they would
+    # show as running for ever and hold places in the run queue.
+    with dg.DagsterInstance.get() as instance:
+        for run_id in fail_orphaned_runs(instance):
+            click.echo(f"run {run_id} was left STARTED by a process that is gone: marked failed", err=True)
     return home
 
 
@@ -112,6 +122,7 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
     from time2bet.ingestion.discovery import discover_season_files
     from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
     from time2bet_assets.definitions import build_definitions
+    from time2bet_assets.lib.runs import process_tags
 
     for key in accept_rewrite:
         division, _, season = key.partition("|")
@@ -137,6 +148,11 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
     all_ok = True
     with tqdm(total=len(division_list) * len(season_list), unit="partition", desc="season files") as bar:
 
+        def observed(changed):
+            bar.write(f"observed the source: {len(changed)} of {bar.total} season file(s) changed since loaded")
+            bar.total = len(changed)
+            bar.refresh()
+
         def done(keys, result):
             nonlocal all_ok
             all_ok &= result.success
@@ -145,10 +161,15 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
                 bar.write(f"run {result.run_id} for {keys[0]}...{keys[-1]} failed; see the Dagster UI")
 
         run_config = {**QUIET_CONSOLE, "ops": {"raw_matches": {"config": {"accept_rewrite": list(accept_rewrite)}}}}
-        run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done, run_config=run_config)
+        results = run_season_file_backfill(defs, instance, division_list, season_list, on_range_done=done,
+                                           run_config=run_config, on_observed=observed)
+        for result in results:
+            if not result.success and result.job_def.name == "observe_season_files":
+                all_ok = False
+                bar.write(f"observation run {result.run_id} failed (the crawl could not run); see the Dagster UI")
     if fixtures:
         result = defs.resolve_job_def("refresh_fixtures").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+            instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE, tags=process_tags()
         )
         all_ok &= result.success
         if not result.success:
@@ -182,6 +203,7 @@ def run_training(settings: Settings) -> bool:
     import dagster as dg
 
     from time2bet_assets.definitions import build_definitions
+    from time2bet_assets.lib.runs import process_tags
 
     prepare_dagster_home(settings)
     defs = build_definitions(settings)
@@ -189,7 +211,7 @@ def run_training(settings: Settings) -> bool:
     for job in ("build_features", "train_and_promote"):
         click.echo(f"running {job} ...")
         result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
-                                                              run_config=QUIET_CONSOLE)
+                                                              run_config=QUIET_CONSOLE, tags=process_tags())
         if not result.success:
             click.echo(f"{job} run {result.run_id} failed; see the Dagster UI", err=True)
             return False

@@ -8,26 +8,28 @@ keeps its last good data, the reason is written to the materialization metadata,
 fails saying which file and why (the check on ``raw_matches`` is blocking, so nothing downstream runs on it).
 """
 
-import tempfile
 import time
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from time2bet.football import season_file_path
-from time2bet.ingestion.crawl import FetchResult
+from time2bet.ingestion.crawl import FetchResult, staging_tempdir
 from time2bet.ingestion.integrity import IDENTITY, check_rewrite
 from time2bet.ingestion.parsing import RejectedFile, TruncatedFile, parse_fixtures, parse_season_file
 from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
 from time2bet.warehouse.client import PartitionLoad
-from time2bet_assets.defs.ingestion.partitions import division_and_season, season_file_partitions
+from time2bet_assets.defs.ingestion.partitions import division_and_season, partition_key, season_file_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource
 from time2bet_assets.lib.warehouse import WarehouseResource
 
 FILES_FETCHED = "all_requested_files_fetched"
 FILES_LOADED = "no_file_rejected"
 FILES_TRUSTED = "no_file_quarantined"
+SOURCE_SEASON_FILES = dg.AssetKey("source_season_files")
+RAW_MATCH_FILES = dg.AssetKey("raw_match_files")
 
 
 class RawMatchesConfig(dg.Config):
@@ -46,12 +48,52 @@ def _md_table(rows: list[dict], limit: int = 60) -> dg.MetadataValue:
         text += f"\n\n... and {len(frame) - limit} more"
     return dg.MetadataValue.md(text)
 
-def _run_keys(context: dg.AssetExecutionContext) -> list[tuple[str, str]]:
+def _run_keys(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list[tuple[str, str]]:
     return [division_and_season(k) for k in context.partition_keys]
+
+
+@dg.observable_source_asset(
+    partitions_def=season_file_partitions,
+    group_name="ingestion",
+    description="Season files as the source publishes them now. Observing crawls the run's partitions (conditional "
+    "requests through the HTTP cache) and records one observation, data version = sha256 of the bytes, for each "
+    "ingested partition whose file differs from the one loaded in the warehouse (or could not be fetched): the "
+    "partitions worth materializing again. An unchanged source records nothing; partitions never ingested are "
+    "new, not changed (new_season_files_sensor and backfills ingest them).",
+)
+def source_season_files(context: dg.OpExecutionContext, source: FootballDataSource,
+                        warehouse: WarehouseResource) -> dg.DataVersionsByPartition:
+    keys = _run_keys(context)
+    started = time.perf_counter()
+    with staging_tempdir() as staging:
+        results = source.crawl(divisions=sorted({d for d, _ in keys}), seasons=sorted({s for _, s in keys}),
+                               fixtures=False, staging_dir=staging)
+    by_key = {(r.division, r.season): r for r in results if r.kind == "season_file"}
+    loaded = warehouse.open().loaded_match_files()
+    ingested = set(context.instance.get_materialized_partitions(RAW_MATCH_FILES))
+    changed = 0
+    for key in keys:
+        result = by_key.get(key)
+        if result is None or result.status == "not_published" or str(partition_key(*key)) not in ingested or (
+                result.status == "fetched" and result.sha256 == loaded.get(key)):
+            continue
+        changed += 1
+        metadata = {"url": dg.MetadataValue.url(result.url) if result.url else None, "http_status": result.http_status,
+                    "bytes": result.bytes, "from_http_cache": result.from_cache,
+                    "loaded_sha256": loaded.get(key), "error": result.error}
+        context.log_event(dg.AssetObservation(
+            asset_key=SOURCE_SEASON_FILES,
+            partition=str(partition_key(*key)),
+            tags={DATA_VERSION_TAG: result.sha256} if result.sha256 else None,
+            metadata={k: v for k, v in metadata.items() if v is not None}))
+    context.log.info(f"observed {len(keys)} partition(s) in {time.perf_counter() - started:.1f}s: "
+                     f"{changed} changed or failed since ingested; the others as loaded, new or not published")
+    return dg.DataVersionsByPartition({})   # recorded above, with metadata; nothing for unchanged partitions
 
 @dg.asset(
     partitions_def=season_file_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[source_season_files],
     group_name="ingestion",
     kinds={"scrapy", "file"},
     check_specs=[
@@ -66,7 +108,7 @@ def raw_match_files(
     keys = _run_keys(context)
     zone = raw_zone.open()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="time2bet-crawl-") as staging:
+    with staging_tempdir() as staging:
         results = source.crawl(
             divisions=sorted({d for d, _ in keys}),
             seasons=sorted({s for _, s in keys}),
@@ -255,7 +297,7 @@ def raw_fixtures(
     """Upcoming matches (``/fixtures.csv``): landed in the raw zone, then ``raw.fixtures`` is replaced as a
     whole. A bad download or file fails the run and leaves the previous fixtures in place."""
     zone, wh = raw_zone.open(), warehouse.open()
-    with tempfile.TemporaryDirectory(prefix="time2bet-crawl-") as staging:
+    with staging_tempdir() as staging:
         results = source.crawl(divisions=[], seasons=[], fixtures=True, staging_dir=Path(staging))
         result = next((r for r in results if r.kind == "fixtures"), None)
         if result is None or result.status != "fetched":

@@ -1,11 +1,14 @@
-"""Keep the current season and the fixtures fresh. Past seasons are final: only backfills touch them."""
+"""Keep the current season and the fixtures fresh. Past seasons are final: only backfills touch them.
+
+The current season is observed, not re-ingested: the observation records which files changed, and
+changed_season_files_sensor ingests only those, so an unchanged morning costs one crawl and no materialization."""
 
 import datetime as dt
 
 import dagster as dg
 
 from time2bet.football import season_of
-from time2bet_assets.defs.ingestion.jobs import ingest_season_files_job, refresh_fixtures_job
+from time2bet_assets.defs.ingestion.jobs import observe_season_files_job, refresh_fixtures_job
 from time2bet_assets.defs.ingestion.partitions import partition_key
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
 
@@ -28,9 +31,10 @@ def current_season_run_requests(
 @dg.schedule(
     cron_schedule="0 6 * * *",
     execution_timezone="UTC",
-    job=ingest_season_files_job,
+    job=observe_season_files_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every morning: re-crawl the current season of every configured division.",
+    description="Every morning: observe the current season of every configured division (what changed is then "
+    "ingested by changed_season_files_sensor).",
 )
 def refresh_current_season(context: dg.ScheduleEvaluationContext, source: FootballDataSource):
     today = context.scheduled_execution_time.date()

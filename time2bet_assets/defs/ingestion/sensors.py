@@ -1,10 +1,13 @@
-"""Notice divisions and seasons that the source starts publishing, add them as partitions, ingest them."""
+"""Notice divisions and seasons that the source starts publishing, add them as partitions, ingest them; ingest
+the season files whose observation says they changed."""
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from time2bet.football import season_start_year
 from time2bet.ingestion.discovery import discover_season_files
-from time2bet_assets.defs.ingestion.jobs import ingest_season_files_job
+from time2bet_assets.defs.ingestion.jobs import INGESTED_BY_CALLER_TAG, ingest_season_files_job
+from time2bet_assets.defs.ingestion.assets import SOURCE_SEASON_FILES
 from time2bet_assets.defs.ingestion.partitions import division_partitions, partition_key, season_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
 
@@ -62,4 +65,46 @@ def new_season_files_sensor(context: dg.SensorEvaluationContext, source: Footbal
             dg.RunRequest(partition_key=partition_key(d, s), run_key=f"{d}|{s}")
             for d, s in to_ingest[:MAX_RUNS_PER_TICK]
         ],
+    )
+
+
+def changed_partitions(records, run_tags) -> list[tuple[str, str]]:
+    """Pure decision: (partition key, run key) to ingest for these observation records of source_season_files,
+    oldest first, one per partition (its latest observation), skipping observations that the run which made them
+    ingests itself (``run_tags(run_id)`` has INGESTED_BY_CALLER_TAG)."""
+    latest = {}
+    for record in records:
+        if record.partition_key is None or run_tags(record.run_id).get(INGESTED_BY_CALLER_TAG):
+            continue
+        version = (record.asset_observation.tags or {}).get(DATA_VERSION_TAG) or f"failed-{record.storage_id}"
+        latest[record.partition_key] = f"{record.partition_key}|{version}"
+    return list(latest.items())
+
+
+@dg.sensor(
+    job=ingest_season_files_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Ingest the season files that an observation of source_season_files found changed (or could not "
+    "fetch) since they were loaded: one run per partition, keyed by the file's version.",
+)
+def changed_season_files_sensor(context: dg.SensorEvaluationContext):
+    found = context.instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=SOURCE_SEASON_FILES,
+                              after_storage_id=int(context.cursor) if context.cursor else None),
+        limit=1000, ascending=True)
+    if not found.records:
+        return dg.SkipReason("no new observation of source_season_files")
+    tags: dict[str, dict] = {}
+
+    def run_tags(run_id: str) -> dict:
+        if run_id not in tags:
+            run = context.instance.get_run_by_id(run_id)
+            tags[run_id] = dict(run.tags) if run is not None else {}
+        return tags[run_id]
+
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=run_key)
+                      for key, run_key in changed_partitions(found.records, run_tags)],
+        cursor=str(found.records[-1].storage_id),
     )
