@@ -249,7 +249,7 @@ def test_an_unreachable_service_gives_a_clear_message_not_a_traceback(monkeypatc
 def test_time2bet_ui_runs_streamlit_headless_on_loopback_with_the_service_url(monkeypatch):
     from click.testing import CliRunner
 
-    from time2bet import cli
+    import time2bet.cli.main as cli
 
     seen = {}
 
