@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bento_service.schemas import MatchColumns
-from time2bet.features.ratings import fixture_ratings
+from time2bet.features.ratings import elo_expectation, fixture_ratings, pi_goal_difference, tier_initial_rating
 from time2bet.serving_contract import (   # the service's input contract
     FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, PREDICTIONS_TABLE, RATING_FEATURES, REST_DAYS_CAP,
     REST_DAYS_FEATURES, VENUE_STATS, model_input,
@@ -38,6 +39,8 @@ logger = logging.getLogger("time2bet.serving")
 # negative and model_input's cap never touches them; it applies once the request's date is added.
 REFERENCE_DATE = dt.date(1900, 1, 1)
 MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
+CHECKED_PAIRS = 256                    # pairs the team table is checked on against features() when it is built
+HOME_ADVANTAGE = 65.0                  # fixture_ratings' default, which features() uses
 
 
 class RequestError(ValueError):
@@ -80,6 +83,91 @@ def virtual_match_id(division: str, match_date: dt.date, home_team_id: str, away
 
 
 _REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
+_HOME_SIDE = [c for c in MODEL_FEATURES if c.startswith("home_") and c not in RATING_FEATURES]
+_AWAY_SIDE = [c for c in MODEL_FEATURES if c.startswith("away_") and c not in RATING_FEATURES]
+_H2H = ["h2h_meetings_last5", "h2h_home_points_last5", "h2h_home_goal_diff_last5"]
+_SLICES = {name: [MODEL_FEATURES.index(c) for c in columns]
+           for name, columns in (("home", _HOME_SIDE), ("away", _AWAY_SIDE), ("h2h", _H2H),
+                                 ("ratings", list(RATING_FEATURES)))}
+assert sorted(sum(_SLICES.values(), [])) == list(range(len(MODEL_FEATURES))), "every feature has one source"
+
+
+@dataclass
+class TeamTable:
+    """Every team's half of a feature row, and every pair's head-to-head, computed once when the snapshot loads,
+    so that any valid pair costs the same gather on the request path, the first time as the hundredth.
+
+    Side columns are the form columns of ``features()`` at REFERENCE_DATE (home and away roles); ratings are the
+    team state fixture_ratings reads (Elo, NaN for a team without one, which then starts at its division's tier;
+    pi-ratings and their goal-difference transform). Rows built from it equal ``features()``'s bit for bit: the
+    same values go through the same float operations; that is checked on sample pairs when the table is built."""
+
+    codes: dict[str, int]                 # team_id -> row of the arrays below
+    home: np.ndarray                      # (teams, len(_HOME_SIDE))
+    away: np.ndarray                      # (teams, len(_AWAY_SIDE))
+    elo: np.ndarray
+    pi_home: np.ndarray
+    pi_away: np.ndarray
+    goal_diff_home: np.ndarray            # pi_goal_difference(pi_home), per team
+    goal_diff_away: np.ndarray            # pi_goal_difference(pi_away), per team
+    head_to_head: dict[tuple[str, str], tuple[float, float, float, float]]   # (a, b) -> meetings, a pts, b pts, a gd
+
+    @classmethod
+    def build(cls, team_ids: Sequence[str], form: pd.DataFrame, head_to_head: pd.DataFrame,
+              team_state: pd.DataFrame) -> TeamTable:
+        ids = pd.Index(list(dict.fromkeys(team_ids)))
+        rows = form.reindex(ids)
+        date = pd.Series([REFERENCE_DATE] * len(ids), index=rows.index)
+        home = _side_columns(rows, "home", date)[_HOME_SIDE].astype("float64").to_numpy()
+        away = _side_columns(rows, "away", date)[_AWAY_SIDE].astype("float64").to_numpy()
+        state = team_state.set_index("team_id").reindex(ids) if len(team_state) else pd.DataFrame(index=ids)
+
+        def column(name: str, default: float | None = None) -> np.ndarray:   # as fixture_ratings' side()
+            values = (state[name] if name in state else pd.Series(np.nan, index=ids)).astype(float)
+            return (values if default is None else values.fillna(default)).to_numpy()
+
+        pi_home, pi_away = column("pi_home", 0.0), column("pi_away", 0.0)
+        h2h = {}
+        for (a, b), r in zip(head_to_head.index, head_to_head[
+                ["meetings_last5", "team_a_points_last5", "team_b_points_last5", "team_a_goal_diff_last5"]
+        ].astype(float).itertuples(index=False, name=None)):
+            h2h[(a, b)] = r
+        return cls(codes={t: i for i, t in enumerate(ids)}, home=home, away=away, elo=column("elo"),
+                   pi_home=pi_home, pi_away=pi_away, goal_diff_home=pi_goal_difference(pi_home),
+                   goal_diff_away=pi_goal_difference(pi_away), head_to_head=h2h)
+
+    def rows(self, ids: Sequence[tuple[str, str, str]]) -> np.ndarray:
+        """MODEL_FEATURES rows at REFERENCE_DATE of (division, home_team_id, away_team_id) triples."""
+        n = len(ids)
+        h = np.fromiter((self.codes[i[1]] for i in ids), dtype=np.intp, count=n)
+        a = np.fromiter((self.codes[i[2]] for i in ids), dtype=np.intp, count=n)
+        out = np.empty((n, len(MODEL_FEATURES)))
+        out[:, _SLICES["home"]] = self.home[h]
+        out[:, _SLICES["away"]] = self.away[a]
+        h2h = np.empty((n, 3))
+        for k, (_, home_id, away_id) in enumerate(ids):   # macro head_to_head_features, as _head_to_head_columns
+            lo, hi = min(home_id, away_id), max(home_id, away_id)
+            meetings, a_points, b_points, a_diff = self.head_to_head.get((lo, hi), _NO_MEETING)
+            home_is_a = meetings == meetings and home_id == lo   # a pair row without meetings counts as none
+            h2h[k] = (meetings if meetings == meetings else 0.0, a_points if home_is_a else b_points,
+                      a_diff if home_is_a else -a_diff)
+        out[:, _SLICES["h2h"]] = h2h
+        start = np.array([_tier_start(i[0]) for i in ids])
+        home_elo = np.where(np.isnan(self.elo[h]), start, self.elo[h])
+        away_elo = np.where(np.isnan(self.elo[a]), start, self.elo[a])
+        diff = home_elo - away_elo + HOME_ADVANTAGE
+        out[:, _SLICES["ratings"]] = np.column_stack([
+            home_elo, away_elo, diff, elo_expectation(diff), self.pi_home[h], self.pi_away[h], self.pi_home[a],
+            self.pi_away[a], self.goal_diff_home[h] - self.goal_diff_away[a]])
+        return out
+
+
+_NO_MEETING = (np.nan, np.nan, np.nan, np.nan)
+
+
+@functools.lru_cache(maxsize=64)
+def _tier_start(division: str) -> float:
+    return float(tier_initial_rating(division))
 
 
 @dataclass
@@ -116,6 +204,8 @@ class Snapshot:
     # (division, home_team_id, away_team_id) -> MODEL_FEATURES row at REFERENCE_DATE (see feature_matrix)
     _rows: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)
     _date_dependent: bool = field(default=False, repr=False)   # see feature_matrix
+    _table: TeamTable | None = field(default=None, init=False, repr=False)   # see team_table
+    _table_checked: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self):
         for country, group in self.teams.groupby("country"):
@@ -146,11 +236,13 @@ class Snapshot:
                                                 "model_version", "data_version", "predicted_at"])
         predictions["match_date"] = pd.to_datetime(predictions["match_date"]).dt.date
         last = pd.to_datetime(form["previous_match_date"]).dropna()
-        return cls(
+        snapshot = cls(
             divisions=divisions, teams=teams.reset_index(drop=True), form=form, head_to_head=h2h, team_state=state,
             predictions=predictions, last_played={k: v.date() for k, v in last.items()},
             features_as_of=last.max().date() if len(last) else None,
         )
+        snapshot.team_table()   # built and checked now, not by the first request
+        return snapshot
 
     # --- lookups ----------------------------------------------------------------------------------------
 
@@ -269,30 +361,28 @@ class Snapshot:
     def feature_matrix(self, fixtures: Fixtures) -> np.ndarray:
         """(n, len(MODEL_FEATURES)) float64 feature rows of resolved fixtures, equal to ``features()``'s.
 
-        :meth:`features` (the pandas code the skew test compares with the batch path) builds each distinct
-        (division, home, away) once, for REFERENCE_DATE, and the row is cached. The match date enters the features
-        only through the rest days, ``(match_date - previous_match_date).days``, a whole number of days, so the
-        row for any date is the cached row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns
-        (exact in float64; a missing previous match stays NaN), capped as model_input caps them. That is checked
-        whenever rows are built (they are built for the day after too): should any other feature ever depend on
-        the date, this logs an error and computes every row with :meth:`features` for its own date instead
-        (slow, never skewed)."""
+        Each distinct (division, home, away) gets one row for REFERENCE_DATE, from the precomputed team table
+        (:meth:`team_table`; from :meth:`features`, the pandas code the skew test compares with the batch path, if
+        the table failed its check), cached per pair. The match date enters the features only through the rest
+        days, ``(match_date - previous_match_date).days``, a whole number of days, so the row for any date is that
+        row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns (exact in float64; a missing previous
+        match stays NaN), capped as model_input caps them. That is checked whenever rows come from features()
+        (built for the day after too): should any other feature ever depend on the date, this logs an error and
+        computes every row with :meth:`features` for its own date instead (slow, never skewed)."""
+        table = self.team_table()
         if self._date_dependent:
             return self._rows_for_dates(fixtures)
         rows = self._rows
         missing = [k for k in dict.fromkeys(fixtures.ids) if k not in rows]
         if missing:
-            n = len(missing)   # one features() call for both dates (its fixed cost is ~10 ms)
-            both = self._build(missing * 2, [REFERENCE_DATE] * n + [REFERENCE_DATE + dt.timedelta(days=1)] * n)
-            built, step = both[:n], both[n:] - both[:n]
-            expected = np.zeros(step.shape[1])
-            expected[_REST_COLUMNS] = 1.0   # a day later: one more rest day, nothing else changes (NaN stays NaN)
-            same_gaps = np.array_equal(np.isnan(both[:n]), np.isnan(both[n:]))
-            if not (same_gaps and np.all((step == expected) | np.isnan(step))):
-                logger.error("a feature other than the rest days depends on the match date: feature rows are no "
-                             "longer cached (see Snapshot.feature_matrix)")
-                self._date_dependent = True
-                return self._rows_for_dates(fixtures)
+            if table is not None:   # a gather from the team table: microseconds, whatever the pair
+                built = table.rows(missing)
+            else:   # features() for both dates in one call (its fixed cost is ~10 ms)
+                n = len(missing)
+                both = self._build(missing * 2, [REFERENCE_DATE] * n + [REFERENCE_DATE + dt.timedelta(days=1)] * n)
+                if not self._only_rest_days_move(both[:n], both[n:]):
+                    return self._rows_for_dates(fixtures)
+                built = both[:n]
             if len(rows) + len(missing) > MAX_CACHED_PAIRS:
                 rows.clear()
             rows.update(zip(missing, built))
@@ -301,6 +391,59 @@ class Snapshot:
         shift = (fixtures.ordinals - REFERENCE_DATE.toordinal()).astype(np.float64)
         out[:, _REST_COLUMNS] = np.minimum(out[:, _REST_COLUMNS] + shift[:, None], REST_DAYS_CAP)  # as model_input
         return out
+
+    def team_table(self) -> TeamTable | None:
+        """The precomputed :class:`TeamTable`, built and checked once: its rows must equal ``features()``'s on
+        sample pairs (every stored fixture and CHECKED_PAIRS random pairs of teams of one country), and
+        ``features()`` must depend on the date only through the rest days (else every row is built for its own
+        date, see feature_matrix). None if a check fails: then rows come from ``features()``, cached per pair."""
+        if self._table_checked:
+            return self._table
+        self._table_checked = True
+        table = TeamTable.build(self.teams["team_id"], self.form, self.head_to_head, self.team_state)
+        sample = self._sample_pairs()
+        if not sample:
+            self._table = table
+            return table
+        n = len(sample)
+        both = self._build(sample * 2, [REFERENCE_DATE] * n + [REFERENCE_DATE + dt.timedelta(days=1)] * n)
+        if not self._only_rest_days_move(both[:n], both[n:]):
+            return None
+        if np.array_equal(table.rows(sample), both[:n], equal_nan=True):
+            self._table = table
+        else:
+            logger.error("the precomputed team table differs from features() on sample pairs: feature rows are "
+                         "built per pair instead (see Snapshot.team_table)")
+        return self._table
+
+    def _sample_pairs(self) -> list[tuple[str, str, str]]:
+        """Stored fixtures' pairs, then random pairs of teams of one country (seeded: the same every load)."""
+        pairs = [(d, self.team_id(d, h), self.team_id(d, a)) for d, h, a in zip(
+            self.predictions["division"], self.predictions["home_team"], self.predictions["away_team"])
+            if d in self.divisions and h in self._names.get(self.divisions[d], {})
+            and a in self._names.get(self.divisions[d], {})]
+        rng = np.random.default_rng(0)
+        by_country = {country: division for division, country in sorted(self.divisions.items())}
+        countries = sorted(c for c in by_country if len(self._names.get(c, {})) > 1)
+        for _ in range(CHECKED_PAIRS if countries else 0):
+            country = countries[rng.integers(len(countries))]
+            ids = sorted(set(self._names[country].values()))
+            home, away = rng.choice(len(ids), size=2, replace=False)
+            pairs.append((by_country[country], ids[home], ids[away]))
+        return list(dict.fromkeys(pairs))
+
+    def _only_rest_days_move(self, day: np.ndarray, next_day: np.ndarray) -> bool:
+        """Whether rows a day apart differ by one rest day and nothing else; if not, log it and build every row for
+        its own date from now on."""
+        step = next_day - day
+        expected = np.zeros(step.shape[1])
+        expected[_REST_COLUMNS] = 1.0   # a day later: one more rest day, nothing else changes (NaN stays NaN)
+        if np.array_equal(np.isnan(day), np.isnan(next_day)) and np.all((step == expected) | np.isnan(step)):
+            return True
+        logger.error("a feature other than the rest days depends on the match date: feature rows are no "
+                     "longer cached (see Snapshot.feature_matrix)")
+        self._date_dependent = True
+        return False
 
     def _build(self, ids: list[tuple[str, str, str]], date: dt.date | list[dt.date]) -> np.ndarray:
         frame = pd.DataFrame(ids, columns=["division", "home_team_id", "away_team_id"])

@@ -232,3 +232,47 @@ def test_the_temperature_shortcut_serves_both_candidates_bit_for_bit(candidate):
     x[rng.random(x.shape) < 0.05] = np.nan
     np.testing.assert_array_equal(shortcut(x), model.predict_proba(x))
     np.testing.assert_array_equal(shortcut(x[:1]), model.predict_proba(x[:1]))
+
+
+def _every_pair_of_a_division(snapshot) -> list[MatchRequest]:
+    """Every ordered pair of the teams of each division's country that played the division's latest season (one
+    kickoff date after everybody's latest match): what a real client asks about, far beyond the fixtures."""
+    kickoff = max(snapshot.last_played.values()) + dt.timedelta(days=3)
+    matches = []
+    for division, country in sorted(snapshot.divisions.items()):
+        names = sorted(snapshot.teams.loc[snapshot.teams["country"] == country, "team"])[:12]
+        matches += [MatchRequest(home_team=h, away_team=a, division=division, kickoff_date=kickoff)
+                    for h in names for a in names if h != a]
+    return matches
+
+
+def test_any_pair_is_answered_from_the_team_table_equal_to_features(snapshot):
+    """No per-pair work on the request path: once the snapshot is loaded, rows of pairs never asked about come from
+    the precomputed team table (features() is not called) and equal features()'s, for every pair."""
+    assert snapshot.team_table() is not None
+    matches = _every_pair_of_a_division(snapshot)
+    assert len(matches) > 100
+    fresh = dataclasses.replace(snapshot, _rows={})
+    fresh.team_table()
+
+    def no_features(_):
+        raise AssertionError("features() called on the request path")
+
+    reference = _reference(snapshot, matches)
+    fresh.features = no_features
+    np.testing.assert_array_equal(fresh.feature_matrix(fresh.resolve_many(matches)), reference)
+
+
+def test_a_table_that_disagrees_with_features_is_not_used(snapshot, monkeypatch, caplog):
+    fresh = dataclasses.replace(snapshot, _rows={})
+    original = fresh.features
+
+    def shifted(fixtures):   # what a drift between the table and the reference path would look like
+        out = original(fixtures)
+        out["h2h_meetings_last5"] = out["h2h_meetings_last5"] + 1
+        return out
+
+    monkeypatch.setattr(fresh, "features", shifted)
+    assert fresh.team_table() is None and "differs from features()" in caplog.text
+    matches = _every_pair_of_a_division(snapshot)[:20]
+    np.testing.assert_array_equal(fresh.feature_matrix(fresh.resolve_many(matches)), _reference(fresh, matches))
