@@ -283,10 +283,16 @@ def serve(port: int, host: str) -> None:
     # the platform's locations, explicit, so the service reads the same warehouse and registry as the CLI
     env = service_env(Settings.from_env())
     click.echo(f"forecast API: http://{host}:{port}  (docs at /docs, Ctrl-C to stop)")
+    # become the server (same pid): a SIGTERM or Ctrl-C to `time2bet serve` reaches BentoML, which stops its
+    # workers; a parent waiting on a child would die alone and leave the server running
+    sys.stdout.flush()
+    sys.stderr.flush()
+    command = service_command(host, port)
+    os.chdir(REPO_ROOT)
     try:
-        sys.exit(subprocess.run(service_command(host, port), env=env, cwd=REPO_ROOT, check=False).returncode)
-    except KeyboardInterrupt:   # Ctrl-C reached bentoml too (same process group); it shuts down on its own
-        sys.exit(130)
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start {command[0]}: {exc}") from exc
 
 
 def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
