@@ -28,7 +28,9 @@ class _FastPath:
     (``handler``: its name), answer. Any other body (not JSON, invalid, anything the parser refuses) goes on,
     replayed, to ``app``: the FastAPI route, so errors are exactly the documented ones, and the OpenAPI schema is
     the FastAPI routes'. RequestError and NotReady get the app's own handlers' answers. A batch is parsed and
-    scored on the thread pool."""
+    scored on the thread pool. The body is read through ObserveRequests' ``receive``, which stops a body without
+    a Content-Length at MAX_BODY_BYTES (``BodyTooLarge`` unwinds from the read below to its 413), so no more than
+    the limit of it is ever held here."""
 
     def __init__(self, path: str, parse, handler: str, threaded: bool):
         self.path, self.parse, self.handler, self.threaded = path, parse, handler, threaded

@@ -11,6 +11,7 @@ and cached (``labels()`` takes a lock and builds a key), and the handler reports
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from typing import TYPE_CHECKING
@@ -25,7 +26,11 @@ if TYPE_CHECKING:
     from bento_service.snapshot import Snapshot
 
 MAX_BODY_BYTES = 4 * 1024 * 1024   # a full batch of MAX_BATCH matches is well under 2 MB
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024   # beyond this an oversized upload is cut off instead of drained
+# an oversized body is read on (and dropped) up to this many bytes in all, for at most DRAIN_SECONDS, before the
+# 413, so that a client that sends its whole body before reading gets the answer; beyond, the 413 closes the
+# connection (Connection: close) and the rest is never read
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 # variant: the A/B arm that answered ("champion", "challenger"; "mixed" for a batch spanning both; "none" for
 # routes that predict nothing or requests rejected before scoring)
@@ -53,9 +58,52 @@ def _route_template(scope) -> str:
     return getattr(scope.get("route"), "path", None) or "other"
 
 
+class BodyTooLarge(BaseException):
+    """Raised by the counting ``receive`` once a body passes MAX_BODY_BYTES; ``ended``: the body ended with that
+    message. A BaseException, as CancelledError is, so that no route answers it otherwise (FastAPI turns any
+    Exception raised while it reads a body into a 400): it unwinds to ObserveRequests, which answers 413."""
+
+    def __init__(self, ended: bool):
+        super().__init__(f"request body over {MAX_BODY_BYTES} bytes")
+        self.ended = ended
+
+
+async def _drain(receive, received: int) -> bool:
+    """Read and drop the rest of an oversized body while it stays within DRAIN_LIMIT_BYTES in all (``received``
+    so far) and DRAIN_SECONDS; True if the body ended (the connection can then be kept), False if not."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while received <= DRAIN_LIMIT_BYTES:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False   # the client went away
+                if not message.get("more_body", False):
+                    return True
+                received += len(message.get("body", b""))
+    except TimeoutError:
+        pass
+    return False
+
+
+def _too_large(ended: bool) -> Response:
+    response = error_response(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if not ended:   # the rest of the body is not read: the server closes the connection after the answer
+        response.headers["connection"] = "close"
+    return response
+
+
 class ObserveRequests:
     """Body-size limit and the per-route request count and latency, as a plain ASGI middleware (a
-    ``@app.middleware("http")`` function runs every request through an extra task and memory streams)."""
+    ``@app.middleware("http")`` function runs every request through an extra task and memory streams).
+
+    The limit holds however the body comes. A Content-Length over it is answered 413 before any of the body is
+    read; one within it bounds the body already (the HTTP server reads no more than that, as uvicorn's parser
+    does: extra bytes would be the next request), so such requests, nearly all of them, cost nothing more.
+    Without a Content-Length (chunked), ``receive`` is wrapped to count the bytes as they arrive, and the message
+    that passes the limit raises :class:`BodyTooLarge` out of whatever reads the body (the fast path, a
+    FastAPI route), so at most MAX_BODY_BYTES and one message of it are ever held. Either way the 413 comes once
+    a bounded part of the rest is drained (see DRAIN_LIMIT_BYTES), with Connection: close if the body goes on:
+    uvicorn would otherwise read (and drop) all of it to keep the connection alive."""
 
     def __init__(self, app):
         self.app = app
@@ -65,24 +113,41 @@ class ObserveRequests:
             return await self.app(scope, receive, send)
         scope[OBSERVED] = True
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            if length.isdigit() and int(length) <= DRAIN_LIMIT_BYTES:
-                # read (and drop) the body first, so the client gets the 413 rather than a reset mid-upload
-                while (await receive()).get("more_body", False):
-                    pass
-            response = error_response(413, "body_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-            return await response(scope, receive, send)
+        upstream, received = receive, 0
+        if length is not None:
+            if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+                ended = length.isdigit() and int(length) <= DRAIN_LIMIT_BYTES and await _drain(receive, 0)
+                return await _too_large(ended)(scope, receive, send)
+        else:   # chunked (or no body): count it as it arrives
+
+            async def receive():
+                nonlocal received
+                message = await upstream()
+                body = message.get("body")
+                if body:
+                    received += len(body)
+                    if received > MAX_BODY_BYTES:
+                        raise BodyTooLarge(not message.get("more_body", False))
+                return message
+
         start = time.perf_counter()
         info = {"variant": "none", "status": "5xx"}
         REQUEST_INFO.set(info)   # the handler records the variant here (also from the thread pool: same dict)
+        started = False
 
         async def send_observed(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 info["status"] = f"{message['status'] // 100}xx"
             await send(message)
 
         try:
             await self.app(scope, receive, send_observed)
+        except BodyTooLarge as exc:
+            if not started:   # else the answer is under way (no route of ours answers before reading): cut off
+                ended = exc.ended or await _drain(upstream, received)
+                await _too_large(ended)(scope, upstream, send_observed)
         finally:
             key = (_route_template(scope), info["status"], info["variant"])
             children = _ROUTE_METRICS.get(key)
@@ -121,5 +186,5 @@ def render(snapshot: Snapshot | None) -> Response:
     return Response(text, media_type=client.CONTENT_TYPE_LATEST)
 
 
-__all__ = ["BATCH_SIZE", "LATENCY", "MAX_BODY_BYTES", "MODEL_INFO", "PREDICTIONS", "REQUESTS", "REQUEST_INFO",
-           "SWAPS", "ObserveRequests", "count_predictions", "render"]
+__all__ = ["BATCH_SIZE", "DRAIN_LIMIT_BYTES", "LATENCY", "MAX_BODY_BYTES", "MODEL_INFO", "PREDICTIONS", "REQUESTS",
+           "REQUEST_INFO", "SWAPS", "BodyTooLarge", "ObserveRequests", "count_predictions", "render"]
