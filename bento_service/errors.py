@@ -3,8 +3,15 @@
 In one place so that the FastAPI routes, the exception handlers, the request-observing middleware (413) and the
 fast path (which answers RequestError and NotReady itself) all give the same bodies, and so that the OpenAPI
 schema documents them (``documented``: ErrorResponse). ``install(app)`` puts the handlers on the FastAPI app:
-FastAPI's and Starlette's own errors (validation, undecodable body, no route, wrong method) come out in the same
-shape instead of ``{"detail": ...}``.
+FastAPI's and Starlette's own errors (validation, undecodable body, no route, wrong method, an unhandled
+exception) come out in the same shape instead of ``{"detail": ...}`` or ``text/plain``.
+
+No route, wrong method: BentoML mounts our app at "/" with a *passive* mount (``_bentoml_impl.server.mount``),
+which hands a request to our app only if one of our routes matches its path; any other path was answered by
+BentoML's own Starlette app, whose 404 (and 405 for its /livez, /readyz, ...) is ``text/plain``. ``install``
+therefore adds :class:`Unrouted`, a route of ours that claims every HTTP request none of BentoML's own routes
+serves, and makes our router's no-route answer a JSON 404, or a JSON 405 (with ``Allow``) when the path is one of
+BentoML's with another method.
 
 The bottom of the package's serving modules (it imports none of them but schemas and snapshot), which is why the
 rejected-requests counter, ``time2bet_validation_errors_total``, lives here and not with the other metrics.
@@ -20,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, NoMatchFound
 
 from bento_service.schemas import ErrorResponse
 from bento_service.snapshot import RequestError
@@ -27,7 +35,7 @@ from bento_service.snapshot import RequestError
 logger = logging.getLogger("time2bet.serving")
 
 VALIDATION_ERRORS = Counter("time2bet_validation_errors_total", "rejected requests", ["reason"])
-HTTP_REASONS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+HTTP_REASONS = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed", 500: "internal_error"}
 
 
 class NotReady(Exception):
@@ -40,6 +48,13 @@ def documented(**codes: str) -> dict:
 
 
 MALFORMED_BODY = documented(**{"400": "the body is not decodable (e.g. not UTF-8)"})
+# POST /predict and /predict/batch: a well-formed request can still be refused for the data it asks about, which
+# no schema can say (whether a name exists, whether two names are one team, whether a date is after a match)
+PREDICT_REFUSALS = documented(**{
+    "422": "a well-formed request about data the server does not have: unknown_team (with the closest names), "
+           "unknown_division (with the divisions with data), same_team, kickoff_not_after_latest_match (with "
+           "index: the offending match of a batch); or an invalid request: wrong types, extra fields, strings too "
+           "long or blank, a date that is not YYYY-MM-DD, an empty or oversized batch"})
 
 
 def error_response(status: int, reason: str, message: str, **extra) -> JSONResponse:
@@ -94,14 +109,84 @@ async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse
                         headers=exc.headers)
 
 
+async def on_internal_error(_: Request, exc: Exception) -> JSONResponse:
+    """An unhandled exception: a JSON 500 instead of Starlette's text/plain one (the exception is still raised on
+    to the server, which logs it)."""
+    return JSONResponse({"error": "internal_error", "message": f"internal error ({type(exc).__name__}); see the "
+                         "server log"}, status_code=500)
+
+
+# --- every path answered by our app (see the module docstring) --------------------------------------------------
+
+def _others(scope, app: FastAPI):
+    """The routes of the router that routed the request first (BentoML's app: ``scope["router"]``, which a
+    mounted router leaves as it is), but for the one mounting ``app``; none when ``app`` is the outermost app."""
+    router = scope.get("router")
+    if router is None or router is app.router:
+        return ()
+    return [r for r in router.routes if app not in (getattr(r, "_base_app", None), getattr(r, "app", None))]
+
+
+class Unrouted(BaseRoute):
+    """Claims, for our app, the HTTP requests that no route of the app mounting it (BentoML's) serves, so that
+    BentoML's passive mount hands them to our app; inside our app it matches nothing (our routes, their 405s, the
+    trailing-slash redirects and the router's ``default`` decide). Where it sits among our routes does not
+    matter: the mount takes the first route that claims a request, and this one claims only what no route of
+    BentoML's app would serve (its /docs.json, index page and static files keep theirs)."""
+
+    def __init__(self, app: FastAPI):
+        self.owner = app
+
+    def matches(self, scope):
+        if scope["type"] != "http" or scope.get("app") is self.owner:
+            return Match.NONE, {}
+        others = _others(scope, self.owner)
+        if any(route.matches(scope)[0] is Match.FULL for route in others):
+            return Match.NONE, {}
+        path = scope["path"]
+        if path != "/" and path.endswith("/"):   # BentoML's app redirects /livez/ to /livez: leave it that
+            stripped = {**scope, "path": path.rstrip("/")}
+            if any(route.matches(stripped)[0] is not Match.NONE for route in others):
+                return Match.NONE, {}
+        return Match.FULL, {}
+
+    def url_path_for(self, name: str, /, **path_params):
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope, receive, send):   # never chosen by our router (it matches nothing there)
+        raise StarletteHTTPException(404)
+
+
+def no_route(app: FastAPI):
+    """Our router's answer when no route of ours matches: 405 (with ``Allow``) if the path is one of BentoML's
+    own routes with another method, else 404; raised, so that ``on_http_error`` answers it in our shape."""
+    not_found = app.router.not_found
+
+    async def default(scope, receive, send):
+        if scope["type"] == "http":
+            allowed = set()
+            for route in _others(scope, app):
+                if route.matches(scope)[0] is Match.PARTIAL:
+                    allowed |= getattr(route, "methods", None) or set()
+            if allowed:
+                raise StarletteHTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        await not_found(scope, receive, send)   # raises a 404 HTTPException (a websocket is closed)
+
+    return default
+
+
 def install(app: FastAPI) -> None:
-    """The handlers above, on ``app``."""
+    """The handlers above, on ``app``; every request BentoML's app does not serve itself is routed to ``app``."""
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(redis.RedisError, on_jobs_unavailable)
     app.add_exception_handler(RequestError, on_request_error)
     app.add_exception_handler(NotReady, on_not_ready)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_internal_error)
+    app.router.routes.append(Unrouted(app))
+    app.router.default = no_route(app)
 
 
-__all__ = ["MALFORMED_BODY", "VALIDATION_ERRORS", "NotReady", "describe_validation_errors", "documented",
-           "error_response", "install", "on_not_ready", "on_request_error", "unknown_job"]
+__all__ = ["MALFORMED_BODY", "PREDICT_REFUSALS", "VALIDATION_ERRORS", "NotReady", "Unrouted",
+           "describe_validation_errors", "documented", "error_response", "install", "on_not_ready", "on_request_error",
+           "unknown_job"]
