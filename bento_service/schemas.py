@@ -12,8 +12,32 @@ from typing import Annotated
 import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-MAX_NAME = 64          # a team name or division code longer than this is not a name
+from time2bet.football import DIVISIONS
+
+MAX_NAME = 64          # a team name longer than this is not a name
+MAX_DIVISION = 8       # a division code longer than this is refused for its length (string_too_long)
 MAX_BATCH = 10_000     # matches per POST /predict/batch
+MAX_ID = 64            # a match id longer than this is refused for its length (match_id_too_long)
+
+# What the OpenAPI schema says the server accepts, beyond types and lengths. Only documented (json_schema_extra):
+# the server's own checks stay what they were, so a value outside these is still refused with the answer it always
+# had (a division code not served is 422 unknown_division with the known ones, an id no job or match has is 404),
+# and the fast path (which validates with these same models and structs) agrees with the FastAPI routes.
+DIVISION_SCHEMA = {
+    "enum": list(DIVISIONS),
+    "description": "a division code of the platform (time2bet.football.DIVISIONS); one with no data in the "
+                   "serving snapshot is a 422 unknown_division listing those with data (as GET /teams does)"}
+# Names are stripped of surrounding whitespace (pydantic strips the Unicode White_Space characters), then must be
+# non-empty: they have a character that is not one of those. Spelled out, because neither JSON Schema's \s
+# (ECMA-262: no \x85, but \ufeff) nor Python's (\x1c-\x1f too) is that set.
+NOT_BLANK = r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NAME_SCHEMA = {"pattern": NOT_BLANK, "description": "a team name as GET /teams lists it (surrounding whitespace "
+               "and case are ignored); an unknown one is a 422 unknown_team with the closest names"}
+HEX_ID = r"^[0-9a-f]{32}$"
+MATCH_ID_SCHEMA = {"pattern": HEX_ID, "description": "a match id as GET /matches lists it (32 hex digits: md5 of "
+                   "division|date|home|away); any other is a 404 unknown_match_id (or 422 past 64 characters)"}
+JOB_ID_SCHEMA = {"pattern": HEX_ID, "description": "a job id as POST /jobs hands it out (32 hex digits); any "
+                 "other is a 404 unknown_job"}
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
@@ -48,10 +72,12 @@ class _Strict(BaseModel):
 
 
 class MatchRequest(_Strict):
-    home_team: str = Field(min_length=1, max_length=MAX_NAME, strict=True)
-    away_team: str = Field(min_length=1, max_length=MAX_NAME, strict=True)
-    division: str = Field(min_length=1, max_length=8, strict=True)
-    kickoff_date: dt.date | None = Field(default=None, description="YYYY-MM-DD; default: the next day with no data")
+    home_team: str = Field(min_length=1, max_length=MAX_NAME, strict=True, json_schema_extra=NAME_SCHEMA)
+    away_team: str = Field(min_length=1, max_length=MAX_NAME, strict=True, json_schema_extra=NAME_SCHEMA)
+    division: str = Field(min_length=1, max_length=MAX_DIVISION, strict=True, json_schema_extra=DIVISION_SCHEMA)
+    kickoff_date: dt.date | None = Field(default=None, description="YYYY-MM-DD; default: the next day with no "
+                                         "data; one not after either team's latest played match is a 422 "
+                                         "kickoff_not_after_latest_match")
 
     @field_validator("kickoff_date", mode="before")
     @classmethod
@@ -209,6 +235,11 @@ class ModelInfo(ModelDetails):
     challenger: ModelDetails | None = None
     challenger_share: float = Field(description="share of matches sent to the challenger when there is one")
     models: list[ModelDetails] = Field(description="every model served, champion first")
+    features_as_of: dt.date | None = Field(default=None, description="the latest played match the serving "
+                                           "snapshot's features know")
+    snapshot_version: str | None = Field(default=None, description="the exported serving snapshot served (a new "
+                                         "export is swapped in without a restart); null: read from the warehouse")
+    snapshot_loaded_at: dt.datetime | None = Field(default=None, description="when this worker loaded the snapshot")
 
 
 class TeamsResponse(BaseModel):

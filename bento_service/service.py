@@ -21,28 +21,35 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
 import pandas as pd
-from fastapi import Body, Query
+from fastapi import Body, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bento_service import scoring, traffic
 from bento_service.app import app
 from bento_service.errors import (
-    MALFORMED_BODY, NotReady, describe_validation_errors, documented, error_response, unknown_job,
+    MALFORMED_BODY, PREDICT_REFUSALS, NotReady, describe_validation_errors, documented, error_response, unknown_job,
 )
 from bento_service.fast_path import PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
 from bento_service.schemas import (
-    MAX_BATCH, BatchRequest, BatchResponse, IsoDate, JobAccepted, JobStatus, MatchColumns, MatchesResponse,
-    MatchRequest, ModelDetails, ModelInfo, Prediction, StoredPrediction, TeamsResponse,
+    DIVISION_SCHEMA, JOB_ID_SCHEMA, MATCH_ID_SCHEMA, MAX_BATCH, MAX_DIVISION, MAX_ID, BatchRequest, BatchResponse,
+    IsoDate, JobAccepted, JobStatus, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
+    StoredPrediction, TeamsResponse,
 )
-from bento_service.snapshot import RequestError, Snapshot
+
+# ?division= of GET /matches and /teams: as MatchRequest.division (a code past 8 characters is string_too_long; one
+# with no data is unknown_division)
+DivisionQuery = Annotated[str, Query(max_length=MAX_DIVISION, json_schema_extra=DIVISION_SCHEMA)]
+from bento_service.snapshot import SNAPSHOT_SWAPS, RequestError, Snapshot
+from time2bet.serving_snapshot_store import read_pointer
 from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
 from time2bet.settings import Settings
 
@@ -74,6 +81,7 @@ class Time2BetService:
         self.settings = Settings.from_env()
         self.model_name = self.settings.model_name
         self.poll_s = self.settings.model_poll_s
+        self.snapshot_poll_s = self.settings.snapshot_poll_s
         self.challenger_share = self.settings.challenger_share
         self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed)
         self.snapshot: Snapshot | None = None
@@ -117,16 +125,46 @@ class Time2BetService:
 
     def _run(self) -> None:
         try:
-            self.snapshot = Snapshot.load(self.settings.warehouse_url)
-            logger.info("serving snapshot of %d teams", len(self.snapshot.teams))
+            # the version Dagster exported (never the DuckDB file a run may be writing); the warehouse itself
+            # only until a first export exists
+            self.snapshot = Snapshot.load_export(self.settings.serving_snapshot_dir) \
+                or Snapshot.load(self.settings.warehouse_url)
+            logger.info("serving snapshot %s of %d teams", self.snapshot.version or "(warehouse)",
+                        len(self.snapshot.teams))
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and every route
             logger.exception("loading the serving snapshot failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
+        threading.Thread(target=self._follow_snapshot, name="time2bet-snapshot", daemon=True).start()
         self._refresh()   # the first champion (and challenger); then follow the aliases
         scoring.settle_heap()
         while not self._stop.wait(self.poll_s):
             self._refresh()
+
+    def _follow_snapshot(self) -> None:
+        """Every TIME2BET_SNAPSHOT_POLL_S: a newly exported version is loaded here, off the request path, then
+        swapped in with one assignment (a request keeps the snapshot it took, see _ready)."""
+        while not self._stop.wait(self.snapshot_poll_s):
+            self._refresh_snapshot()
+
+    def _refresh_snapshot(self) -> bool:
+        """Load the exported version if it is not the one served; True when a new snapshot was swapped in."""
+        pointer = read_pointer(self.settings.serving_snapshot_dir)
+        current = self.snapshot
+        if pointer is None or (current is not None and pointer.get("version") == current.version):
+            return False
+        try:
+            fresh = Snapshot.load_export(self.settings.serving_snapshot_dir)   # team table built and checked
+        except Exception:  # noqa: BLE001 - keep serving the snapshot we have; try again next poll
+            logger.exception("loading the serving snapshot %s failed", pointer.get("version"))
+            SNAPSHOT_SWAPS.labels(outcome="failure").inc()
+            return False
+        if fresh is None or (current is not None and fresh.version == current.version):
+            return False
+        self.snapshot = fresh
+        SNAPSHOT_SWAPS.labels(outcome="success").inc()
+        logger.info("serving snapshot %s (features as of %s)", fresh.version, fresh.features_as_of)
+        return True
 
     def __is_ready__(self) -> bool:
         return self.models.champion is not None and self.snapshot is not None
@@ -178,7 +216,7 @@ class Time2BetService:
 
     # --- routes -----------------------------------------------------------------------------------------
 
-    @app.post("/predict", response_model=Prediction, responses=MALFORMED_BODY)
+    @app.post("/predict", response_model=Prediction, responses={**MALFORMED_BODY, **PREDICT_REFUSALS})
     async def predict(self, match: MatchRequest) -> Response:
         # Every valid JSON body reaches this method from fast_path.PredictFront, ahead of BentoML's app; FastAPI
         # calls it for the rest, and documents the route (no docstring: it would become the OpenAPI description).
@@ -188,7 +226,7 @@ class Time2BetService:
         scored = await scoring.score_batched(self.batcher, models, snapshot, [match], self.challenger_share)
         return Response(count_predictions(scored).predictions_json()[1:-1], media_type="application/json")
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses=MALFORMED_BODY)
+    @app.post("/predict/batch", response_model=BatchResponse, responses={**MALFORMED_BODY, **PREDICT_REFUSALS})
     def predict_batch(self, batch: BatchRequest) -> Response:
         # Up to 10,000 matches, one model call per variant (on a worker thread: it takes tens of ms). As for
         # predict, valid JSON bodies come from fast_path.PredictFront, already parsed into MatchColumns (no
@@ -198,16 +236,29 @@ class Time2BetService:
         return Response(_batch_response(self._score(matches)), media_type="application/json")
 
     @app.post("/jobs", status_code=202, response_model=None,
-              responses={202: {"model": JobAccepted, "description": "queued"}, **MALFORMED_BODY})
+              responses={202: {"model": JobAccepted, "description": "queued"}, **MALFORMED_BODY,
+                         429: {**documented(**{"429": "the jobs queue is full (jobs_queue_full): as many jobs "
+                                               "waiting, or as many request bytes held for unfinished jobs, as "
+                                               "configured; retry after Retry-After seconds"})[429],
+                               "headers": {"Retry-After": {"description": "seconds to wait before submitting again",
+                                                           "schema": {"type": "integer"}}}}})
     def submit_job(self, body: dict[str, Any] = Body(...)) -> JSONResponse:
-        """Queue a batch job ({"matches": [...]} as for /predict/batch; validated when it runs)."""
-        record = self.jobs.submit(body)
+        """Queue a batch job ({"matches": [...]} as for /predict/batch; validated when it runs). The queue is
+        bounded (TIME2BET_JOBS_MAX_PENDING jobs waiting, TIME2BET_JOBS_MAX_PENDING_BYTES of requests): when full,
+        429 with Retry-After."""
+        try:
+            record = self.jobs.submit(body)
+        except JobStore.Full as full:
+            response = error_response(429, "jobs_queue_full", str(full), limit=full.limit,
+                                      retry_after_s=full.retry_after_s)
+            response.headers["Retry-After"] = str(full.retry_after_s)
+            return response
         return JSONResponse({"job_id": record["job_id"], "status": record["status"]}, status_code=202)
 
     @app.get("/jobs/{job_id}", response_model=None,
              responses={200: {"model": JobStatus, "description": "the job's state"},
                         **documented(**{"404": "no such job (or it has expired)"})})
-    def job_status(self, job_id: str) -> JSONResponse:
+    def job_status(self, job_id: str = Path(json_schema_extra=JOB_ID_SCHEMA)) -> JSONResponse:
         record = self.jobs.get(job_id)
         if record is None:
             return unknown_job(job_id)
@@ -217,7 +268,7 @@ class Time2BetService:
              responses={200: {"model": BatchResponse, "description": "the predictions, as POST /predict/batch"},
                         **documented(**{"404": "no such job, or its result has expired",
                                          "409": "the job is not finished yet, or it failed"})})
-    def job_result(self, job_id: str) -> Response:
+    def job_result(self, job_id: str = Path(json_schema_extra=JOB_ID_SCHEMA)) -> Response:
         record = self.jobs.get(job_id)
         if record is None:
             return unknown_job(job_id)
@@ -235,9 +286,11 @@ class Time2BetService:
 
     @app.get("/predict/{match_id}", response_model=StoredPrediction,
              responses=documented(**{"404": "no stored prediction for this match id"}))
-    def stored_prediction(self, match_id: str):
-        if len(match_id) > 64:
-            return error_response(422, "match_id_too_long", "match_id is at most 64 characters")
+    def stored_prediction(self, match_id: str = Path(json_schema_extra=MATCH_ID_SCHEMA)):
+        if match_id == "batch":   # GET /predict/batch: that path is POST /predict/batch's (OpenAPI: concrete first)
+            raise StarletteHTTPException(405, headers={"Allow": "POST"})
+        if len(match_id) > MAX_ID:
+            return error_response(422, "match_id_too_long", f"match_id is at most {MAX_ID} characters")
         models, snapshot = self._ready()
         variant = assign_variant(match_id, self.challenger_share) if models.challenger is not None else CHAMPION
         found = snapshot.predictions[snapshot.predictions["match_id"] == match_id]
@@ -250,9 +303,13 @@ class Time2BetService:
                           f"{PREDICTIONS_TABLE}", match_id=match_id)
         return self._stored(found.head(1))[0]
 
-    @app.get("/matches", response_model=MatchesResponse)
-    def matches(self, division: str | None = Query(None, max_length=8), date_from: IsoDate | None = None,
-                date_to: IsoDate | None = None):
+    @app.get("/matches", response_model=MatchesResponse, responses=documented(**{
+        "422": "a division with no data (unknown_division), date_from after date_to (empty_date_range), or an "
+               "invalid parameter (a date that is not YYYY-MM-DD, a division code too long)"}))
+    def matches(self, division: DivisionQuery = None,
+                date_from: Annotated[IsoDate, Query(description="YYYY-MM-DD: matches on or after it")] = None,
+                date_to: Annotated[IsoDate, Query(description="YYYY-MM-DD: matches on or before it (not before "
+                                                  "date_from: 422 empty_date_range)")] = None):
         _, snapshot = self._ready()
         if division is not None and division not in snapshot.divisions:
             raise RequestError("unknown_division", f"unknown division {division!r}",
@@ -268,8 +325,9 @@ class Time2BetService:
             rows = rows[rows["match_date"] <= date_to]
         return MatchesResponse(count=len(rows), matches=self._stored(rows))
 
-    @app.get("/teams", response_model=TeamsResponse)
-    def teams(self, division: str | None = Query(None, max_length=8)) -> TeamsResponse:
+    @app.get("/teams", response_model=TeamsResponse, responses=documented(**{
+        "422": "a division with no data (unknown_division), or a division code too long"}))
+    def teams(self, division: DivisionQuery = None) -> TeamsResponse:
         """The divisions with data; with ?division=, the team names POST /predict accepts for it (read-only)."""
         _, snapshot = self._ready()
         divisions = dict(sorted(snapshot.divisions.items()))
@@ -283,10 +341,12 @@ class Time2BetService:
 
     @app.get("/model/info", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:
-        models, _ = self._ready()
+        models, snapshot = self._ready()
         details = [self._details(m) for m in (models.champion, models.challenger) if m is not None]
         return ModelInfo(**details[0].model_dump(), challenger=details[1] if len(details) > 1 else None,
-                         challenger_share=self.challenger_share, models=details)
+                         challenger_share=self.challenger_share, models=details,
+                         features_as_of=snapshot.features_as_of, snapshot_version=snapshot.version,
+                         snapshot_loaded_at=snapshot.loaded_at)
 
     @staticmethod
     def _details(model: ServedModel) -> ModelDetails:

@@ -22,16 +22,19 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from prometheus_client import Counter
 
 from bento_service.schemas import MatchColumns
 from time2bet.features.ratings import elo_expectation, fixture_ratings, pi_goal_difference, tier_initial_rating
 from time2bet.serving_contract import (   # the service's input contract
-    FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, PREDICTIONS_TABLE, RATING_FEATURES, REST_DAYS_CAP,
+    FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP,
     REST_DAYS_FEATURES, VENUE_STATS, model_input,
 )
+from time2bet.serving_snapshot_store import read_snapshot, read_tables
 from time2bet.warehouse.client import Warehouse
 
 logger = logging.getLogger("time2bet.serving")
@@ -41,6 +44,9 @@ REFERENCE_DATE = dt.date(1900, 1, 1)
 MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
 CHECKED_PAIRS = 256                    # pairs the team table is checked on against features() when it is built
 HOME_ADVANTAGE = 65.0                  # fixture_ratings' default, which features() uses
+# a new exported snapshot noticed by a worker: loaded and swapped in (success), or kept the old one (failure)
+SNAPSHOT_SWAPS = Counter("time2bet_snapshot_swaps_total", "serving snapshot reloads after a new export, by outcome",
+                         ["outcome"])
 
 
 class RequestError(ValueError):
@@ -200,6 +206,7 @@ class Snapshot:
     last_played: dict[str, dt.date]       # team_id -> its latest played match date
     features_as_of: dt.date | None        # latest played match overall
     loaded_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    version: str | None = None            # the exported version read (time2bet.serving_snapshot_store); None: warehouse
     _names: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)   # country -> {name: team_id}
     # (division, home_team_id, away_team_id) -> MODEL_FEATURES row at REFERENCE_DATE (see feature_matrix)
     _rows: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict, repr=False)
@@ -215,31 +222,33 @@ class Snapshot:
 
     @classmethod
     def load(cls, warehouse_url: str) -> Snapshot:
-        wh = Warehouse.from_url(warehouse_url)
-        teams = wh.read_sql(
-            "SELECT DISTINCT country, home_team AS team, home_team_id AS team_id, division FROM analytics.stg_matches "
-            "UNION SELECT DISTINCT country, away_team, away_team_id, division FROM analytics.stg_matches "
-            "UNION SELECT DISTINCT country, home_team, home_team_id, division FROM analytics.stg_fixtures "
-            "UNION SELECT DISTINCT country, away_team, away_team_id, division FROM analytics.stg_fixtures"
-        )
+        """Read from the warehouse itself (the tables of time2bet.serving_snapshot_store.SNAPSHOT_QUERIES)."""
+        return cls.from_tables(read_tables(Warehouse.from_url(warehouse_url)))
+
+    @classmethod
+    def load_export(cls, root: str | Path) -> Snapshot | None:
+        """Read the version Dagster exported last under ``root`` (asset serving_snapshot), or None if none yet."""
+        found = read_snapshot(root)
+        if found is None:
+            return None
+        pointer, tables = found
+        return cls.from_tables(tables, version=pointer["version"])
+
+    @classmethod
+    def from_tables(cls, tables: dict[str, pd.DataFrame], version: str | None = None) -> Snapshot:
+        teams = tables["teams"]
         divisions = dict(teams[["division", "country"]].drop_duplicates().itertuples(index=False, name=None))
         teams = teams[["country", "team", "team_id"]].drop_duplicates().sort_values(["country", "team"])
-        form = wh.read_sql("SELECT * FROM analytics.int_team_form_computed WHERE is_next_match").set_index("team_id")
-        h2h = wh.read_sql("SELECT * FROM analytics.int_head_to_head_computed WHERE is_next_meeting")
-        h2h = h2h.set_index(["team_a_id", "team_b_id"])
-        state = wh.read_sql("SELECT * FROM ratings.team_state")
-        try:
-            predictions = wh.read_sql(f"SELECT * FROM {PREDICTIONS_TABLE} ORDER BY match_date, match_id, variant")
-        except Exception:  # noqa: BLE001 - no batch predictions yet: /predict still works
-            predictions = pd.DataFrame(columns=["match_id", "division", "season", "match_date", "home_team",
-                                                "away_team", "p_home", "p_draw", "p_away", "variant", "model_name",
-                                                "model_version", "data_version", "predicted_at"])
+        form = tables["form"].set_index("team_id")
+        h2h = tables["head_to_head"].set_index(["team_a_id", "team_b_id"])
+        state = tables["team_state"]
+        predictions = tables["predictions"].copy()
         predictions["match_date"] = pd.to_datetime(predictions["match_date"]).dt.date
         last = pd.to_datetime(form["previous_match_date"]).dropna()
         snapshot = cls(
             divisions=divisions, teams=teams.reset_index(drop=True), form=form, head_to_head=h2h, team_state=state,
             predictions=predictions, last_played={k: v.date() for k, v in last.items()},
-            features_as_of=last.max().date() if len(last) else None,
+            features_as_of=last.max().date() if len(last) else None, version=version,
         )
         snapshot.team_table()   # built and checked now, not by the first request
         return snapshot

@@ -19,6 +19,9 @@ from time2bet.serving_contract import MODEL_NAME
 LIVE_SOURCE_URL = "https://www.football-data.co.uk"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_JOBS_PREFIX = "time2bet:jobs:"
+DEFAULT_JOBS_MAX_PENDING = 1000                  # batch jobs waiting at most; beyond, POST /jobs answers 429
+DEFAULT_JOBS_MAX_PENDING_BYTES = 256 * 1024 * 1024   # request bytes of unfinished jobs held in Redis at most
+DEFAULT_JOBS_RESULT_TTL_S = 24 * 3600            # a finished job's record and result are kept this long
 DEFAULT_SERVICE_URL = "http://127.0.0.1:3000"
 
 
@@ -65,9 +68,14 @@ class Settings:
     # the service (bento_service)
     model_name: str
     model_poll_s: float             # how often a worker reads the registry's aliases
+    snapshot_poll_s: float          # how often a worker looks for a new serving snapshot export
+    serving_snapshot_dir: Path      # where Dagster exports the serving snapshot (time2bet.serving_snapshot_store)
     challenger_share: float         # share of matches (stable by match id) answered by the challenger
     redis_url: str                  # durable async jobs
     jobs_prefix: str
+    jobs_max_pending: int           # jobs waiting in the queue at most (POST /jobs: 429 beyond)
+    jobs_max_pending_bytes: int     # bytes of the requests of unfinished jobs at most (429 beyond)
+    jobs_result_ttl_s: int          # how long a finished job's record and result are kept
     access_log: bool
     tracing: bool
     service_url: str                # where `time2bet ui` finds the service
@@ -101,9 +109,16 @@ class Settings:
             dagster_postgres=bool(env.get("DAGSTER_PG_HOST")),
             model_name=env.get("TIME2BET_MODEL_NAME") or MODEL_NAME,
             model_poll_s=max(0.1, float(env.get("TIME2BET_MODEL_POLL_S") or 30.0)),
+            snapshot_poll_s=max(0.1, float(env.get("TIME2BET_SNAPSHOT_POLL_S") or 30.0)),
+            serving_snapshot_dir=Path(env.get("TIME2BET_SERVING_SNAPSHOT_DIR") or home / "serving-snapshot")
+            .expanduser().resolve(),
             challenger_share=parse_share(env.get("TIME2BET_CHALLENGER_SHARE")),
             redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
             jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,
+            jobs_max_pending=max(1, int(env.get("TIME2BET_JOBS_MAX_PENDING") or DEFAULT_JOBS_MAX_PENDING)),
+            jobs_max_pending_bytes=max(1, int(env.get("TIME2BET_JOBS_MAX_PENDING_BYTES")
+                                              or DEFAULT_JOBS_MAX_PENDING_BYTES)),
+            jobs_result_ttl_s=max(1, int(env.get("TIME2BET_JOBS_RESULT_TTL_S") or DEFAULT_JOBS_RESULT_TTL_S)),
             access_log=env.get("TIME2BET_ACCESS_LOG") == "1",
             tracing=env.get("TIME2BET_TRACING") == "1",
             service_url=(env.get("TIME2BET_SERVICE_URL") or DEFAULT_SERVICE_URL).rstrip("/"),

@@ -4,8 +4,12 @@ import dagster as dg
 
 from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
 
+# the serving area's export, named by key: the service picks the new predictions up without a restart
+SERVING_SNAPSHOT = dg.AssetKey(["serving_snapshot"])
+
 train_and_promote_job = dg.define_asset_job(
     "train_and_promote",
-    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions),
-    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures.",
+    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions,
+                                       SERVING_SNAPSHOT),
+    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures, export the serving snapshot.",
 )
