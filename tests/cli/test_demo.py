@@ -46,8 +46,10 @@ def test_a_service_that_never_gets_ready_is_a_clear_error_and_is_stopped(platfor
     import time2bet.cli.demo as demo
     from time2bet.settings import Settings
 
-    # an empty warehouse: the service starts but cannot load its serving snapshot, so it never gets ready
-    settings = Settings.from_env({**platform_env, "TIME2BET_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'empty.duckdb'}"})
+    # an empty warehouse and no exported snapshot: the service starts but cannot load its serving snapshot, so it
+    # never gets ready
+    settings = Settings.from_env({**platform_env, "TIME2BET_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'empty.duckdb'}",
+                                  "TIME2BET_SERVING_SNAPSHOT_DIR": str(tmp_path / "no-snapshot")})
     monkeypatch.setattr(demo, "SERVICE_READY_TIMEOUT_S", 15)
     serve_port = _free_port()
     with pytest.raises(click.ClickException, match="not ready after 15s"):

@@ -39,6 +39,7 @@ def service_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
     """The platform's locations, explicit, so the service reads the same warehouse and registry as the CLI."""
     base = dict(os.environ if base is None else base)
     return dict(base, TIME2BET_WAREHOUSE_URL=settings.warehouse_url, MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+                TIME2BET_SERVING_SNAPSHOT_DIR=str(settings.serving_snapshot_dir),
                 PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), base.get("PYTHONPATH")) if p))
 
 
