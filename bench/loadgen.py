@@ -15,8 +15,14 @@ one process drives a few thousand requests per second on one core, well above wh
   generator down (no coordinated omission).
 
 Both run ``--warmup`` seconds unmeasured, then ``--duration`` seconds measured, then stop (every loop bounded in
-time); the result is one JSON line on stdout: {"requests", "errors", "seconds", "rps", "p50_ms", "p90_ms",
-"p99_ms", "max_ms", "late"}.
+time). Bodies are sent in file order (request k gets body k): a file with at least as many bodies as requests
+never repeats one (``wrapped`` counts the requests that did). With ``--timeout`` S > 0 a request not answered
+within S seconds counts as a time-out and its connection is dropped (closed loop: replaced by a new one, so the
+concurrency stays ``--conns``); without it a closed-loop connection stops at its first non-200 answer. The result
+is one JSON line on stdout: {"requests", "errors", "seconds", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+"late", "connections", "sent", "wrapped", "timeouts", "timeouts_sent_s" (min, median, p99 of their send
+times, s into the measured window), "status": {code: {"n", "p50_ms", "p99_ms"}}} (latencies
+over every measured answer, then per HTTP status; code 0: connection lost).
 """
 
 from __future__ import annotations
@@ -43,16 +49,27 @@ class Conn(asyncio.Protocol):
         self.need = -1          # body bytes still expected (-1: reading headers)
         self.on_done = None
         self.on_lost = on_lost
-        self.status_ok = False
+        self.status = 0
+        self.timer = None
         self.ready = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport):
         self.transport = transport
         self.ready.set_result(True)
 
-    def send(self, request: bytes, on_done) -> None:
+    def send(self, request: bytes, on_done, timeout: float = 0.0) -> None:
         self.on_done = on_done
+        if timeout > 0:
+            self.timer = asyncio.get_running_loop().call_later(timeout, self.timed_out)
         self.transport.write(request)
+
+    def timed_out(self) -> None:
+        """No whole answer within the time-out: report it (status -1) and drop the connection."""
+        self.timer = None
+        done, self.on_done = self.on_done, None
+        self.transport.abort()
+        if done is not None:
+            done(-1)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -62,7 +79,7 @@ class Conn(asyncio.Protocol):
                 if end < 0:
                     return
                 head = bytes(self.buf[:end]).lower()
-                self.status_ok = head[9:12] == b"200"
+                self.status = int(head[9:12])
                 i = head.find(b"content-length:")
                 if i < 0:
                     raise RuntimeError("response without content-length")
@@ -74,13 +91,19 @@ class Conn(asyncio.Protocol):
             del self.buf[:self.need]
             self.need = -1
             done, self.on_done = self.on_done, None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             if done is not None:
-                done(self.status_ok)
+                done(self.status)
 
     def connection_lost(self, exc):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         done, self.on_done = self.on_done, None
         if done is not None:
-            done(False)
+            done(0)
         self.on_lost(self)
 
 
@@ -105,7 +128,22 @@ async def run(args) -> dict:
     idle: list[Conn] = []
     lost: set[Conn] = set()
     latencies: list[float] = []
-    state = {"errors": 0, "done": 0, "n": 0, "open": 0, "late": 0}
+    by_status: dict[int, list[float]] = {}
+    timed_out_at: list[float] = []   # send times of the timed-out requests, s after the measured window began
+    state = {"errors": 0, "done": 0, "n": 0, "open": 0, "late": 0, "timeouts": 0}
+
+    def record(status: int, latency: float) -> None:
+        """One measured answer (status -1: time-out, not an answer; 0: connection lost)."""
+        if status == -1:
+            state["timeouts"] += 1
+            timed_out_at.append(clock() - latency - measure_from)
+            state["errors"] += 1
+            return
+        state["done"] += 1
+        latencies.append(latency)
+        by_status.setdefault(status, []).append(latency)
+        if status != 200:
+            state["errors"] += 1
 
     async def connect() -> Conn:
         _, conn = await loop.create_connection(lambda: Conn(lost.add), host, port)
@@ -120,6 +158,10 @@ async def run(args) -> dict:
 
     if args.mode == "closed":
         conns = [await connect() for _ in range(args.conns)]
+        if args.settle > 0:   # let the server accept every connection before the load starts (see --settle)
+            await asyncio.sleep(args.settle)
+            measure_from = clock() + args.warmup
+            stop_at = measure_from + args.duration
         finished = loop.create_future()
         live = [len(conns)]
 
@@ -128,21 +170,38 @@ async def run(args) -> dict:
             request = requests[state["n"] % len(requests)]
             state["n"] += 1
 
-            def done(ok: bool):
+            def done(status: int):
                 now = clock()
-                if measure_from <= now < stop_at:   # answers completed inside the measured window
-                    state["done"] += 1
-                    latencies.append(now - sent)
-                    if not ok:
-                        state["errors"] += 1
-                if ok and now < stop_at and conn not in lost:
+                if measure_from <= now < stop_at or (status == -1 and measure_from <= sent < stop_at):
+                    record(status, now - sent)   # answers completed (time-outs: sent) inside the measured window
+                usable = conn not in lost and not conn.transport.is_closing()
+                if now < stop_at and usable and (status == 200 or (args.timeout > 0 and status > 0)):
                     kick(conn)
+                elif now < stop_at and args.timeout > 0:   # dropped (time-out, or closed by the server): replace it
+                    loop.create_task(replace())
                 else:
-                    live[0] -= 1
-                    if live[0] == 0 and not finished.done():
-                        finished.set_result(None)
+                    stopped()
 
-            conn.send(request, done)
+            conn.send(request, done, args.timeout)
+
+        def stopped():
+            live[0] -= 1
+            if live[0] == 0 and not finished.done():
+                finished.set_result(None)
+
+        async def replace():
+            try:
+                conn = await asyncio.wait_for(loop.create_connection(lambda: Conn(lost.add), host, port),
+                                              timeout=max(0.1, stop_at - clock()))
+            except (OSError, TimeoutError):
+                state["errors"] += 1
+                stopped()
+                return
+            state["open"] += 1
+            if clock() < stop_at:
+                kick(conn[1])
+            else:
+                stopped()
 
         for c in conns:
             kick(c)
@@ -195,20 +254,17 @@ async def run(args) -> dict:
             outstanding[0] += 1
             request = requests[i % len(requests)]
 
-            def done(ok: bool):
+            def done(status: int):
                 now = clock()
                 outstanding[0] -= 1
                 if scheduled >= measure_from:
-                    state["done"] += 1
-                    latencies.append(now - scheduled)
-                    if not ok:
-                        state["errors"] += 1
-                if conn not in lost:
+                    record(status, now - scheduled)
+                if conn not in lost and not conn.transport.is_closing():
                     idle.append(conn)
                 if outstanding[0] == 0 and i == total - 1 and not all_sent.done():
                     all_sent.set_result(None)
 
-            conn.send(request, done)
+            conn.send(request, done, args.timeout)
 
         for i in range(total):   # scheduled sends; loop.call_at keeps the schedule whatever the answers do
             loop.call_at(base + i * interval, fire, i)
@@ -218,6 +274,7 @@ async def run(args) -> dict:
         while outstanding[0] > 0 and loop.time() < deadline:
             await asyncio.sleep(0.01)
         state["errors"] += outstanding[0]   # never answered within 10 s
+        state["n"] = total
         measured = args.duration
 
     latencies.sort()
@@ -226,19 +283,29 @@ async def run(args) -> dict:
             "rps": n / measured, "p50_ms": percentile(latencies, 0.50) * 1e3,
             "p90_ms": percentile(latencies, 0.90) * 1e3, "p99_ms": percentile(latencies, 0.99) * 1e3,
             "max_ms": (latencies[-1] * 1e3) if latencies else float("nan"), "late": state["late"],
-            "connections": state["open"]}
+            "connections": state["open"], "sent": state["n"], "wrapped": max(0, state["n"] - len(requests)),
+            "timeouts": state["timeouts"],
+            "timeouts_sent_s": [round(percentile(sorted(timed_out_at), q), 2) for q in (0.0, 0.5, 0.99)]
+            if timed_out_at else [],
+            "status": {str(code): {"n": len(v), "p50_ms": percentile(sorted(v), 0.50) * 1e3,
+                                   "p99_ms": percentile(sorted(v), 0.99) * 1e3} for code, v in sorted(by_status.items())}}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--bodies", required=True, help="JSON file: a list of request bodies, sent round-robin")
+    p.add_argument("--bodies", required=True, help="JSON file: a list of request bodies, sent in order (round-robin "
+                   "once exhausted)")
     p.add_argument("--mode", choices=("closed", "open"), default="closed")
     p.add_argument("--conns", type=int, default=64)
     p.add_argument("--max-conns", type=int, default=512)
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--settle", type=float, default=0.0, help="closed loop: seconds between opening the connections "
+                   "and the first requests (0); without it, under a saturating --conns, a server may accept the "
+                   "last connections only seconds later (their first requests then wait)")
+    p.add_argument("--timeout", type=float, default=0.0, help="client time-out per request, s (0: none)")
     args = p.parse_args(argv)
     if uvloop is not None:
         uvloop.install()

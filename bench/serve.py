@@ -2,20 +2,49 @@
 
     python bench/serve.py                       # builds a small sample platform first (~1-2 min), then measures
     python bench/serve.py --home /path/to/TIME2BET_HOME   # an existing platform (warehouse + registry champion)
+    python bench/serve.py --workload real --home DIR      # cold traffic: random pairs, no body twice
     python bench/serve.py --profile             # in-process profile of one POST /predict (bench/profile_request.py)
 
 It starts ``bentoml serve bento_service.service:Time2BetService`` (the real service, as ``time2bet serve`` and the
 tests start it) and a bare Starlette/uvicorn app (bench/baseline_app.py) serving the same champion with the same
 snapshot and scoring code, then drives both with bench/loadgen.py (raw-socket HTTP/1.1 keep-alive client on
-uvloop, in its own process, so the generator is never the bottleneck of one server process):
+uvloop, in its own process, so the generator is never the bottleneck of one server process).
 
-1. saturation: 64 connections, closed loop, ``--duration`` s after ``--warmup`` s: serve_rps, baseline_rps;
-2. latency: open loop at ``--rate`` (400) requests/s for ``--duration`` s after warm-up; each latency counts
-   from the request's scheduled send time, so a stall cannot hide behind a waiting generator: p50_ms, p99_ms;
+Workloads (``--workload``):
+
+- ``fixtures`` (default): the platform's upcoming fixtures (GET /matches, ~15 pairs on the sample platform) over
+  and over, after one warm-up request each: every request hits feature rows the servers have cached (warm);
+- ``real``: single requests for random ordered pairs of the teams that played each division's latest season in
+  the warehouse (``analytics.stg_matches``, every division; names as GET /teams?division= lists them), kickoff
+  dates as-of + 1..90 days (as-of: the latest played match). Body k asks about pair k mod P (P pairs, shuffled)
+  on a date that moves one day per round through the pairs, so no body repeats before P * 90; every phase (the
+  servers' warm-up, each load-generator run, each batch) takes its own slice, so no measured body was seen
+  before (the load generator sends a file's bodies in order and reports any repeat). The servers cache feature
+  rows per *pair*, so a request is cold while its pair is new to that server process: each phase line reports
+  ``new_pairs=<cold>/<sent>`` (the latency phase runs first so that its pairs are new to both servers).
+
+Phases of every run:
+
+1. latency: open loop at ``--rate`` (400) requests/s for ``--duration`` s after warm-up; each latency counts
+   from the request's scheduled send time, so a stall cannot hide behind a waiting generator: p50_ms, p99_ms
+   (the baseline too with ``--baseline-latency``, and always on the real workload);
+2. saturation: ``--conns`` (64) connections, closed loop, ``--duration`` s after ``--warmup`` s, the same bodies
+   for both servers: serve_rps, baseline_rps;
 3. batch: POST /predict/batch with ``--batch-rows`` (10,000) matches, ``--batch-requests`` times after one
-   warm-up request, sequentially: batch_rows_per_s = rows / wall time (client-side, including the transfer).
+   warm-up request, sequentially: batch_rows_per_s = rows / wall time (client-side, including the transfer);
+   on the real workload every batch is a new slice of distinct matches;
+4. overload: 512 connections, closed loop, against the service for 5 s after 1 s, with a 2 s client time-out (a
+   timed-out connection is replaced), the load starting 1.5 s after the connections opened:
+   overload_p99_ms (p99 of the 200 answers), overload_shed_p99_ms (p99 of the 503 answers, 0 if none),
+   overload_timeouts (requests unanswered after 2 s); then the same with the load from the first connection on
+   (512 clients arriving at once): overload_burst_timeouts. Without the pause a saturated uvicorn accepts the
+   last connections seconds late (a bare uvicorn app too), so their first requests time out: the burst figure
+   measures that, the other one the 512 established connections. 512 connections need as many file
+   descriptors in the load generator (``ulimit -n``).
 
-The last line is ``serve_rps=<r> baseline_rps=<r0> ratio=<r/r0> p50_ms=<a> p99_ms=<b> batch_rows_per_s=<n>``.
+The last line is ``serve_rps=<r> baseline_rps=<r0> ratio=<r/r0> p50_ms=<a> p99_ms=<b> batch_rows_per_s=<n>
+overload_p99_ms=<c> overload_shed_p99_ms=<d> overload_timeouts=<t> overload_burst_timeouts=<u>`` (the median
+run by serve_rps).
 Every phase is bounded in time; both servers run in their own process groups and are always killed at the end.
 Redis (TIME2BET_REDIS_URL, default redis://127.0.0.1:6379/0) should be up, as for the service itself; the
 benchmark's jobs prefix is unique and unused. The machine should be otherwise idle: on a shared 2-core machine
@@ -49,11 +78,21 @@ from time2bet.cli.demo import service_command  # noqa: E402
 READY_TIMEOUT_S = 180
 
 
-def loadgen(url: str, bodies: Path, mode: str, *, conns: int, rate: float, warmup: float, duration: float) -> dict:
+OVERLOAD_CONNS = 512                  # overload: closed-loop connections (each one a file descriptor here)
+OVERLOAD_TIMEOUT_S = 2.0              # overload: client time-out per request
+OVERLOAD_WARMUP_S, OVERLOAD_DURATION_S = 1.0, 5.0
+OVERLOAD_SETTLE_S = 1.5               # overload: the connections open this long before the load starts
+REAL_CLOSED_RPS_CAP = 8_000           # real workload: bodies per second of a closed-loop phase (none repeats below it)
+REAL_WARMUP_BODIES = 200              # real workload: the servers' warm-up requests (sequential)
+REAL_SEED = 20210301
+
+
+def loadgen(url: str, bodies: Path, mode: str, *, conns: int, rate: float, warmup: float, duration: float,
+            timeout: float = 0.0, settle: float = 0.0) -> dict:
     argv = [sys.executable, str(REPO / "bench" / "loadgen.py"), "--url", url, "--bodies", str(bodies),
             "--mode", mode, "--conns", str(conns), "--rate", str(rate), "--warmup", str(warmup),
-            "--duration", str(duration)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=warmup + duration + 60)
+            "--duration", str(duration), "--timeout", str(timeout), "--settle", str(settle), "--max-conns", str(max(512, conns))]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=settle + warmup + duration + 60)
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,6 +107,67 @@ def fixtures_of(server_url: str) -> list[dict]:
              "kickoff_date": m["match_date"]} for m in matches]
 
 
+def real_teams(warehouse_url: str) -> tuple[dict[str, list[str]], dt.date]:
+    """{division: names of the teams that played its latest season} and the as-of date (the latest played match),
+    from ``analytics.stg_matches`` of the warehouse (read before the servers start: DuckDB has one writer)."""
+    from time2bet.warehouse.client import Warehouse
+
+    wh = Warehouse.from_url(warehouse_url)
+    seasons = wh.read_sql("SELECT division, season, max(match_date) AS last FROM analytics.stg_matches "
+                          "GROUP BY division, season")
+    latest = seasons.sort_values("last").groupby("division").tail(1)   # season codes do not sort (9900 < 0001)
+    as_of = max(dt.date.fromisoformat(str(d)[:10]) for d in seasons["last"])
+    teams = wh.read_sql("SELECT DISTINCT division, season, home_team AS team FROM analytics.stg_matches "
+                        "UNION SELECT DISTINCT division, season, away_team FROM analytics.stg_matches")
+    teams = teams.merge(latest[["division", "season"]], on=["division", "season"])
+    return {d: sorted(set(g["team"].dropna())) for d, g in teams.groupby("division")}, as_of
+
+
+class RealBodies:
+    """Single-match bodies for random pairs of each division's latest-season teams (every division, every ordered
+    pair) at kickoff dates as_of + 1..90 days, as a sequence without repeats: body k asks about pair k mod P (P
+    pairs, shuffled) at a date shifted by one day per round through the pairs, so the first P bodies are P
+    distinct pairs and no body repeats before P * 90. ``take(n)`` hands out the next n: phases never share a
+    body. The service caches feature rows per pair (bento_service.snapshot), so a body is cold for a server
+    process only while its pair is new to it: ``cold(server, bodies)`` counts those (and marks them seen)."""
+
+    def __init__(self, teams: dict[str, list[str]], as_of: dt.date, seed: int = REAL_SEED):
+        import random
+
+        rng = random.Random(seed)
+        self.pairs = [(d, h, a) for d, names in sorted(teams.items()) for h in names for a in names if h != a]
+        rng.shuffle(self.pairs)
+        self.shift = [rng.randrange(90) for _ in self.pairs]
+        self.as_of = as_of
+        self.next = 0
+        self.seen: dict[str, set] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs) * 90
+
+    def take(self, n: int) -> list[dict]:
+        if self.next + n > len(self):
+            raise RuntimeError(f"the real workload ran out of distinct bodies ({len(self)})")
+        out = []
+        for k in range(self.next, self.next + n):
+            i, r = k % len(self.pairs), k // len(self.pairs)
+            d, h, a = self.pairs[i]
+            day = self.as_of + dt.timedelta(days=1 + (self.shift[i] + r) % 90)
+            out.append({"home_team": h, "away_team": a, "division": d, "kickoff_date": day.isoformat()})
+        self.next += n
+        return out
+
+    def cold(self, server: str, bodies: list[dict]) -> int:
+        seen = self.seen.setdefault(server, set())
+        n = 0
+        for b in bodies:
+            key = (b["division"], b["home_team"], b["away_team"])
+            if key not in seen:
+                seen.add(key)
+                n += 1
+        return n
+
+
 def batch_body(fixtures: list[dict], rows: int) -> bytes:
     """``rows`` matches: the fixtures over and over, each round a day later (distinct, valid dates)."""
     matches = []
@@ -78,14 +178,15 @@ def batch_body(fixtures: list[dict], rows: int) -> bytes:
     return json.dumps({"matches": matches}, separators=(",", ":")).encode()
 
 
-def measure_batch(url: str, body: bytes, rows: int, requests: int) -> dict:
+def measure_batch(url: str, bodies: list[bytes], rows: int) -> dict:
     """Sequential POST /predict/batch on one keep-alive connection of the standard library's HTTP client: httpx
-    spent ~8 ms of client time per 4 MB response here, which would have been counted against the service."""
+    spent ~8 ms of client time per 4 MB response here, which would have been counted against the service.
+    bodies[0] is the warm-up request, the others are measured."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=120)
     headers = {"content-type": "application/json"}
 
-    def post() -> bytes:
+    def post(body: bytes) -> bytes:
         conn.request("POST", "/predict/batch", body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
@@ -94,23 +195,63 @@ def measure_batch(url: str, body: bytes, rows: int, requests: int) -> dict:
         return data
 
     try:
-        if len(json.loads(post())["predictions"]) != rows:
+        if len(json.loads(post(bodies[0]))["predictions"]) != rows:
             raise RuntimeError("batch request: wrong number of predictions")
         times = []
-        for _ in range(requests):
+        for body in bodies[1:]:
             start = time.perf_counter()
-            post()
+            post(body)
             times.append(time.perf_counter() - start)
     finally:
         conn.close()
-    return {"rows_per_s": rows * requests / sum(times), "best_ms": min(times) * 1e3,
+    return {"rows_per_s": rows * len(times) / sum(times), "best_ms": min(times) * 1e3,
             "median_ms": sorted(times)[len(times) // 2] * 1e3}
 
 
-def fmt(result: dict) -> str:
-    return (f"rps={result['rps']:.0f} p50_ms={result['p50_ms']:.2f} p90_ms={result['p90_ms']:.2f} "
+def fmt(result: dict, cold: int | None = None) -> str:
+    text = (f"rps={result['rps']:.0f} p50_ms={result['p50_ms']:.2f} p90_ms={result['p90_ms']:.2f} "
             f"p99_ms={result['p99_ms']:.2f} max_ms={result['max_ms']:.1f} errors={result['errors']} "
             f"connections={result['connections']}")
+    if result.get("timeouts"):
+        text += f" timeouts={result['timeouts']}"
+    if len(result.get("status", {})) > 1 or set(result.get("status", {})) - {"200"}:
+        text += " status=" + ",".join(f"{c}:{v['n']}" for c, v in result["status"].items())
+    if cold is not None:   # the real workload (the fixtures workload repeats its bodies by design)
+        text += f" new_pairs={cold}/{result['sent']}"
+        if result.get("wrapped"):
+            text += f" REPEATED_BODIES={result['wrapped']}"
+    return text
+
+
+def overload_fields(over: dict) -> str:
+    status = over["status"]
+    ok, shed = status.get("200"), status.get("503")
+    return (f"overload_p99_ms={ok['p99_ms'] if ok else float('nan'):.1f} "
+            f"overload_shed_p99_ms={shed['p99_ms'] if shed else 0:.1f} overload_timeouts={over['timeouts']} "
+            f"overload_burst_timeouts={over['burst_timeouts']}")
+
+
+def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict) -> str:
+    return (f"serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} ratio={serve['rps'] / base['rps']:.2f} "
+            f"p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} batch_rows_per_s={batch['rows_per_s']:.0f} "
+            f"{overload_fields(over)}")
+
+
+def restrict_to_service(service_url: str, teams: dict[str, list[str]], as_of: dt.date):
+    """Keep the names GET /teams?division= of the running service lists (the names POST /predict accepts)."""
+    kept = {}
+    with httpx.Client(base_url=service_url, timeout=30) as c:
+        for division, names in teams.items():
+            r = c.get("/teams", params={"division": division})
+            if r.status_code != 200:
+                continue
+            accepted = set(r.json()["teams"])
+            names = [n for n in names if n in accepted]
+            if len(names) >= 2:
+                kept[division] = names
+    if not kept:
+        raise RuntimeError("no division with two teams the service accepts")
+    return kept, as_of
 
 
 def run(args) -> int:
@@ -127,6 +268,8 @@ def run(args) -> int:
            "PYTHONPATH": str(service_root),
            "TIME2BET_JOBS_PREFIX": f"time2bet:bench:{uuid.uuid4().hex}:jobs:"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if args.workload == "real":   # before the servers start: DuckDB has one writer at a time
+        teams, as_of = real_teams(platform_env["TIME2BET_WAREHOUSE_URL"])
     service_url, baseline_url = (f"http://127.0.0.1:{port}" for port in (free_port(), free_port()))
     service = Background("bentoml serve", service_command("127.0.0.1", int(service_url.rsplit(":", 1)[1])), env,
                          work / "service.log", cwd=service_root)
@@ -146,46 +289,97 @@ def run(args) -> int:
         for s in servers:
             s.wait_ready(f"{urls[s.name]}/readyz", READY_TIMEOUT_S)
         print(f"service {service_url} (from {service_root}), baseline {baseline_url}; logs in {work}", flush=True)
-        fixtures = fixtures_of(service_url)
-        bodies = work / "bodies.json"
-        bodies.write_text(json.dumps(fixtures))
-        for s in servers:   # every fixture once: both servers cache their feature rows and warm up
+        if args.workload == "real":
+            teams, as_of = restrict_to_service(service_url, teams, as_of)
+            real = RealBodies(teams, as_of)
+            print(f"real workload: {len(real.pairs)} ordered pairs of {sum(map(len, teams.values()))} teams in "
+                  f"{len(teams)} divisions, kickoff {as_of + dt.timedelta(days=1)}..{as_of + dt.timedelta(days=90)}; "
+                  f"{len(real)} distinct bodies", flush=True)
+            warm = real.take(REAL_WARMUP_BODIES)
+        else:
+            fixtures = fixtures_of(service_url)
+            warm = fixtures
+        for s in servers:   # both servers answer every warm-up body once (fixtures: they cache the feature rows)
+            if args.workload == "real":
+                real.cold(s.name, warm)
             with httpx.Client(base_url=urls[s.name], timeout=30) as c:
-                for f in fixtures:
+                for f in warm:
                     r = c.post("/predict", json=f)
                     if r.status_code != 200:
-                        raise RuntimeError(f"{s.name}: POST /predict {r.status_code}: {r.text[:500]}")
+                        raise RuntimeError(f"{s.name}: POST /predict {r.status_code}: {r.text[:500]} for {f}")
+        n_bodies = 0
+
+        def phase(n: int) -> tuple[Path, list[dict] | None]:
+            """A bodies file for one load-generator phase: the fixtures, or n real bodies used by no other phase."""
+            nonlocal n_bodies
+            if args.workload != "real":
+                path = work / "bodies.json"
+                if not path.exists():
+                    path.write_text(json.dumps(fixtures))
+                return path, None
+            bodies = real.take(n)
+            n_bodies += 1
+            path = work / f"bodies-{n_bodies}.json"
+            path.write_text(json.dumps(bodies, separators=(",", ":")))
+            return path, bodies
+
+        def cold(server: str, bodies: list[dict] | None, result: dict) -> int | None:
+            return None if bodies is None else real.cold(server, bodies[:result["sent"]])
+
+        closed_n = int(REAL_CLOSED_RPS_CAP * (args.warmup + args.duration))
         results = []
         for i in range(args.runs):
             tag = f"run {i + 1}/{args.runs}"
-            base = loadgen(f"{baseline_url}/predict", bodies, "closed", conns=args.conns, rate=0,
-                           warmup=args.warmup, duration=args.duration)
-            print(f"[{tag}] baseline saturation ({args.conns} connections): {fmt(base)}", flush=True)
-            serve = loadgen(f"{service_url}/predict", bodies, "closed", conns=args.conns, rate=0,
-                            warmup=args.warmup, duration=args.duration)
-            print(f"[{tag}] service  saturation ({args.conns} connections): {fmt(serve)}", flush=True)
-            lat = loadgen(f"{service_url}/predict", bodies, "open", conns=32, rate=args.rate,
+            # latency first: on the real workload its pairs are then still new to both servers (cold)
+            path, bodies = phase(int(args.rate * (args.warmup + args.duration)) + 1)
+            lat = loadgen(f"{service_url}/predict", path, "open", conns=32, rate=args.rate,
                           warmup=args.warmup, duration=args.duration)
-            print(f"[{tag}] service  open loop at {args.rate:.0f} req/s: {fmt(lat)}", flush=True)
-            if args.baseline_latency:
-                blat = loadgen(f"{baseline_url}/predict", bodies, "open", conns=32, rate=args.rate,
+            print(f"[{tag}] service  open loop at {args.rate:.0f} req/s: {fmt(lat, cold(service.name, bodies, lat))}",
+                  flush=True)
+            if args.baseline_latency or args.workload == "real":   # real: the baseline sees the same pairs too
+                blat = loadgen(f"{baseline_url}/predict", path, "open", conns=32, rate=args.rate,
                                warmup=args.warmup, duration=args.duration)
-                print(f"[{tag}] baseline open loop at {args.rate:.0f} req/s: {fmt(blat)}", flush=True)
-            batch = measure_batch(service_url, batch_body(fixtures, args.batch_rows), args.batch_rows,
-                                  args.batch_requests)
+                print(f"[{tag}] baseline open loop at {args.rate:.0f} req/s: "
+                      f"{fmt(blat, cold(baseline.name, bodies, blat))}", flush=True)
+            path, bodies = phase(closed_n)   # the same bodies for both servers: each process has its own cache
+            base = loadgen(f"{baseline_url}/predict", path, "closed", conns=args.conns, rate=0,
+                           warmup=args.warmup, duration=args.duration)
+            print(f"[{tag}] baseline saturation ({args.conns} connections): "
+                  f"{fmt(base, cold(baseline.name, bodies, base))}", flush=True)
+            serve = loadgen(f"{service_url}/predict", path, "closed", conns=args.conns, rate=0,
+                            warmup=args.warmup, duration=args.duration)
+            print(f"[{tag}] service  saturation ({args.conns} connections): "
+                  f"{fmt(serve, cold(service.name, bodies, serve))}", flush=True)
+            if args.workload == "real":   # 1 + batch_requests batches of distinct matches, none seen before
+                batches = [json.dumps({"matches": real.take(args.batch_rows)}, separators=(",", ":")).encode()
+                           for _ in range(1 + args.batch_requests)]
+            else:
+                batches = [batch_body(fixtures, args.batch_rows)] * (1 + args.batch_requests)
+            batch = measure_batch(service_url, batches, args.batch_rows)
+            del batches
             print(f"[{tag}] service  batch of {args.batch_rows} rows: {batch['rows_per_s']:.0f} rows/s "
                   f"(best {batch['best_ms']:.1f} ms, median {batch['median_ms']:.1f} ms per request)", flush=True)
+            path, bodies = phase(int(REAL_CLOSED_RPS_CAP * (OVERLOAD_WARMUP_S + OVERLOAD_DURATION_S)))
+            over = loadgen(f"{service_url}/predict", path, "closed", conns=OVERLOAD_CONNS, rate=0,
+                           warmup=OVERLOAD_WARMUP_S, duration=OVERLOAD_DURATION_S, timeout=OVERLOAD_TIMEOUT_S,
+                           settle=OVERLOAD_SETTLE_S)
+            print(f"[{tag}] service  overload ({OVERLOAD_CONNS} connections, {OVERLOAD_TIMEOUT_S:.0f} s time-out): "
+                  f"{fmt(over, cold(service.name, bodies, over))}", flush=True)
+            path, bodies = phase(int(REAL_CLOSED_RPS_CAP * (OVERLOAD_WARMUP_S + OVERLOAD_DURATION_S)))
+            burst = loadgen(f"{service_url}/predict", path, "closed", conns=OVERLOAD_CONNS, rate=0,
+                            warmup=OVERLOAD_WARMUP_S, duration=OVERLOAD_DURATION_S, timeout=OVERLOAD_TIMEOUT_S)
+            print(f"[{tag}] service  overload burst (the same, load from the first connection on): "
+                  f"{fmt(burst, cold(service.name, bodies, burst))} timeouts_sent_s={burst['timeouts_sent_s']}",
+                  flush=True)
+            over["burst_timeouts"] = burst["timeouts"]
             if lat["errors"] or serve["errors"] or base["errors"]:
                 print(f"[{tag}] WARNING: errors during the run (see above)", flush=True)
-            results.append((serve, base, lat, batch))
-            print(f"[{tag}] serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} "
-                  f"ratio={serve['rps'] / base['rps']:.2f} p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} "
-                  f"batch_rows_per_s={batch['rows_per_s']:.0f}", flush=True)
+            if args.workload == "real" and any(r.get("wrapped") for r in (lat, serve, base, over)):
+                print(f"[{tag}] WARNING: a phase repeated bodies (REPEATED_BODIES above)", flush=True)
+            results.append((serve, base, lat, batch, over))
+            print(f"[{tag}] {line(serve, base, lat, batch, over)}", flush=True)
         # the final line: the median run by service throughput
-        serve, base, lat, batch = sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]
-        print(f"serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} ratio={serve['rps'] / base['rps']:.2f} "
-              f"p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} batch_rows_per_s={batch['rows_per_s']:.0f}",
-              flush=True)
+        print(line(*sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]), flush=True)
         return 0
     finally:
         for s in servers:
@@ -196,6 +390,9 @@ def run(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--home", help="TIME2BET_HOME of an existing platform (default: build a sample platform)")
+    p.add_argument("--workload", choices=("fixtures", "real"), default="fixtures",
+                   help="fixtures: the platform's upcoming fixtures over and over (warm); real: random pairs of each "
+                   "division's latest-season teams at dates in the 90 days after the as-of date, no body twice")
     p.add_argument("--service-root", help="serve bento_service from this checkout (default: this repo), e.g. an "
                    "unpacked `git archive` of an older commit, for before/after comparisons")
     p.add_argument("--conns", type=int, default=64, help="saturation: concurrent connections (64)")
