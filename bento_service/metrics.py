@@ -45,6 +45,9 @@ MODEL_INFO = Gauge("time2bet_model_info", "1 for each served model version (0 on
                    multiprocess_mode="livemax")
 SWAPS = Counter("time2bet_model_swaps_total", "model loads after an alias moved, by outcome and variant",
                 ["outcome", "variant"])
+# a new exported snapshot noticed by a worker: loaded and swapped in (success), or the old one kept (failure)
+SNAPSHOT_SWAPS = Counter("time2bet_snapshot_swaps_total", "serving snapshot reloads after a new export, by outcome",
+                         ["outcome"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"   # rendered by render() (it is the snapshot's, read at scrape time)
 
 REQUEST_INFO: contextvars.ContextVar[dict] = contextvars.ContextVar("time2bet_request_info")

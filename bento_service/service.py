@@ -37,7 +37,7 @@ from bento_service.errors import (
 )
 from bento_service.fast_path import PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
-from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SWAPS, count_predictions, render
+from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
 from bento_service.schemas import (
     DIVISION_SCHEMA, JOB_ID_SCHEMA, MATCH_ID_SCHEMA, MAX_BATCH, MAX_DIVISION, MAX_ID, BatchRequest, BatchResponse,
@@ -48,7 +48,7 @@ from bento_service.schemas import (
 # ?division= of GET /matches and /teams: as MatchRequest.division (a code past 8 characters is string_too_long; one
 # with no data is unknown_division)
 DivisionQuery = Annotated[str, Query(max_length=MAX_DIVISION, json_schema_extra=DIVISION_SCHEMA)]
-from bento_service.snapshot import SNAPSHOT_SWAPS, RequestError, Snapshot
+from bento_service.snapshot import RequestError, Snapshot
 from time2bet.serving_snapshot_store import read_pointer
 from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
 from time2bet.settings import Settings

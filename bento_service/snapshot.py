@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prometheus_client import Counter
 
 from bento_service.schemas import MatchColumns
 from time2bet.features.ratings import elo_expectation, fixture_ratings, pi_goal_difference, tier_initial_rating
@@ -34,7 +33,7 @@ from time2bet.serving_contract import (   # the service's input contract
     FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP,
     REST_DAYS_FEATURES, VENUE_STATS, model_input,
 )
-from time2bet.serving_snapshot_store import read_snapshot, read_tables
+from time2bet.serving_snapshot_store import features_as_of, read_snapshot, read_tables
 from time2bet.warehouse.client import Warehouse
 
 logger = logging.getLogger("time2bet.serving")
@@ -44,9 +43,6 @@ REFERENCE_DATE = dt.date(1900, 1, 1)
 MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
 CHECKED_PAIRS = 256                    # pairs the team table is checked on against features() when it is built
 HOME_ADVANTAGE = 65.0                  # fixture_ratings' default, which features() uses
-# a new exported snapshot noticed by a worker: loaded and swapped in (success), or kept the old one (failure)
-SNAPSHOT_SWAPS = Counter("time2bet_snapshot_swaps_total", "serving snapshot reloads after a new export, by outcome",
-                         ["outcome"])
 
 
 class RequestError(ValueError):
@@ -248,7 +244,7 @@ class Snapshot:
         snapshot = cls(
             divisions=divisions, teams=teams.reset_index(drop=True), form=form, head_to_head=h2h, team_state=state,
             predictions=predictions, last_played={k: v.date() for k, v in last.items()},
-            features_as_of=last.max().date() if len(last) else None, version=version,
+            features_as_of=features_as_of(tables), version=version,
         )
         snapshot.team_table()   # built and checked now, not by the first request
         return snapshot
