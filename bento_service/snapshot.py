@@ -6,8 +6,10 @@ A fixture's features in the batch path are ``analytics.upcoming_match_features``
 "next meeting" row, and turns them into columns with the ``side_features`` / ``head_to_head_features`` macros
 (dbt_project/macros/form.sql). This module loads exactly those rows and applies the same column mapping,
 driven by the shared column lists of :mod:`time2bet.features`; ratings come from
-:func:`time2bet.features.ratings.fixture_ratings` over ``ratings.team_state``, the function the batch path uses.
-The train/serve skew test (tests/bento_service) checks the result equals the mart, row for row.
+:class:`time2bet.features.ratings.NextMatchRatings` over ``ratings.team_state`` and ``ratings.season_entry``: the
+rating run's own rules for a team's next match, season starts included (entry rule, regression), which rate
+every fixture of the batch path to the bit. The train/serve skew test (tests/bento_service) checks the result
+equals the mart, row for row.
 
 A date on or before a team's latest played match is refused: the mart would use a historical row the
 snapshot does not hold.
@@ -28,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from bento_service.schemas import MatchColumns
-from time2bet.features.ratings import elo_expectation, fixture_ratings, pi_goal_difference, tier_initial_rating
+from time2bet.features.ratings import (
+    RATING_PARAMS, NextMatchRatings, elo_expectation, pi_goal_difference, tier_initial_rating,
+)
 from time2bet.serving_contract import (   # the service's input contract
     FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP,
     REST_DAYS_FEATURES, VENUE_STATS, model_input,
@@ -42,7 +46,8 @@ logger = logging.getLogger("time2bet.serving")
 REFERENCE_DATE = dt.date(1900, 1, 1)
 MAX_CACHED_PAIRS = 50_000              # cached feature rows per snapshot (~36 MB at most); cleared when full
 CHECKED_PAIRS = 256                    # pairs the team table is checked on against features() when it is built
-HOME_ADVANTAGE = 65.0                  # fixture_ratings' default, which features() uses
+HOME_ADVANTAGE = 65.0                  # the rating run's (elo_ratings' default), which features() uses
+NO_SEASON = -1                         # last-season year of a team without a played match
 
 
 class RequestError(ValueError):
@@ -172,6 +177,12 @@ def _tier_start(division: str) -> float:
     return float(tier_initial_rating(division))
 
 
+def _season_year(ordinal: int) -> int:
+    """The start year of the season of a date (time2bet.football.season_of: seasons turn on 1 July)."""
+    day = dt.date.fromordinal(ordinal)
+    return day.year if day.month >= 7 else day.year - 1
+
+
 @dataclass
 class Fixtures:
     """Resolved requests: the distinct (division, home, away) as asked (``pairs``) and as team ids (``ids``),
@@ -198,6 +209,7 @@ class Snapshot:
     form: pd.DataFrame                    # int_team_form_computed next-match rows, index team_id
     head_to_head: pd.DataFrame            # int_head_to_head_computed next-meeting rows, index (team_a_id, team_b_id)
     team_state: pd.DataFrame              # ratings.team_state
+    season_entry: pd.DataFrame            # ratings.season_entry
     predictions: pd.DataFrame             # predictions.upcoming_matches (every variant)
     last_played: dict[str, dt.date]       # team_id -> its latest played match date
     features_as_of: dt.date | None        # latest played match overall
@@ -209,8 +221,11 @@ class Snapshot:
     _date_dependent: bool = field(default=False, repr=False)   # see feature_matrix
     _table: TeamTable | None = field(default=None, init=False, repr=False)   # see team_table
     _table_checked: bool = field(default=False, init=False, repr=False)
+    # the ratings of a team's next match (team_state + season_entry), as the rating run gives them
+    next_match: NextMatchRatings = field(init=False, repr=False)
 
     def __post_init__(self):
+        self.next_match = NextMatchRatings(self.team_state, self.season_entry, **RATING_PARAMS)
         for country, group in self.teams.groupby("country"):
             self._names[country] = dict(zip(group["team"], group["team_id"], strict=True))
 
@@ -243,6 +258,7 @@ class Snapshot:
         last = pd.to_datetime(form["previous_match_date"]).dropna()
         snapshot = cls(
             divisions=divisions, teams=teams.reset_index(drop=True), form=form, head_to_head=h2h, team_state=state,
+            season_entry=tables["season_entry"],
             predictions=predictions, last_played={k: v.date() for k, v in last.items()},
             features_as_of=features_as_of(tables), version=version,
         )
@@ -311,7 +327,7 @@ class Snapshot:
         ids = fixtures.reindex(columns=list(ID_COLUMNS))
         out = pd.concat([ids, _side_columns(home, "home", date), _side_columns(away, "away", date),
                          _head_to_head_columns(h2h, fixtures["home_team_id"])], axis=1)
-        ratings = fixture_ratings(fixtures, self.team_state).reset_index(drop=True)
+        ratings = self.next_match.frame(fixtures).reset_index(drop=True)
         for column in RATING_FEATURES:
             out[column] = ratings[column].to_numpy()
         return out
@@ -373,7 +389,9 @@ class Snapshot:
         row plus ``(date - REFERENCE_DATE).days`` in the two rest-day columns (exact in float64; a missing previous
         match stays NaN), capped as model_input caps them. That is checked whenever rows come from features()
         (built for the day after too): should any other feature ever depend on the date, this logs an error and
-        computes every row with :meth:`features` for its own date instead (slow, never skewed)."""
+        computes every row with :meth:`features` for its own date instead (slow, never skewed). The one planned
+        exception is a season start: a row whose date lies in a later season than a team's latest match gets its
+        ratings from NextMatchRatings for that date (:meth:`_season_starts`), as features() does."""
         table = self.team_table()
         if self._date_dependent:
             return self._rows_for_dates(fixtures)
@@ -390,12 +408,41 @@ class Snapshot:
                 built = both[:n]
             if len(rows) + len(missing) > MAX_CACHED_PAIRS:
                 rows.clear()
-            rows.update(zip(missing, built))
+            # each cached row ends with the pair's earliest latest season (see _season_starts)
+            rows.update(zip(missing, np.column_stack([built, self._latest_seasons(missing)])))
         unique = np.stack([rows[k] for k in fixtures.ids])
-        out = unique[fixtures.codes]
+        out = unique[fixtures.codes, :-1]
         shift = (fixtures.ordinals - REFERENCE_DATE.toordinal()).astype(np.float64)
         out[:, _REST_COLUMNS] = np.minimum(out[:, _REST_COLUMNS] + shift[:, None], REST_DAYS_CAP)  # as model_input
+        self._season_starts(fixtures, out, unique[:, -1])
         return out
+
+    def _latest_seasons(self, ids: Sequence[tuple[str, str, str]]) -> np.ndarray:
+        """Per (division, home, away): the start year of the earlier of the two teams' latest seasons."""
+        last = self._last_year
+        return np.array([min(last.get(h, NO_SEASON), last.get(a, NO_SEASON)) for _, h, a in ids], dtype=np.float64)
+
+    @functools.cached_property
+    def _last_year(self) -> dict[str, int]:
+        state = self.team_state
+        if "last_season" not in state:   # a team state from before seasons were kept: never a season start
+            return {t: 9999 for t in state["team_id"]}
+        return {t: int(str(s)[:4]) for t, s in zip(state["team_id"], state["last_season"])}
+
+    def _season_starts(self, fixtures: Fixtures, out: np.ndarray, latest: np.ndarray) -> None:
+        """Replace the rating columns of rows dated in a later season than a team's latest match (or with a team
+        that has none) by NextMatchRatings' for that date and pair: the entry rule and the season regression
+        move a team's Elo at its first match of a season. Other rows keep the cached current ratings."""
+        ordinals, back = np.unique(fixtures.ordinals, return_inverse=True)
+        years = np.array([_season_year(o) for o in ordinals.tolist()], dtype=np.float64)[back]
+        rows = np.flatnonzero(years > latest[fixtures.codes])
+        if not len(rows):
+            return
+        frame = pd.DataFrame([fixtures.ids[fixtures.codes[i]] for i in rows],
+                             columns=["division", "home_team_id", "away_team_id"])
+        frame["match_id"], frame["match_date"] = None, [fixtures.kickoffs[i] for i in rows]
+        ratings = self.next_match.frame(frame)
+        out[np.ix_(rows, _SLICES["ratings"])] = ratings[list(RATING_FEATURES)].to_numpy(dtype=np.float64)
 
     def team_table(self) -> TeamTable | None:
         """The precomputed :class:`TeamTable`, built and checked once: its rows must equal ``features()``'s on

@@ -66,6 +66,8 @@ PI_COLUMNS = ("home_pi_home", "home_pi_away", "away_pi_home", "away_pi_away", "p
 
 RATING_FEATURES = (*ELO_COLUMNS, *PI_COLUMNS)
 MODEL_FEATURES = (*FEATURE_COLUMNS, *RATING_FEATURES)
+# ratings.season_entry, which the service needs to rate a team's first match of a season like training does
+SEASON_ENTRY_COLUMNS = ("season", "team_id", "start_elo", "previous_division", "division")
 
 # Days since a side's previous match, as the model sees them: at most a month. Beyond that (an off-season, or
 # years outside the ingested divisions) more days say nothing more about rest, and one outlier could swing a

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from time2bet.serving_contract import PREDICTIONS_TABLE
+from time2bet.serving_contract import PREDICTIONS_TABLE, SEASON_ENTRY_COLUMNS
 
 POINTER = "current.json"
 KEEP_VERSIONS = 3                      # version directories kept (the current one always among them)
@@ -41,8 +41,11 @@ SNAPSHOT_QUERIES: dict[str, str] = {
     "form": "SELECT * FROM analytics.int_team_form_computed WHERE is_next_match",
     "head_to_head": "SELECT * FROM analytics.int_head_to_head_computed WHERE is_next_meeting",
     "team_state": "SELECT * FROM ratings.team_state",
+    "season_entry": "SELECT * FROM ratings.season_entry",
     "predictions": f"SELECT * FROM {PREDICTIONS_TABLE} ORDER BY match_date, match_id, variant",
 }
+# tables a reader may lack: written by an older platform (season_entry), or not yet (predictions); read as empty
+OPTIONAL = ("season_entry", "predictions")
 # predictions.upcoming_matches before any batch prediction ran: /predict works without it
 PREDICTION_COLUMNS = ["match_id", "division", "season", "match_date", "home_team", "away_team", "p_home", "p_draw",
                       "p_away", "variant", "model_name", "model_version", "data_version", "predicted_at"]
@@ -53,14 +56,18 @@ def read_tables(warehouse) -> dict[str, pd.DataFrame]:
     when the batch path has not written them yet)."""
     tables = {}
     for name, sql in SNAPSHOT_QUERIES.items():
-        if name == "predictions":
+        if name in OPTIONAL:
             try:
                 tables[name] = warehouse.read_sql(sql)
-            except Exception:  # noqa: BLE001 - no batch predictions yet
-                tables[name] = pd.DataFrame(columns=PREDICTION_COLUMNS)
+            except Exception:  # noqa: BLE001 - no batch predictions yet, or ratings from an older platform
+                tables[name] = _empty(name)
         else:
             tables[name] = warehouse.read_sql(sql)
     return tables
+
+
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=PREDICTION_COLUMNS if name == "predictions" else list(SEASON_ENTRY_COLUMNS))
 
 
 def features_as_of(tables: Mapping[str, pd.DataFrame]) -> dt.date | None:
@@ -135,7 +142,11 @@ def read_snapshot(root: Path | str) -> tuple[dict, dict[str, pd.DataFrame]] | No
             return None
         folder = root / pointer["version"]
         try:
-            return pointer, {name: pd.read_parquet(folder / f"{name}.parquet") for name in SNAPSHOT_QUERIES}
+            if not folder.is_dir():
+                raise FileNotFoundError(folder)
+            return pointer, {name: pd.read_parquet(folder / f"{name}.parquet")
+                             if name not in OPTIONAL or (folder / f"{name}.parquet").exists() else _empty(name)
+                             for name in SNAPSHOT_QUERIES}
         except FileNotFoundError:   # pruned meanwhile (a reader that fell KEEP_VERSIONS behind): the newest one
             if attempt == READ_ATTEMPTS - 1:
                 raise

@@ -11,7 +11,7 @@ from bento_service.snapshot import Snapshot
 from time2bet.serving_snapshot_store import read_pointer, read_tables, write_snapshot
 from time2bet.warehouse.client import Warehouse
 
-FRAMES = ("teams", "form", "head_to_head", "team_state", "predictions")
+FRAMES = ("teams", "form", "head_to_head", "team_state", "season_entry", "predictions")
 
 
 def assert_same_snapshot(got: Snapshot, expected: Snapshot) -> None:

@@ -454,14 +454,3 @@ def test_timing_smoke_50k_synthetic_matches():
     t_pi = time.perf_counter() - t
     print(f"\n50k synthetic matches: elo {t_elo:.3f} s, pi {t_pi:.3f} s")
     assert len(elo) == len(pi) == n
-
-
-def test_fixture_ratings_equal_the_pre_match_ratings_of_that_match_once_played():
-    from time2bet.features.ratings import fixture_ratings
-
-    played = frame(TOY)
-    later = frame(TOY + [(30, "A", "C", 2, 2, "E0"), (30, "B", "new", 0, 1, "E1")]).iloc[-2:]
-    fixtures = later[["match_id", "division", "home_team_id", "away_team_id"]]
-    got = fixture_ratings(fixtures, current_ratings(played)).reset_index(drop=True)
-    want = match_ratings(frame(TOY + [(30, "A", "C", 2, 2, "E0"), (30, "B", "new", 0, 1, "E1")])).iloc[-2:]
-    pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_dtype=False)

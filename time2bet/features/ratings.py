@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from time2bet.football import season_of
-from time2bet.serving_contract import PI_COLUMNS
+from time2bet.serving_contract import PI_COLUMNS, SEASON_ENTRY_COLUMNS
 
 MATCH_COLUMNS = (
     "match_id", "division", "match_date", "home_team_id", "away_team_id", "home_goals", "away_goals",
 )
-CURRENT_COLUMNS = ("team_id", "elo", "pi_home", "pi_away", "last_match_date", "matches")
+CURRENT_COLUMNS = ("team_id", "elo", "pi_home", "pi_away", "last_match_date", "matches", "last_season")
 
 _ELO_PARAMS = frozenset(
     {"k", "home_advantage", "initial", "goal_diff_weighting", "season_regression", "new_team_rating",
@@ -86,6 +86,7 @@ class _Prepared:
     dates: np.ndarray  # datetime64[ns], processing order
     starts: np.ndarray  # start of each date group (processing order); group g is starts[g]:starts[g+1]
     teams: np.ndarray  # team id of each code
+    played: np.ndarray  # processing order: False for an upcoming fixture (read, never updates a rating)
 
     @property
     def n_teams(self) -> int:
@@ -96,12 +97,15 @@ class _Prepared:
         return zip(bounds[:-1], bounds[1:])
 
 
-def _prepare(matches: pd.DataFrame) -> _Prepared:
+def _prepare(matches: pd.DataFrame, *, allow_unplayed: bool = False) -> _Prepared:
+    """``allow_unplayed``: rows without goals are upcoming fixtures, read like any match (entry rule, season
+    regression) but never updating a rating (see ``rating_tables``)."""
     missing = [c for c in MATCH_COLUMNS if c not in matches.columns]
     if missing:
         raise ValueError(f"matches lack column(s) {missing}")
     goals = matches[["home_goals", "away_goals"]]
-    if goals.isna().any().any():
+    unplayed = goals.isna().any(axis=1).to_numpy()
+    if unplayed.any() and not allow_unplayed:
         raise ValueError("matches must be played: home_goals/away_goals may not be missing")
     dates = pd.to_datetime(matches["match_date"]).to_numpy(dtype="datetime64[ns]")
     if np.isnat(dates).any():
@@ -126,6 +130,7 @@ def _prepare(matches: pd.DataFrame) -> _Prepared:
         dates=sorted_dates,
         starts=starts,
         teams=np.asarray(teams, dtype=object),
+        played=~unplayed[order],
     )
 
 
@@ -211,9 +216,10 @@ def _entries(p: _Prepared, seasons: np.ndarray) -> _Entries:
         k = keys.get((d, s + 1))
         if k is not None and first_div.get((t, s + 1)) != d:
             leavers[k].append(t)
+    # sorted: team codes follow team ids, so a mean over them adds in team-id order, which NextMatchElo repeats
     return _Entries(season_code, entry, entry_key, entry_source,
-                    [np.asarray(x, dtype=np.int64) for x in leavers],
-                    [{s: np.asarray(v, dtype=np.int64) for s, v in m.items()} for m in movers])
+                    [np.sort(np.asarray(x, dtype=np.int64)) for x in leavers],
+                    [{s: np.sort(np.asarray(v, dtype=np.int64)) for s, v in m.items()} for m in movers])
 
 
 def _seasons_of(matches: pd.DataFrame) -> np.ndarray:
@@ -237,11 +243,13 @@ class _EntryRule:
         self.p, self.e, self.rating, self.offset, self.keep_movers = p, e, rating, offset, keep_movers
         self.season = -1
         self.snapshot = rating.copy()
+        self.snapshots: dict[int, np.ndarray] = {}   # season code -> ratings at its first date (before its entries)
 
     def before_reads(self, s: int, e: int) -> None:
         season = int(self.e.season_code[s:e].max())
         if season > self.season:
             self.season, self.snapshot = season, self.rating.copy()
+            self.snapshots[season] = self.snapshot
         for i, c in zip(*np.nonzero(self.e.entry[s:e])):
             team = (self.p.home if c == 0 else self.p.away)[s + i]
             k = int(self.e.entry_key[s + i, c])
@@ -325,9 +333,9 @@ def _run_elo(matches: pd.DataFrame, p: _Prepared, *, k: float, home_advantage: f
         baseline = {d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset)
                     for d in set(p.division.tolist())}
 
-    gd = p.home_goals - p.away_goals
+    gd = np.where(p.played, p.home_goals - p.away_goals, 0.0)
     score = np.where(gd > 0, 1.0, np.where(gd < 0, 0.0, 0.5))
-    weight = k * (goal_difference_multiplier(gd) if goal_diff_weighting else np.ones(n))
+    weight = np.where(p.played, k * (goal_difference_multiplier(gd) if goal_diff_weighting else np.ones(n)), 0.0)
 
     entries = (_EntryRule(p, _entries(p, _seasons_of(matches)), rating, entry_offset, entry_keep_movers)
                if entry_from_leavers and n else None)
@@ -357,7 +365,7 @@ def _run_elo(matches: pd.DataFrame, p: _Prepared, *, k: float, home_advantage: f
         "elo_diff": diff,
         "elo_home_expectation": elo_expectation(diff),
     }
-    return columns, rating
+    return columns, rating, entries
 
 
 def elo_ratings(
@@ -401,7 +409,7 @@ def elo_ratings(
     teams that made the same move (see ``_EntryRule``). Applied before the season regression.
     """
     p = _prepare(matches)
-    columns, _ = _run_elo(
+    columns, _, _ = _run_elo(
         matches, p, k=k, home_advantage=home_advantage, initial=initial,
         goal_diff_weighting=goal_diff_weighting, season_regression=season_regression,
         new_team_rating=new_team_rating, tier_offset=tier_offset, entry_from_leavers=entry_from_leavers,
@@ -424,7 +432,8 @@ def _run_pi(p: _Prepared, *, lambda_: float, gamma: float, c: float, b: float):
     home_r = np.zeros(p.n_teams)  # each team's rating when playing at home
     away_r = np.zeros(p.n_teams)  # ... and away; the paper starts every team at 0
     pre = {name: np.empty(n) for name in PI_COLUMNS}
-    gd = p.home_goals - p.away_goals
+    gd = np.where(p.played, p.home_goals - p.away_goals, 0.0)
+    played = p.played
 
     for s, e in p.groups():
         h, a = p.home[s:e], p.away[s:e]
@@ -435,6 +444,7 @@ def _run_pi(p: _Prepared, *, lambda_: float, gamma: float, c: float, b: float):
         pre["pi_expected_goal_diff"][s:e] = expected
         error = gd[s:e] - expected
         step = c * np.log10(1.0 + np.abs(error)) * np.sign(error) * lambda_  # psi(e) * lambda
+        step = np.where(played[s:e], step, 0.0)   # an upcoming fixture reads, never updates
         # home team: home rating += psi(e)*lambda, away rating += that change * gamma;
         # away team: the same with psi(-e) = -psi(e), its away rating first
         np.add.at(home_r, h, step)
@@ -487,27 +497,30 @@ def match_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
     return pd.concat([elo, pi.drop(columns="match_id")], axis=1)
 
 
-def current_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
-    """Each team's ratings after its last match: what an upcoming fixture (or the serving snapshot) uses.
+ELO_DEFAULTS: dict[str, object] = dict(
+    k=20.0, home_advantage=65.0, initial=1500.0, goal_diff_weighting=True, season_regression=0.0,
+    new_team_rating=None, tier_offset=100.0, entry_from_leavers=False, entry_offset=0.0, entry_keep_movers=True)
+PI_DEFAULTS: dict[str, float] = dict(lambda_=0.035, gamma=0.7, c=3.0, b=10.0)
 
-    Columns: team_id, elo, pi_home, pi_away, last_match_date, matches (count played); one row per team,
-    sorted by team_id. Keyword args are those of ``elo_ratings`` and ``pi_ratings``. They equal the
-    pre-match ratings ``elo_ratings``/``pi_ratings`` would give a match on a later date, except that
-    ``season_regression`` and ``entry_from_leavers`` (off by default, on in ``RATING_PARAMS``) are applied only
-    when the team's next-season match is seen: a fixture of a new season is rated from the team's last state.
+
+def current_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
+    """Each team's ratings after its last match: the state an upcoming match starts from.
+
+    Columns: team_id, elo, pi_home, pi_away, last_match_date, matches (count played), last_season (the season
+    of its last match); one row per team, sorted by team_id. Keyword args are those of ``elo_ratings`` and
+    ``pi_ratings``. They equal the pre-match ratings ``elo_ratings``/``pi_ratings`` would give a later match of
+    the same season; at a team's first match of a new season ``season_regression`` and ``entry_from_leavers``
+    (on in ``RATING_PARAMS``) still apply: :class:`NextMatchRatings` does that for upcoming matches.
     """
     elo_params, pi_params = _split_params(params)
-    elo_defaults = dict(k=20.0, home_advantage=65.0, initial=1500.0, goal_diff_weighting=True,
-                        season_regression=0.0, new_team_rating=None, tier_offset=100.0, entry_from_leavers=False,
-                        entry_offset=0.0, entry_keep_movers=True)
-    pi_defaults = dict(lambda_=0.035, gamma=0.7, c=3.0, b=10.0)
     p = _prepare(matches)
-    _, elo = _run_elo(matches, p, **{**elo_defaults, **elo_params})
-    _, pi_home, pi_away = _run_pi(p, **{**pi_defaults, **pi_params})
+    _, elo, _ = _run_elo(matches, p, **{**ELO_DEFAULTS, **elo_params})
+    _, pi_home, pi_away = _run_pi(p, **{**PI_DEFAULTS, **pi_params})
     played = np.bincount(p.home, minlength=p.n_teams) + np.bincount(p.away, minlength=p.n_teams)
     # processing order is date order, so a team's last processing position is its last match date
     last_idx = np.zeros(p.n_teams, dtype=np.int64)
     np.maximum.at(last_idx, np.concatenate([p.home, p.away]), np.tile(np.arange(len(p.order)), 2))
+    seasons = _seasons_of(matches)[p.order]
     return pd.DataFrame({
         "team_id": p.teams,
         "elo": elo,
@@ -515,38 +528,223 @@ def current_ratings(matches: pd.DataFrame, **params) -> pd.DataFrame:
         "pi_away": pi_away,
         "last_match_date": p.dates[last_idx],
         "matches": played.astype(np.int64),
+        "last_season": seasons[last_idx] if len(seasons) else np.array([], dtype=object),
     })
 
 
-def fixture_ratings(
-    fixtures: pd.DataFrame, current: pd.DataFrame, *, home_advantage: float = 65.0, initial: float = 1500.0,
-    tier_offset: float = 100.0, b: float = 10.0, c: float = 3.0,
-) -> pd.DataFrame:
-    """Pre-match ratings of upcoming fixtures (match_id, division, home_team_id, away_team_id) from each team's
-    current state (``current_ratings``): the same columns as ``match_ratings``. A team never seen before
-    starts like a new team in ``elo_ratings`` (its division's tier start) with pi-ratings of 0."""
-    state = current.set_index("team_id")
-    start = fixtures["division"].map(lambda d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset))
+# --- upcoming matches: the same rules as played ones -------------------------------------------------------
 
-    def side(team_col: str, column: str, default) -> pd.Series:
-        values = fixtures[team_col].map(state[column]) if len(state) else pd.Series(np.nan, index=fixtures.index)
-        return values.astype(float).fillna(default)
+NEXT_SEASON = "next"   # season_entry's label for any season after the data's last one
 
-    home_elo, away_elo = side("home_team_id", "elo", start), side("away_team_id", "elo", start)
-    out = pd.DataFrame({"match_id": fixtures["match_id"].to_numpy()}, index=fixtures.index)
-    out["home_elo"], out["away_elo"] = home_elo, away_elo
-    out["elo_diff"] = home_elo - away_elo + home_advantage
-    out["elo_home_expectation"] = elo_expectation(out["elo_diff"].to_numpy())
-    out["home_pi_home"], out["home_pi_away"] = side("home_team_id", "pi_home", 0.0), side("home_team_id", "pi_away", 0.0)
-    out["away_pi_home"], out["away_pi_away"] = side("away_team_id", "pi_home", 0.0), side("away_team_id", "pi_away", 0.0)
-    out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"].to_numpy(), b=b, c=c)
-                                    - pi_goal_difference(out["away_pi_away"].to_numpy(), b=b, c=c))
-    return out
+
+def rating_tables(matches: pd.DataFrame, fixtures: pd.DataFrame, **params) -> dict[str, pd.DataFrame]:
+    """The ``ratings`` tables (:data:`RATING_TABLES`) from played matches and upcoming fixtures.
+
+    One rating run covers both: fixtures (rows of ``fixtures`` whose match_id is not played yet) are processed
+    at their dates like matches without a result, so they are rated by exactly the rules a played match gets
+    (the entry rule and the season regression at a team's first match of a season; a fixture's own result is
+    never read) and update nothing. The league's composition in the newest season therefore counts the fixture
+    list, the same composition the rows of that season get once played, so a fixture's ratings equal what
+    training sees for that match after it is played (tests/features/test_next_match_ratings.py).
+
+    ``ratings.season_entry`` keeps what :class:`NextMatchRatings` needs to rate any other match at a season start
+    the same way (the service's arbitrary pairs): per season from the latest played one on, each team's rating
+    at the season's start and its divisions in the previous season (last) and in that one (first).
+    """
+    elo_params, pi_params = _split_params(params)
+    elo_params = {**ELO_DEFAULTS, **elo_params}
+    upcoming = fixtures[~fixtures["match_id"].isin(matches["match_id"])].copy()
+    upcoming["home_goals"] = upcoming["away_goals"] = np.nan
+    if "season" not in upcoming.columns or upcoming["season"].isna().any():
+        upcoming["season"] = [season_of(d.date()) for d in pd.to_datetime(upcoming["match_date"])]
+    columns = [*MATCH_COLUMNS, "season"]
+    played = matches.assign(season=_seasons_of(matches))[columns]
+    union = (pd.concat([played, upcoming[columns].astype({"home_goals": float, "away_goals": float})],
+                       ignore_index=True) if len(upcoming) else played.reset_index(drop=True))
+    p = _prepare(union, allow_unplayed=True)
+    elo, final, entry_rule = _run_elo(union, p, **elo_params)
+    pi, _, _ = _run_pi(p, **{**PI_DEFAULTS, **pi_params})
+    rows = _in_input_order(p, union.index, union["match_id"], {**elo, **pi})
+    n = len(matches)
+    entry = (_season_entry(union, p, entry_rule, final) if entry_rule is not None
+             else pd.DataFrame(columns=list(SEASON_ENTRY_COLUMNS)))
+    return {
+        "ratings.match_ratings": rows.iloc[:n].set_axis(matches.index),
+        "ratings.team_state": current_ratings(matches, **params),
+        "ratings.fixture_ratings": rows.iloc[n:].set_axis(upcoming.index),
+        "ratings.season_entry": entry,
+    }
+
+
+def _season_entry(union: pd.DataFrame, p: _Prepared, entry_rule: _EntryRule, final: np.ndarray) -> pd.DataFrame:
+    """SEASON_ENTRY_COLUMNS rows for every season from the latest played one on, and for NEXT_SEASON."""
+    labels = sorted(set(union["season"].astype(str)))
+    code = entry_rule.e.season_code
+    n = len(p.order)
+    side = pd.DataFrame({"pos": np.r_[np.arange(n), np.arange(n)], "team": np.r_[p.home, p.away],
+                         "season": np.r_[code, code], "division": np.r_[p.division, p.division]}
+                        ).sort_values("pos", kind="stable")
+    by_team_season = side.groupby(["season", "team"], sort=False)["division"]
+    first, last = by_team_season.first(), by_team_season.last()
+    latest_played = max(code[p.played]) if p.played.any() else 0
+    out = []
+    for c in range(max(1, latest_played), len(labels) + 1):
+        start = final if c == len(labels) else entry_rule.snapshots.get(c, final)
+        previous = last.loc[c - 1] if (c - 1) in last.index.get_level_values(0) else pd.Series(dtype=object)
+        current = first.loc[c] if c < len(labels) and c in first.index.get_level_values(0) else pd.Series(dtype=object)
+        teams = np.union1d(previous.index.to_numpy(dtype=np.int64), current.index.to_numpy(dtype=np.int64))
+        out.append(pd.DataFrame({
+            "season": labels[c] if c < len(labels) else NEXT_SEASON,
+            "team_id": p.teams[teams], "start_elo": start[teams],
+            "previous_division": previous.reindex(teams).to_numpy(dtype=object),
+            "division": current.reindex(teams).to_numpy(dtype=object)}))
+    frame = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=list(SEASON_ENTRY_COLUMNS))
+    return frame.astype({"start_elo": float})[list(SEASON_ENTRY_COLUMNS)]
+
+
+@dataclass
+class _Season:
+    """A season's composition as the entry rule reads it (from ``ratings.season_entry``)."""
+
+    start: dict[str, float]                       # team -> rating at the season's start
+    previous: dict[str, str]                      # team -> its last division in the previous season
+    first: dict[str, str]                         # team -> its first division in this one (known so far)
+    leavers: dict[str, list[str]]                 # division -> teams that left it (sorted by team id)
+    movers: dict[tuple[str, str], list[str]]      # (division, from division) -> entrants (sorted by team id)
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> _Season:
+        start = dict(zip(rows["team_id"], rows["start_elo"].astype(float)))
+        previous = {t: d for t, d in zip(rows["team_id"], rows["previous_division"]) if isinstance(d, str)}
+        first = {t: d for t, d in zip(rows["team_id"], rows["division"]) if isinstance(d, str)}
+        leavers: dict[str, list[str]] = {}
+        movers: dict[tuple[str, str], list[str]] = {}
+        for team in sorted(set(previous) | set(first)):
+            before, now = previous.get(team), first.get(team)
+            if before is not None and now != before:
+                leavers.setdefault(before, []).append(team)
+            if now is not None and before is not None and now != before and now in previous.values():
+                movers.setdefault((now, before), []).append(team)
+        return cls(start, previous, first, leavers, movers)
+
+
+class NextMatchRatings:
+    """Pre-match ratings of any upcoming match (division, date, home, away): the values :func:`elo_ratings` /
+    :func:`pi_ratings` with the same parameters give that match once it is in the data, for a match that is
+    each team's next one. Within a team's season that is its current state; at its first match of a new season
+    the entry rule (if on) and the season regression apply, from ``ratings.season_entry``, with the match
+    itself counted in the league's composition (a team not in the fixture list yet joins the division it is
+    asked about). Means are taken in team-id order, as the rating run takes them, so the values are equal to
+    the bit. For a season before the latest played one (a team back after years) only the regression applies.
+    One case cannot be equal without a new run: a team that has not played in a season already under way (say
+    back after a year away), against one that has. Counting it in that season's composition changes the entry
+    ratings of that summer's entrants, hence every rating of the season's played matches (the opponent's
+    included): the opponent keeps the rating it has.
+
+    Used by the service (bento_service.snapshot) for every request, so that any pair is rated like a fixture.
+    """
+
+    def __init__(self, team_state: pd.DataFrame, season_entry: pd.DataFrame | None = None, **params):
+        elo_params, _ = _split_params(params)
+        self.params = {**ELO_DEFAULTS, **elo_params}
+        if self.params["new_team_rating"] is not None:
+            raise ValueError("NextMatchRatings rates new teams by their division's tier (new_team_rating=None)")
+        state = team_state.set_index("team_id") if len(team_state) else pd.DataFrame(
+            columns=["elo", "pi_home", "pi_away", "last_season"])
+        self.elo_now = state["elo"].astype(float).to_dict()
+        self.pi_home = state["pi_home"].astype(float).to_dict()
+        self.pi_away = state["pi_away"].astype(float).to_dict()
+        # a team state written before last_season existed: every team's current rating, as it was served then
+        self.last_season = state["last_season"].astype(str).to_dict() if "last_season" in state else None
+        entry = season_entry if season_entry is not None else pd.DataFrame(columns=list(SEASON_ENTRY_COLUMNS))
+        self.seasons = {label: _Season.of(rows) for label, rows in entry.groupby("season", sort=False)}
+        known = [label for label in self.seasons if label != NEXT_SEASON]
+        self.last_known = max(known) if known else None
+
+    def _season(self, season: str) -> _Season | None:
+        found = self.seasons.get(season)
+        if found is None and self.last_known is not None and season > self.last_known:
+            found = self.seasons.get(NEXT_SEASON)
+        return found
+
+    def _tier(self, division: str) -> float:
+        return tier_initial_rating(division, initial=self.params["initial"], tier_offset=self.params["tier_offset"])
+
+    def is_current(self, team: str, season: str) -> bool:
+        """Whether the team's current Elo is its rating at a match of ``season`` (no season start in between)."""
+        if self.last_season is None:
+            return team in self.elo_now
+        last = self.last_season.get(team)
+        return last is not None and season <= last
+
+    def elo(self, team: str, division: str, season: str, opponent: str | None = None) -> float:
+        """Elo of ``team`` before a match of ``division`` in ``season`` against ``opponent``."""
+        now = self.elo_now.get(team)
+        if now is not None and self.is_current(team, season):
+            return now
+        known = self._season(season)
+        where = (known.first.get(team) if known else None) or division   # its first match of the season decides
+        # its rating when the season starts: the current one, or after its first match of a season in between
+        # that is only in the fixture list (adjusted there, never updated)
+        rating = known.start.get(team, now) if known is not None else now
+        rating = rating if rating is not None else self._tier(where)
+        if self.params["entry_from_leavers"] and known is not None and where in known.previous.values():
+            source = known.previous.get(team)
+            if source != where:
+                rating = self._entered(known, team, where, source, rating, opponent if where == division else None)
+        regression = float(self.params["season_regression"])
+        veteran = now is not None or (known is not None and team in known.previous)   # not its first season
+        if veteran and regression:
+            base = self._tier(where)
+            rating = base + (1.0 - regression) * (rating - base)
+        return rating
+
+    def _entered(self, known: _Season, team: str, division: str, source: str | None, rating: float,
+                 opponent: str | None) -> float:
+        """_EntryRule for one team, the opponent counted in the composition if the fixture list lacks it."""
+        joins = opponent is not None and opponent not in known.first   # this match is its first of the season
+        leavers = known.leavers.get(division, [])
+        if joins and known.previous.get(opponent) == division:
+            leavers = [t for t in leavers if t != opponent]
+        if not leavers:
+            return rating
+        target = np.array([known.start[t] for t in leavers]).mean() + self.params["entry_offset"]
+        if source is None or not self.params["entry_keep_movers"]:
+            return target
+        movers = set(known.movers.get((division, source), []))
+        if team not in known.first:
+            movers.add(team)
+        if joins and known.previous.get(opponent) == source:
+            movers.add(opponent)
+        return rating + (target - np.array([known.start[t] for t in sorted(movers)]).mean())
+
+    def frame(self, fixtures: pd.DataFrame, *, b: float = 10.0, c: float = 3.0) -> pd.DataFrame:
+        """The ``ratings.fixture_ratings`` columns for fixtures (match_id, division, match_date or season,
+        home_team_id, away_team_id), in their row order (and index)."""
+        seasons = (fixtures["season"].astype(str) if "season" in fixtures.columns
+                   else pd.Series([season_of(d.date()) for d in pd.to_datetime(fixtures["match_date"])],
+                                  index=fixtures.index, dtype=object))
+        home_ids, away_ids = fixtures["home_team_id"].tolist(), fixtures["away_team_id"].tolist()
+        divisions = fixtures["division"].tolist()
+        home_elo = np.array([self.elo(h, d, s, a) for h, a, d, s in zip(home_ids, away_ids, divisions, seasons)],
+                            dtype=float)
+        away_elo = np.array([self.elo(a, d, s, h) for h, a, d, s in zip(home_ids, away_ids, divisions, seasons)],
+                            dtype=float)
+        out = pd.DataFrame({"match_id": fixtures["match_id"].to_numpy()}, index=fixtures.index)
+        out["home_elo"], out["away_elo"] = home_elo, away_elo
+        out["elo_diff"] = home_elo - away_elo + self.params["home_advantage"]
+        out["elo_home_expectation"] = elo_expectation(out["elo_diff"].to_numpy())
+        for side, ids in (("home", home_ids), ("away", away_ids)):
+            out[f"{side}_pi_home"] = np.array([self.pi_home.get(t, 0.0) for t in ids], dtype=float)
+            out[f"{side}_pi_away"] = np.array([self.pi_away.get(t, 0.0) for t in ids], dtype=float)
+        out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"].to_numpy(), b=b, c=c)
+                                        - pi_goal_difference(out["away_pi_away"].to_numpy(), b=b, c=c))
+        return out
 
 
 # --- warehouse tables -----------------------------------------------------------------------------------
 
-RATING_TABLES = ("ratings.match_ratings", "ratings.team_state", "ratings.fixture_ratings")
+RATING_TABLES = ("ratings.match_ratings", "ratings.team_state", "ratings.fixture_ratings", "ratings.season_entry")
 # The platform's rating parameters (the function defaults are the published methods). Chosen by walk-forward
 # log-loss inside the quality benchmark's training window (big five, seasons before 2018-19): a team entering
 # a division starts from the relegated teams' rating + 150 Elo instead of a default or stale rating, and every
@@ -556,13 +754,13 @@ RATING_PARAMS: dict[str, object] = {"entry_from_leavers": True, "entry_offset": 
 
 def rebuild_rating_tables(warehouse) -> dict[str, pd.DataFrame]:
     """Recompute every rating from ``analytics.stg_matches`` / ``stg_fixtures`` and replace the ``ratings``
-    tables that the dbt marts join (dbt source ``ratings``): one function for the Dagster asset, the tests
-    and scripts, so the marts always see ratings made the same way. Returns the frames by table name."""
+    tables that the dbt marts join (dbt source ``ratings``) and the service reads: one function for the Dagster
+    asset, the tests and scripts, so the marts always see ratings made the same way. Returns the frames by
+    table name."""
     matches = warehouse.read_sql(f"SELECT {', '.join(MATCH_COLUMNS)}, season FROM analytics.stg_matches")
-    fixtures = warehouse.read_sql("SELECT match_id, division, home_team_id, away_team_id FROM analytics.stg_fixtures")
-    state = current_ratings(matches, **RATING_PARAMS)
-    tables = dict(zip(RATING_TABLES, (match_ratings(matches, **RATING_PARAMS), state, fixture_ratings(fixtures, state)),
-                      strict=True))
+    fixtures = warehouse.read_sql(
+        "SELECT match_id, division, match_date, season, home_team_id, away_team_id FROM analytics.stg_fixtures")
+    tables = rating_tables(matches, fixtures, **RATING_PARAMS)
     for name, frame in tables.items():
         warehouse.replace_table(name, frame)
     return tables

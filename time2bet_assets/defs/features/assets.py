@@ -69,10 +69,11 @@ STG_FIXTURES = get_asset_key_for_model([football_staging_dbt], "stg_fixtures")
 @dg.asset(deps=[STG_MATCHES, STG_FIXTURES], group_name="features", kinds={"python", "numpy"})
 def team_ratings(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Elo and pi-ratings, which need a sequential update per match (SQL does that badly): pre-match ratings
-    of every played match (``ratings.match_ratings``), each team's current state (``ratings.team_state``) and
-    the pre-match ratings of upcoming fixtures (``ratings.fixture_ratings``); the dbt marts join them."""
+    of every played match (``ratings.match_ratings``), each team's current state (``ratings.team_state``), the
+    pre-match ratings of upcoming fixtures, rated in the same run (``ratings.fixture_ratings``), and each team's
+    season-start standing (``ratings.season_entry``, for the service's other pairs); the dbt marts join them."""
     tables = rebuild_rating_tables(warehouse.open())
-    per_match, state, upcoming = (tables[name] for name in RATING_TABLES)
+    per_match, state, upcoming, _ = (tables[name] for name in RATING_TABLES)
     top = state.sort_values("elo", ascending=False).head(10)[["team_id", "elo", "matches"]]
     context.log.info(f"ratings for {len(per_match)} matches, {len(state)} teams, {len(upcoming)} fixtures")
     return dg.MaterializeResult(metadata={
