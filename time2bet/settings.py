@@ -23,6 +23,10 @@ DEFAULT_JOBS_MAX_PENDING = 1000                  # batch jobs waiting at most; b
 DEFAULT_JOBS_MAX_PENDING_BYTES = 256 * 1024 * 1024   # request bytes of unfinished jobs held in Redis at most
 DEFAULT_JOBS_RESULT_TTL_S = 24 * 3600            # a finished job's record and result are kept this long
 DEFAULT_SERVICE_URL = "http://127.0.0.1:3000"
+DEFAULT_MAX_IN_FLIGHT = 64                       # requests in flight per service worker; beyond, 503 (0: no limit)
+DEFAULT_LEDGER_FLUSH_MS = 200                    # the ledger writes and fsyncs buffered predictions this often
+DEFAULT_LEDGER_MAX_BUFFERED = 10_000             # ledger records a worker buffers at most; beyond, dropped and counted
+DEFAULT_LIVE_LOGLOSS_MARGIN = 0.02               # live log-loss this much above the promotion-time estimate: a warning
 
 
 def _default_home() -> Path:
@@ -49,6 +53,16 @@ def parse_share(value: str | None) -> float:
     return share
 
 
+def parse_max_in_flight(value: str | None) -> int:
+    """TIME2BET_MAX_IN_FLIGHT: an integer >= 0 (0: no limit); unset or empty is DEFAULT_MAX_IN_FLIGHT."""
+    if value is None or not value.strip():
+        return DEFAULT_MAX_IN_FLIGHT
+    limit = int(value)
+    if limit < 0:
+        raise ValueError(f"TIME2BET_MAX_IN_FLIGHT must be 0 (no limit) or a positive number of requests, got {value!r}")
+    return limit
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -71,6 +85,7 @@ class Settings:
     snapshot_poll_s: float          # how often a worker looks for a new serving snapshot export
     serving_snapshot_dir: Path      # where Dagster exports the serving snapshot (time2bet.serving_snapshot_store)
     challenger_share: float         # share of matches (stable by match id) answered by the challenger
+    max_in_flight: int              # requests in flight per worker at most, then 503 overloaded (0: no limit)
     redis_url: str                  # durable async jobs
     jobs_prefix: str
     jobs_max_pending: int           # jobs waiting in the queue at most (POST /jobs: 429 beyond)
@@ -79,6 +94,13 @@ class Settings:
     access_log: bool
     tracing: bool
     service_url: str                # where `time2bet ui` finds the service
+    # the prediction ledger (time2bet.ledger)
+    ledger_dir: Path                # segment files <ledger_dir>/<yyyy-mm-dd>/<writer>.jsonl
+    ledger_flush_ms: int            # the flush bound: buffered records are written and fsynced this often at least
+    ledger_max_buffered: int        # records buffered per writer at most (then dropped and counted)
+    # monitoring (time2bet.monitoring, the Dagster area defs/monitoring)
+    pushgateway_url: str | None     # a Prometheus Pushgateway the monitoring assets push to (None: textfile only)
+    live_logloss_margin: float      # live log-loss above the version's promotion-time estimate by more: a warning
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +135,7 @@ class Settings:
             serving_snapshot_dir=Path(env.get("TIME2BET_SERVING_SNAPSHOT_DIR") or home / "serving-snapshot")
             .expanduser().resolve(),
             challenger_share=parse_share(env.get("TIME2BET_CHALLENGER_SHARE")),
+            max_in_flight=parse_max_in_flight(env.get("TIME2BET_MAX_IN_FLIGHT")),
             redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
             jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,
             jobs_max_pending=max(1, int(env.get("TIME2BET_JOBS_MAX_PENDING") or DEFAULT_JOBS_MAX_PENDING)),
@@ -122,6 +145,11 @@ class Settings:
             access_log=env.get("TIME2BET_ACCESS_LOG") == "1",
             tracing=env.get("TIME2BET_TRACING") == "1",
             service_url=(env.get("TIME2BET_SERVICE_URL") or DEFAULT_SERVICE_URL).rstrip("/"),
+            ledger_dir=Path(env.get("TIME2BET_LEDGER_DIR") or home / "ledger").expanduser().resolve(),
+            ledger_flush_ms=max(1, int(env.get("TIME2BET_LEDGER_FLUSH_MS") or DEFAULT_LEDGER_FLUSH_MS)),
+            ledger_max_buffered=max(1, int(env.get("TIME2BET_LEDGER_MAX_BUFFERED") or DEFAULT_LEDGER_MAX_BUFFERED)),
+            pushgateway_url=(env.get("TIME2BET_PUSHGATEWAY_URL") or "").strip().rstrip("/") or None,
+            live_logloss_margin=max(0.0, float(env.get("TIME2BET_LIVE_LOGLOSS_MARGIN") or DEFAULT_LIVE_LOGLOSS_MARGIN)),
         )
 
     @property

@@ -10,6 +10,7 @@
     time2bet serve [--port 3000]           the forecast API (BentoML) on 127.0.0.1, following the champion
     time2bet ui [--port 8501]              a Streamlit page on the forecast API: two teams -> probabilities
     time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> service + Dagster UI
+    time2bet ledger verify / anchor        check the prediction ledger's hash chains; record their heads
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -348,6 +350,116 @@ def demo(ui: bool, port: int, ui_port: int, serve: bool, serve_port: int, exit_a
         # the replay server stays up meanwhile: the Dagster UI can re-crawl the sample site
         run_after_training(settings, serve=serve, serve_port=serve_port, ui=ui, ui_port=ui_port,
                            wait=not exit_after, env=dict(os.environ, TIME2BET_SOURCE_URL=server.url))
+
+
+@main.command()
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="a site in football-data.co.uk's layout (e.g. ../shared/data/football-data)")
+@click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]), help="the first step's date")
+@click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]), help="the last step's date")
+@click.option("--step", default="7d", show_default=True, help="clock step: Nd or Nw")
+@click.option("--divisions", help="comma-separated division codes (default: TIME2BET_DIVISIONS)")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="the replay's platform home (default: a new temporary directory; never your platform)")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="write the report as CSV here")
+@click.option("--port", default=0, show_default=True, help="the replay server's port (0: any free one)")
+@click.option("--verbose", is_flag=True, help="Dagster's logs on the console too (they are always in its UI)")
+def simulate(root: Path, first, last, step: str, divisions: str | None, home: Path | None, report: Path | None,
+             port: int, verbose: bool) -> None:
+    """Replay past seasons through the whole loop: ingest, features, predictions into the ledger, results, live
+    quality, drift and retraining at season starts, step by step (time2bet/cli/simulate.py)."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from time2bet.background import free_port
+    from time2bet.cli.simulate import REPORT_COLUMNS, Simulation, default_home, parse_step, report_rows, step_dates
+
+    try:
+        days = step_dates(first.date(), last.date(), parse_step(step))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    wanted = [d.strip() for d in divisions.split(",")] if divisions else list(Settings.from_env().divisions)
+    home = (home or default_home()).absolute()
+    sim = Simulation(root, home, wanted, quiet=not verbose)
+    port = port or free_port()
+    click.echo(f"replaying {root} from {first:%Y-%m-%d} to {last:%Y-%m-%d} in {len(days)} steps; platform home {home}")
+    started = time.perf_counter()
+    sim.start(first.date(), port, progress=lambda text: click.echo(f"  {text}"))
+    rows, previous = [], first.date()
+    with tqdm(days, unit="step", desc="replay") as bar:
+        for day in bar:
+            sim.failed_checks.clear()
+            result = sim.step(day, previous, port)
+            rows += report_rows(sim.env["TIME2BET_WAREHOUSE_URL"], previous, day, wanted, sim.failed_checks)
+            bar.set_postfix_str(f"{day} {'retrained ' if result.trained else ''}{result.seconds:.0f}s"
+                                + (f" FAILED {result.failed}" if result.failed else ""))
+            previous = day
+    table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    if report:
+        table.to_csv(report, index=False)
+    by_step = table.groupby("step_date").agg(predicted=("predicted", "sum"), played=("played", "sum"),
+                                             joined=("joined", "sum"), alerts=("alerts", "first"))
+    click.echo(by_step.to_string())
+    click.echo(f"{len(days)} steps in {time.perf_counter() - started:.0f} s; "
+               + (f"report {report}" if report else "no --report: the table above is the summary"))
+
+
+@main.group()
+def ledger() -> None:
+    """The prediction ledger (TIME2BET_LEDGER_DIR): verify its hash chains, anchor their heads."""
+
+
+def _anchor_sets(values: tuple[str, ...]) -> list[dict]:
+    import json
+
+    from time2bet.ledger import anchors_from_mapping, load_anchors
+
+    sets = []
+    for value in values:
+        try:
+            sets.append(anchors_from_mapping(json.loads(value)) if value.lstrip().startswith("{")
+                        else load_anchors(value))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise click.BadParameter(f"{value!r}: not an anchors file or JSON mapping ({exc})",
+                                     param_hint="--anchors") from exc
+    return sets
+
+
+@ledger.command("verify")
+@click.option("--anchors", "anchors", multiple=True, metavar="FILE|JSON",
+              help="anchored heads to check against: a file written by `time2bet ledger anchor`, or a JSON mapping "
+                   "writer -> {seq, hash, segment} (e.g. from Dagster metadata). Repeatable. Without anchors, "
+                   "removing a chain's newest records cannot be detected.")
+def ledger_verify(anchors: tuple[str, ...]) -> None:
+    """Re-hash every chain: exit 1 listing edited, removed, reordered or truncated records; 0 when all intact."""
+    from time2bet.ledger import merge_anchors, verify
+
+    directory = Settings.from_env().ledger_dir
+    report = verify(directory, merge_anchors(*_anchor_sets(anchors)))
+    if report.problems or report.torn_tails:
+        click.echo(report.listing())
+    click.echo(f"ledger {directory}: {report.summary()}")
+    sys.exit(0 if report.ok else 1)
+
+
+@ledger.command("anchor")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the anchors file (keep it outside the ledger directory); verified against first when it exists")
+def ledger_anchor(out: Path) -> None:
+    """Write every chain's current head to OUT, after verifying the ledger (against OUT's anchors when it exists);
+    a ledger with problems is not anchored (exit 1)."""
+    from time2bet.ledger import anchor
+
+    directory = Settings.from_env().ledger_dir
+    if out.resolve().is_relative_to(directory):
+        raise click.BadParameter(f"{out} is inside the ledger directory {directory}: anchors must be kept outside "
+                                 "the files they seal", param_hint="--out")
+    report, written = anchor(directory, out)
+    if not report.ok:
+        click.echo(report.listing())
+        click.echo(f"ledger {directory}: {report.summary()}; not anchored", err=True)
+        sys.exit(1)
+    click.echo(f"anchored {len(written)} chain(s), {report.records} records, to {out}")
 
 
 if __name__ == "__main__":

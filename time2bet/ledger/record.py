@@ -1,0 +1,158 @@
+"""What the ledger records: one :class:`LedgerRecord` per prediction request and model.
+
+A record carries the request's context once (ids, clocks, where it came from, the model and the data it used) and
+its predictions as columns (``match_key``, ``match_id``, ``kickoff_date``, ``p_home``, ``p_draw``, ``p_away``), one
+entry per predicted match: a single ``POST /predict`` is a record of one row, a batch request (or the batch asset's
+run over the fixtures) is one record carrying all its rows. A batch whose matches were answered by two models (A/B
+by match id) is one record per model, sharing ``request_id``. A prediction is identified by
+``(prediction_id, row)``; :func:`time2bet.ledger.reader.read_records` explodes records into one row per prediction.
+
+"Before kickoff" is judged on ``as_of`` (the platform's clock: the wall clock in production, the replay date under
+``time2bet simulate``), never on ``created_at`` (the wall clock, UTC, always).
+
+Constructing a record is the only work on the request path (a few microseconds); converting it to JSON happens in
+the writer's background thread (:func:`record_to_dict`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ROW_FIELDS = ("match_key", "match_id", "kickoff_date", "p_home", "p_draw", "p_away")
+RECORD_FIELDS = ("prediction_id", "created_at", "as_of", "source", "request_id", "model_name", "model_version",
+                 "model_alias", "variant", "model_family", "data_version", "features_as_of")
+KEY_SEPARATOR = "|"
+
+
+def match_key(division: str, kickoff_date: dt.date | str, home_team: str, away_team: str) -> str:
+    """``division|YYYY-MM-DD|home|away``: the readable key of a match (what ``GET /predict/{match_id}`` also
+    accepts); :func:`~time2bet.ledger.reader.read_records` splits it back into division and teams."""
+    day = kickoff_date if isinstance(kickoff_date, str) else kickoff_date.isoformat()
+    return KEY_SEPARATOR.join((division, day, home_team, away_team))
+
+
+def new_prediction_id() -> str:
+    """A fresh prediction id: 128 random bits as 32 hex digits (like a uuid4's hex, a quarter of its cost: the
+    random module is seeded from the OS and reseeded in a forked child, so workers do not repeat each other)."""
+    return f"{random.getrandbits(128):032x}"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One prediction request answered by one model; the rows are parallel sequences of equal length >= 1.
+
+    Any sequence works for the rows (lists, tuples, numpy arrays, pandas Series): they are converted when the
+    writer's thread serializes the record, so the caller must not mutate them after :meth:`LedgerWriter.append`.
+    """
+
+    prediction_id: str
+    created_at: dt.datetime              # wall clock, UTC (a naive value is taken as UTC)
+    as_of: dt.datetime                   # the platform's clock: == created_at in production, the replay date in simulate
+    source: str                          # where the request came from, e.g. "service:/predict", "dagster:batch_predictions"
+    model_name: str
+    model_version: str
+    model_alias: str                     # the registry alias the model was loaded by (champion, challenger)
+    variant: str                         # the A/B arm that answered
+    data_version: str | None             # the training data version of the model
+    features_as_of: dt.date | None       # the latest played match the features knew
+    match_key: Sequence[str]             # per row: division|kickoff|home|away (see match_key())
+    match_id: Sequence[str | None]       # per row: the warehouse's match id (md5 of division|date|home|away ids)
+    kickoff_date: Sequence[dt.date | str]
+    p_home: Sequence[float]
+    p_draw: Sequence[float]
+    p_away: Sequence[float]
+    model_family: str | None = None      # e.g. "xgboost", "logistic_regression" (once the registry tags it)
+    request_id: str | None = None        # ties together the records of one request answered by several models
+    n: int = field(init=False, repr=False, compare=False)   # number of rows (predictions)
+
+    def __post_init__(self) -> None:
+        n = len(self.match_key)
+        if n < 1 or not (len(self.match_id) == len(self.kickoff_date) == len(self.p_home) == len(self.p_draw)
+                         == len(self.p_away) == n):
+            raise ValueError("a ledger record needs at least one row and rows of equal length "
+                             f"(match_key {n}, match_id {len(self.match_id)}, kickoff_date {len(self.kickoff_date)}, "
+                             f"p_home {len(self.p_home)}, p_draw {len(self.p_draw)}, p_away {len(self.p_away)})")
+        object.__setattr__(self, "n", n)
+
+    @classmethod
+    def single(cls, *, prediction_id: str, created_at: dt.datetime, as_of: dt.datetime, source: str, model_name: str,
+               model_version: str, model_alias: str, variant: str, data_version: str | None,
+               features_as_of: dt.date | None, match_key: str, match_id: str | None, kickoff_date: dt.date | str,
+               p_home: float, p_draw: float, p_away: float, model_family: str | None = None,
+               request_id: str | None = None) -> LedgerRecord:
+        """A record of one prediction (each row field a single value)."""
+        return cls(prediction_id, created_at, as_of, source, model_name, model_version, model_alias, variant,
+                   data_version, features_as_of, (match_key,), (match_id,), (kickoff_date,), (p_home,), (p_draw,),
+                   (p_away,), model_family, request_id)
+
+
+def _timestamp(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not dt.UTC:
+            value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a datetime, got {value!r}")
+
+
+def _day(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):          # other date-like scalars
+        return str(value.isoformat())[:10]
+    if type(value).__name__ == "datetime64":
+        return str(value)[:10]
+    raise TypeError(f"expected a date, got {value!r}")
+
+
+def _plain(values: Sequence[Any]) -> Sequence[Any]:
+    return values.tolist() if hasattr(values, "tolist") else values   # numpy arrays, pandas Series
+
+
+def record_to_dict(record: LedgerRecord) -> dict[str, Any]:
+    """The JSON form of a record (strings, floats, lists): what is hashed and written. Off the request path."""
+    created = _timestamp(record.created_at)
+    kickoffs = _plain(record.kickoff_date)
+    return {
+        "prediction_id": record.prediction_id,
+        "created_at": created,
+        "as_of": created if record.as_of is record.created_at else _timestamp(record.as_of),
+        "source": record.source,
+        "request_id": record.request_id,
+        "model_name": record.model_name,
+        "model_version": str(record.model_version),
+        "model_alias": record.model_alias,
+        "variant": record.variant,
+        "model_family": record.model_family,
+        "data_version": record.data_version,
+        "features_as_of": _day(record.features_as_of),
+        "rows": {
+            "match_key": [str(v) for v in _plain(record.match_key)],
+            "match_id": [None if v is None else str(v) for v in _plain(record.match_id)],
+            "kickoff_date": [v if isinstance(v, str) else _day(v) for v in kickoffs],
+            "p_home": [float(v) for v in _plain(record.p_home)],
+            "p_draw": [float(v) for v in _plain(record.p_draw)],
+            "p_away": [float(v) for v in _plain(record.p_away)],
+        },
+    }
+
+
+def record_day(record: LedgerRecord) -> str:
+    """The UTC day of the record's wall clock (``created_at``): which day's segment it belongs to."""
+    created = record.created_at
+    if isinstance(created, dt.datetime) and created.tzinfo is not None:
+        created = created.astimezone(dt.UTC)
+    return created.date().isoformat() if isinstance(created, dt.datetime) else str(created)[:10]
