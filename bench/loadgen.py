@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ class Conn(asyncio.Protocol):
         self.on_done = None
         self.on_lost = on_lost
         self.status = 0
+        self.retry_after = 0.0
         self.timer = None
         self.ready = asyncio.get_running_loop().create_future()
 
@@ -80,6 +82,8 @@ class Conn(asyncio.Protocol):
                     return
                 head = bytes(self.buf[:end]).lower()
                 self.status = int(head[9:12])
+                j = head.find(b"retry-after:")
+                self.retry_after = float(head[j + 12:head.find(b"\r\n", j) if head.find(b"\r\n", j) > 0 else None]) if j >= 0 else 0.0
                 i = head.find(b"content-length:")
                 if i < 0:
                     raise RuntimeError("response without content-length")
@@ -175,7 +179,9 @@ async def run(args) -> dict:
                 if measure_from <= now < stop_at or (status == -1 and measure_from <= sent < stop_at):
                     record(status, now - sent)   # answers completed (time-outs: sent) inside the measured window
                 usable = conn not in lost and not conn.transport.is_closing()
-                if now < stop_at and usable and (status == 200 or (args.timeout > 0 and status > 0)):
+                if now < stop_at and usable and status == 503 and args.honor_retry_after and conn.retry_after > 0:
+                    loop.call_later(conn.retry_after * (1 + args.jitter * random.random()), lambda: kick(conn) if clock() < stop_at and conn not in lost else stopped())
+                elif now < stop_at and usable and (status == 200 or (args.timeout > 0 and status > 0)):
                     kick(conn)
                 elif now < stop_at and args.timeout > 0:   # dropped (time-out, or closed by the server): replace it
                     loop.create_task(replace())
@@ -306,6 +312,9 @@ def main(argv=None) -> int:
                    "and the first requests (0); without it, under a saturating --conns, a server may accept the "
                    "last connections only seconds later (their first requests then wait)")
     p.add_argument("--timeout", type=float, default=0.0, help="client time-out per request, s (0: none)")
+    p.add_argument("--honor-retry-after", action="store_true",
+                   help="after a 503 with Retry-After, wait that long (times 1 + jitter * U(0,1)) before sending again")
+    p.add_argument("--jitter", type=float, default=0.0, help="see --honor-retry-after")
     args = p.parse_args(argv)
     if uvloop is not None:
         uvloop.install()

@@ -36,7 +36,8 @@ Phases of every run:
 4. overload: 512 connections, closed loop, against the service for 5 s after 1 s, with a 2 s client time-out (a
    timed-out connection is replaced), the load starting 1.5 s after the connections opened:
    overload_p99_ms (p99 of the 200 answers), overload_shed_p99_ms (p99 of the 503 answers, 0 if none),
-   overload_timeouts (requests unanswered after 2 s); then the same with the load from the first connection on
+   overload_timeouts (requests unanswered after 2 s); a connection answered 503 waits out its Retry-After (1 s,
+   times 1-2 at random) before it sends again, as a client with an HTTP retry policy does; then the same with the load from the first connection on
    (512 clients arriving at once): overload_burst_timeouts. Without the pause a saturated uvicorn accepts the
    last connections seconds late (a bare uvicorn app too), so their first requests time out: the burst figure
    measures that, the other one the 512 established connections. 512 connections need as many file
@@ -92,6 +93,8 @@ def loadgen(url: str, bodies: Path, mode: str, *, conns: int, rate: float, warmu
     argv = [sys.executable, str(REPO / "bench" / "loadgen.py"), "--url", url, "--bodies", str(bodies),
             "--mode", mode, "--conns", str(conns), "--rate", str(rate), "--warmup", str(warmup),
             "--duration", str(duration), "--timeout", str(timeout), "--settle", str(settle), "--max-conns", str(max(512, conns))]
+    if timeout > 0:   # the overload phases: a client told 503 + Retry-After waits it out (jittered), as urllib3's
+        argv += ["--honor-retry-after", "--jitter", "1"]   # Retry and other HTTP retry policies do
     out = subprocess.run(argv, capture_output=True, text=True, timeout=settle + warmup + duration + 60)
     if out.returncode != 0:
         raise RuntimeError(f"loadgen failed ({out.returncode}):\n{out.stderr[-2000:]}")

@@ -24,7 +24,9 @@ app = FastAPI(title="Time2Bet match-outcome forecasts", responses=errors.documen
     "413": "request body over the size limit",
     "422": "invalid request: unknown team (with the closest names), unknown division, same team twice, "
            "malformed date, wrong types, extra fields, strings too long, empty or oversized batch",
-    "503": "the model and the serving snapshot are still loading (or the jobs store is unavailable)"}),
+    "503": "not_ready: the model and the serving snapshot are still loading; jobs_unavailable: the jobs store is "
+           "unavailable; overloaded: the worker has TIME2BET_MAX_IN_FLIGHT requests in flight already (load "
+           "shedding), retry after Retry-After seconds"}, headers={503: errors.RETRY_AFTER}),
     docs_url=None, redoc_url=None)   # FastAPI's pages load Swagger UI / ReDoc from a CDN: /docs is served below
 errors.install(app)
 app.add_middleware(ObserveRequests)

@@ -19,6 +19,7 @@ rejected-requests counter, ``time2bet_validation_errors_total``, lives here and 
 
 from __future__ import annotations
 
+import json
 import logging
 
 import redis
@@ -42,9 +43,17 @@ class NotReady(Exception):
     """The model or the serving snapshot is not loaded (yet, or it failed): 503."""
 
 
-def documented(**codes: str) -> dict:
-    """OpenAPI `responses` of error bodies (ErrorResponse), e.g. documented(**{"404": "unknown match id"})."""
-    return {int(code): {"model": ErrorResponse, "description": why} for code, why in codes.items()}
+def documented(headers: dict[int, dict] | None = None, **codes: str) -> dict:
+    """OpenAPI `responses` of error bodies (ErrorResponse), e.g. documented(**{"404": "unknown match id"});
+    ``headers``: {status: OpenAPI headers} of some of them."""
+    return {int(code): {"model": ErrorResponse, "description": why,
+                        **({"headers": headers[int(code)]} if headers and int(code) in headers else {})}
+            for code, why in codes.items()}
+
+
+# a 503 overloaded (load shedding) and a 429 jobs_queue_full carry it
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again (503: only when overloaded)",
+                               "schema": {"type": "integer"}}}
 
 
 MALFORMED_BODY = documented(**{"400": "the body is not decodable (e.g. not UTF-8)"})
@@ -97,6 +106,13 @@ async def on_request_error(_: Request | None, exc: RequestError) -> JSONResponse
 
 async def on_not_ready(_: Request | None, exc: NotReady) -> JSONResponse:
     return JSONResponse({"error": "not_ready", "message": str(exc)}, status_code=503)
+
+
+def overloaded_body(limit: int, retry_after_s: int) -> bytes:
+    """The body of a shed request's 503 (shedding.ShedLoad sends it prebuilt, with Retry-After)."""
+    return json.dumps({"error": "overloaded", "message": f"the service is at capacity ({limit} requests in flight in "
+                       f"this worker); retry after {retry_after_s} s", "retry_after_s": retry_after_s},
+                      separators=(",", ":")).encode()
 
 
 async def on_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -187,6 +203,6 @@ def install(app: FastAPI) -> None:
     app.router.default = no_route(app)
 
 
-__all__ = ["MALFORMED_BODY", "PREDICT_REFUSALS", "VALIDATION_ERRORS", "NotReady", "Unrouted",
+__all__ = ["MALFORMED_BODY", "PREDICT_REFUSALS", "RETRY_AFTER", "VALIDATION_ERRORS", "NotReady", "Unrouted",
            "describe_validation_errors", "documented", "error_response", "install", "on_not_ready", "on_request_error",
-           "unknown_job"]
+           "overloaded_body", "unknown_job"]

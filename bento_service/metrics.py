@@ -7,6 +7,8 @@ plain ASGI middleware (no task or memory streams per request), a metric's child 
 and cached (``labels()`` takes a lock and builds a key), and the handler reports its variant through the
 ``REQUEST_INFO`` context variable (a dict shared with the thread pool) instead of anything per request.
 ``time2bet_validation_errors_total`` is errors.py's (it counts the error answers; the 413 below is one).
+``time2bet_requests_shed_total`` counts the requests shedding.py answered 503 overloaded (``count_shed``), which
+also count in the route's ``time2bet_requests_total`` (5xx) and ``time2bet_request_seconds``.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ SWAPS = Counter("time2bet_model_swaps_total", "model loads after an alias moved,
 # a new exported snapshot noticed by a worker: loaded and swapped in (success), or the old one kept (failure)
 SNAPSHOT_SWAPS = Counter("time2bet_snapshot_swaps_total", "serving snapshot reloads after a new export, by outcome",
                          ["outcome"])
+# requests answered 503 overloaded past TIME2BET_MAX_IN_FLIGHT (shedding.py); also in time2bet_requests_total
+SHED = Counter("time2bet_requests_shed_total", "requests shed (answered 503 overloaded: too many in flight), by "
+               "route template", ["route"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"   # rendered by render() (it is the snapshot's, read at scrape time)
 
 REQUEST_INFO: contextvars.ContextVar[dict] = contextvars.ContextVar("time2bet_request_info")
 OBSERVED = "time2bet.observed"   # scope key: the request is observed already (fast path, then the app)
 _ROUTE_METRICS: dict[tuple[str, str, str], tuple] = {}   # (route, status, variant) -> (REQUESTS, LATENCY) children
 _PREDICTION_METRICS: dict[tuple[str, str], Counter] = {}   # (outcome, variant) -> its child of PREDICTIONS
+_SHED_METRICS: dict[str, Counter] = {}   # route -> its child of SHED
 
 
 def _route_template(scope) -> str:
@@ -152,13 +158,28 @@ class ObserveRequests:
                 ended = exc.ended or await _drain(upstream, received)
                 await _too_large(ended)(scope, upstream, send_observed)
         finally:
-            key = (_route_template(scope), info["status"], info["variant"])
-            children = _ROUTE_METRICS.get(key)
-            if children is None:   # labels() takes a lock and builds a key: once per label set
-                children = _ROUTE_METRICS[key] = (REQUESTS.labels(route=key[0], status=key[1], variant=key[2]),
-                                                  LATENCY.labels(route=key[0], variant=key[2]))
-            children[0].inc()
-            children[1].observe(time.perf_counter() - start)
+            _observe((_route_template(scope), info["status"], info["variant"]), time.perf_counter() - start)
+
+
+def _observe(key: tuple[str, str, str], seconds: float) -> None:
+    """One request of (route, status class, variant) taking ``seconds``: time2bet_requests_total and
+    time2bet_request_seconds."""
+    children = _ROUTE_METRICS.get(key)
+    if children is None:   # labels() takes a lock and builds a key: once per label set
+        children = _ROUTE_METRICS[key] = (REQUESTS.labels(route=key[0], status=key[1], variant=key[2]),
+                                          LATENCY.labels(route=key[0], variant=key[2]))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def count_shed(route: str, seconds: float) -> None:
+    """A request shed (shedding.ShedLoad answered 503 overloaded): time2bet_requests_shed_total, and the route's
+    request count (status 5xx) and latency, as if the route had answered it."""
+    child = _SHED_METRICS.get(route)
+    if child is None:
+        child = _SHED_METRICS[route] = SHED.labels(route=route)
+    child.inc()
+    _observe((route, "5xx", "none"), seconds)
 
 
 def count_predictions(scored: Scored) -> Scored:
@@ -190,4 +211,5 @@ def render(snapshot: Snapshot | None) -> Response:
 
 
 __all__ = ["BATCH_SIZE", "DRAIN_LIMIT_BYTES", "LATENCY", "MAX_BODY_BYTES", "MODEL_INFO", "PREDICTIONS", "REQUESTS",
-           "REQUEST_INFO", "SWAPS", "BodyTooLarge", "ObserveRequests", "count_predictions", "render"]
+           "REQUEST_INFO", "SHED", "SWAPS", "BodyTooLarge", "ObserveRequests", "count_predictions", "count_shed",
+           "render"]

@@ -35,10 +35,11 @@ from bento_service.app import app
 from bento_service.errors import (
     MALFORMED_BODY, PREDICT_REFUSALS, NotReady, describe_validation_errors, documented, error_response, unknown_job,
 )
-from bento_service.fast_path import PredictFront
+from bento_service.fast_path import FAST_PATHS, PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
+from bento_service.shedding import ShedLoad
 from bento_service.schemas import (
     DIVISION_SCHEMA, JOB_ID_SCHEMA, MATCH_ID_SCHEMA, MAX_BATCH, MAX_DIVISION, MAX_ID, BatchRequest, BatchResponse,
     IsoDate, JobAccepted, JobStatus, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
@@ -355,6 +356,9 @@ class Time2BetService:
                             input_features=len(model.input_features))
 
 
+if _SETTINGS.max_in_flight:   # load shedding, outside the fast path (see bento_service/shedding.py)
+    Time2BetService.add_asgi_middleware(ShedLoad, max_in_flight=_SETTINGS.max_in_flight, routes=app.router,
+                                        fixed={("POST", path): path for path in FAST_PATHS})
 Time2BetService.add_asgi_middleware(PredictFront)
 
 __all__ = ["MAX_BATCH", "Time2BetService", "app"]

@@ -1,0 +1,115 @@
+"""Load shedding: past TIME2BET_MAX_IN_FLIGHT requests in flight, a request is answered 503 at once (``ShedLoad``).
+
+Without it, past capacity every request is taken and queued: each waits behind all the others, so at 512
+connections answers took 130-240 ms and clients timed out (``bench/serve.py``'s overload phase). With a bound on
+the requests in flight, the accepted ones stay within the latency the service has at that concurrency and the rest
+are told at once to come back (503 ``{"error": "overloaded", ...}`` with ``Retry-After``), which a client, a load
+balancer or a retrying proxy can act on, instead of a time-out.
+
+Why a middleware of our own rather than what BentoML or uvicorn offer (checked in BentoML 1.4.40, uvicorn 0.54):
+
+- BentoML's ``traffic.max_concurrency`` (``bentoml._internal.server.http.traffic.MaxConcurrencyMiddleware``)
+  answers **429** ``{"error": "Too many requests"}``: not the service's error shape, no ``Retry-After``, and ahead
+  of our middlewares, so the answer is counted by no metric of ours; a 429 also tells the client *it* sent too
+  much, where the service is the one out of capacity (503). Replacing that class (as traffic.py does for the
+  timeout) would tie the answer to a private module for no gain: this middleware sits at the same place in the
+  chain (right inside BentoML's traffic-timeout and tracing middlewares), through the documented
+  ``add_asgi_middleware``. (Shedding ahead of all of BentoML's middlewares, tried by wrapping its app, made a
+  shed answer cheaper, but clients that retry at once then only retried faster: no better for the accepted.)
+- uvicorn's ``limit_concurrency`` counts *connections* as well as tasks, so 512 idle keep-alive connections would
+  trip it with nothing in flight; it answers ``text/plain`` with ``Connection: close``, and BentoML passes no
+  such option to the uvicorn it runs.
+
+What counts: every HTTP request of the worker (prediction routes, GET routes, jobs, docs) from the moment it
+enters this middleware until the app returns, except the probes and the scrape, /livez, /healthz, /readyz and
+/metrics, which are never counted nor shed, so that orchestration and Prometheus keep working under overload (the
+paths BentoML's own limiter exempts). The count is per worker process (one event loop, so a plain integer).
+A shed request costs a dictionary look-up, the prebuilt answer and its metrics: ``time2bet_requests_shed_total``
+{route} and the route's ``time2bet_requests_total`` (status 5xx) and ``time2bet_request_seconds``, with the
+route's template as label (the prediction routes by path; any other by matching the FastAPI app's routes, only
+when shedding). Its body is never read (uvicorn drops it and keeps the connection).
+
+The default limit, 64 (TIME2BET_MAX_IN_FLIGHT, time2bet/settings.py), measured with bench/serve.py: one worker
+reaches its full throughput well below 64 requests in flight, so more in flight only adds waiting (Little's
+law); and 64 clients, the benchmark's saturation load, never exceed it, since a keep-alive client has one request
+in flight at most. Shedding bounds latency for clients that wait out ``Retry-After``; a client that sends again
+at once turns each 503 into another request, and a shed answer costs about half a served one (~0.1 ms: uvicorn,
+BentoML's middlewares, the answer), so against hundreds of such clients the worker's time goes to answering
+503s and no limit keeps the answers fast.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.routing import Match
+
+from bento_service.errors import overloaded_body
+from bento_service.metrics import count_shed
+
+# never counted nor shed: liveness, readiness, the Prometheus scrape (BentoML's MaxConcurrencyMiddleware.BYPASS_PATHS)
+EXEMPT_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+RETRY_AFTER_S = 1   # a second: at capacity an accepted request takes tens of ms, so the backlog is gone by then
+
+
+class ShedLoad:
+    """ASGI middleware: at most ``max_in_flight`` requests in flight in this worker (0: no limit); past it, a 503
+    ``overloaded`` JSON answer with ``Retry-After`` (see the module docstring). ``routes``: the FastAPI app
+    whose route templates label shed requests in the metrics; ``fixed``: {(method, path): template} looked up
+    before them (the prediction routes)."""
+
+    def __init__(self, app, max_in_flight: int, routes=None, fixed: dict[tuple[str, str], str] | None = None,
+                 retry_after_s: int = RETRY_AFTER_S):
+        self.app = app
+        self.limit = max_in_flight
+        self.in_flight = 0
+        self.routes = routes
+        self.fixed = fixed or {}
+        self.body = overloaded_body(max_in_flight, retry_after_s)
+        self.headers = ((b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode()),
+                        (b"retry-after", str(retry_after_s).encode()))
+
+    async def __call__(self, scope, receive, send):
+        if self.limit <= 0 or scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.limit:
+            return await self.shed(scope, send)
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def shed(self, scope, send) -> None:
+        start = time.perf_counter()
+        try:
+            # fresh messages: a middleware on the way out may add headers in place (OpenTelemetry's propagator)
+            await send({"type": "http.response.start", "status": 503, "headers": list(self.headers)})
+            await send({"type": "http.response.body", "body": self.body, "more_body": False})
+        finally:
+            count_shed(self.template(scope), time.perf_counter() - start)
+
+    def template(self, scope) -> str:
+        """The route template of a request (the metrics' route label), "other" if none of ours matches."""
+        template = self.fixed.get((scope["method"], scope["path"]))
+        if template is not None:
+            return template
+        for route in _routes(self.routes):
+            path = getattr(route, "path", None)
+            if path is not None and route.matches(scope)[0] is Match.FULL:
+                return path
+        return "other"
+
+
+def _routes(router):
+    """The routes of a router, those of included routers in their place (FastAPI 0.16x keeps an included router
+    whole, as one route holding ``original_router``; BentoML includes the service's routes that way)."""
+    for route in getattr(router, "routes", ()):
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included)
+        else:
+            yield route
+
+
+__all__ = ["EXEMPT_PATHS", "RETRY_AFTER_S", "ShedLoad"]
