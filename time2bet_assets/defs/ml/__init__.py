@@ -4,13 +4,13 @@ import dagster as dg
 
 from time2bet.settings import Settings
 from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
-from time2bet_assets.defs.ml.jobs import train_and_promote_job
+from time2bet_assets.defs.ml.jobs import predict_upcoming_job, train_and_promote_job
 from time2bet_assets.defs.ml.resources import ml_resources
 
 
 def ml_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[training_dataset, candidate_model, registered_model, batch_predictions],
-        jobs=[train_and_promote_job],
+        jobs=[train_and_promote_job, predict_upcoming_job],
         resources=ml_resources(settings),
     )

@@ -10,6 +10,7 @@ import pandas as pd
 from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
 from time2bet.serving_contract import MODEL_FEATURES
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
+from time2bet_assets.lib.ledger import LedgerResource, platform_clock
 from time2bet_assets.lib.warehouse import WarehouseResource
 
 # upstream: the dbt marts of the features area, named by key (areas do not import each other)
@@ -154,10 +155,13 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
 
 @dg.asset(deps=[registered_model, UPCOMING_MATCH_FEATURES], group_name="ml", kinds={"mlflow", "duckdb", "postgres"})
 def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                      mlflow: MlflowResource) -> dg.MaterializeResult:
+                      mlflow: MlflowResource, ledger: LedgerResource) -> dg.MaterializeResult:
     """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
-    in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row."""
+    in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row. Every
+    prediction is also sealed in the prediction ledger (one record per model, the run's own hash chain), written
+    and fsynced before the table is replaced, so no prediction is served that the ledger lacks."""
     import mlflow as mlf
+    from time2bet.ledger import LedgerRecord, match_key, new_prediction_id, utc_now
     from time2bet.mlflow_store import registry_client
 
     from time2bet.serving_contract import model_input
@@ -167,6 +171,11 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     fixtures = wh.read_sql(UPCOMING_FIXTURES_SQL)
     aliases = client.get_registered_model(mlflow.model_name).aliases
     frames = []
+    created_at = utc_now()
+    as_of = platform_clock(context, created_at)
+    writer = ledger.writer(context.run_id)
+    features_as_of = pd.to_datetime(wh.read_sql(
+        "SELECT max(match_date) AS d FROM analytics.stg_matches")["d"]).dt.date.iloc[0]
     for alias in ("champion", "challenger"):
         if alias not in aliases:
             continue
@@ -178,17 +187,34 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         out[["p_home", "p_draw", "p_away"]] = probs if len(fixtures) else pd.DataFrame(columns=range(3))
         out["variant"], out["model_name"], out["model_version"] = alias, mlflow.model_name, str(mv.version)
         out["data_version"] = mv.tags.get("data_version", "")
-        out["predicted_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        out["predicted_at"] = pd.Timestamp(created_at).tz_localize(None)
         frames.append(out)
+        if len(out):
+            writer.append(LedgerRecord(
+                prediction_id=new_prediction_id(), created_at=created_at, as_of=as_of,
+                source="dagster:batch_predictions", request_id=context.run_id, model_name=mlflow.model_name,
+                model_version=str(mv.version), model_alias=alias, variant=alias,
+                data_version=out["data_version"].iloc[0] or None, features_as_of=features_as_of,
+                match_key=[match_key(*k) for k in zip(out["division"], pd.to_datetime(out["match_date"]).dt.date,
+                                                      out["home_team"], out["away_team"])],
+                match_id=out["match_id"].tolist(), kickoff_date=pd.to_datetime(out["match_date"]).dt.date.tolist(),
+                p_home=out["p_home"].tolist(), p_draw=out["p_draw"].tolist(), p_away=out["p_away"].tolist()))
     if not frames:
         raise dg.Failure(description=f"no champion for {mlflow.model_name} yet: nothing to predict with")
     predictions = pd.concat(frames, ignore_index=True)
+    writer.close()
+    if writer.dropped or writer.failed_flushes:
+        raise dg.Failure(description=f"the prediction ledger did not take this run's predictions "
+                                     f"({writer.dropped} records dropped: {writer.last_error})")
     wh.replace_table("predictions.upcoming_matches", predictions)
     preview = predictions[predictions["variant"] == "champion"].head(10)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(predictions),
         "fixtures": len(fixtures),
         "variants": ", ".join(sorted(predictions["variant"].unique())),
+        "ledger_writer": writer.writer_id,
+        "ledger_records": writer.written,
+        "as_of": as_of.isoformat(),
         "preview": dg.MetadataValue.md(preview[["match_date", "home_team", "away_team", "p_home", "p_draw", "p_away",
                                                 "model_version"]].round(3).to_markdown(index=False)),
     })

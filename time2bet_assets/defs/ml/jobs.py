@@ -13,3 +13,10 @@ train_and_promote_job = dg.define_asset_job(
                                        SERVING_SNAPSHOT),
     description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures, export the serving snapshot.",
 )
+
+predict_upcoming_job = dg.define_asset_job(
+    "predict_upcoming",
+    selection=dg.AssetSelection.assets(batch_predictions, SERVING_SNAPSHOT),
+    description="Predict the upcoming fixtures with the current champion (and challenger), sealing them in the "
+                "prediction ledger, and export the serving snapshot: after new features, without retraining.",
+)

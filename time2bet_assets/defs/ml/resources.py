@@ -7,6 +7,7 @@ import dagster as dg
 
 from time2bet.serving_contract import MODEL_NAME
 from time2bet.settings import Settings
+from time2bet_assets.lib.ledger import ledger_resource
 from time2bet_assets.lib.warehouse import warehouse_resource
 
 
@@ -45,4 +46,5 @@ def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "datasets": DatasetStoreResource(root=str(settings.home / "datasets")),
         "gate": GatePolicy(),
         "warehouse": warehouse_resource(settings),
+        "ledger": ledger_resource(settings),
     }
