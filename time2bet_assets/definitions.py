@@ -6,6 +6,7 @@ from time2bet.settings import Settings
 from time2bet_assets.defs.features import features_definitions
 from time2bet_assets.defs.ingestion import ingestion_definitions
 from time2bet_assets.defs.ml import ml_definitions
+from time2bet_assets.defs.monitoring import monitoring_definitions
 from time2bet_assets.defs.serving import serving_definitions
 
 
@@ -13,7 +14,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """All definitions for one configuration (the CLI and tests build their own; Dagster loads ``defs``)."""
     return dg.Definitions.merge(
         ingestion_definitions(settings), features_definitions(settings), ml_definitions(settings),
-        serving_definitions(settings),
+        serving_definitions(settings), monitoring_definitions(settings),
     )
 
 

@@ -29,7 +29,7 @@ from mlflow.models import infer_signature
 
 from time2bet.ml.metrics import OUTCOME_NAMES, expected_calibration_error
 from time2bet.mlflow_store import use_tracking
-from time2bet.ml.training import TrainingResult, feature_importance, model_params
+from time2bet.ml.training import TrainingResult, feature_importance, fit_reference, model_params, reference_parameters
 from time2bet.serving_contract import MODEL_NAME, model_input
 
 # Every type inside a calibrated logistic-regression pipeline or XGBoost model that skops does not trust by
@@ -42,6 +42,9 @@ SKOPS_TRUSTED_TYPES = [
     "xgboost.sklearn.XGBClassifier",
 ]
 _REQUIREMENTS = ("scikit-learn", "xgboost", "skops", "numpy", "pandas", "scipy")
+# the Elo-only reference fitted on the run's whole training window (training.reference_parameters): live monitoring
+# compares the model with it on the matches it predicted (time2bet.monitoring)
+REFERENCE_ARTIFACT = "references/elo.json"
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,8 @@ def log_training_run(
                                                      digest=data_version[:36]), context="training")
         mlflow.log_text(json.dumps(list(result.features), indent=1), "features.json")
         mlflow.log_text(cv.folds.to_csv(index=False), "walk_forward/folds.csv")
+        reference = fit_reference(frame, cv.reference_feature)
+        mlflow.log_dict(reference_parameters(reference, cv.reference_feature), REFERENCE_ARTIFACT)
 
         oof = cv.predictions
         y, p = oof["y"].to_numpy(), oof[[f"model_p_{n}" for n in OUTCOME_NAMES]].to_numpy()

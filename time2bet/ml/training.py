@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -189,6 +189,30 @@ def fit_reference(train: pd.DataFrame, feature: str) -> Pipeline:
         return make_pipeline(SimpleImputer(strategy="median"), LogisticRegression(max_iter=1000)).fit(
             _reference_input(train, feature), _labels(train)
         )
+
+
+def reference_parameters(model: Pipeline, feature: str) -> dict[str, object]:
+    """A fitted :func:`fit_reference` as plain numbers, which every training run logs (``references/elo.json``), so
+    live monitoring scores new matches with the very reference the run fitted: the feature, the value that stands
+    in for a missing one, and per outcome class its coefficient and intercept."""
+    imputer, logreg = model[0], model[-1]
+    return {"feature": feature, "impute_value": float(imputer.statistics_[0]),
+            "classes": [int(c) for c in logreg.classes_], "coef": [float(c) for c in logreg.coef_[:, 0]],
+            "intercept": [float(b) for b in logreg.intercept_]}
+
+
+def reference_probabilities(parameters: Mapping[str, object], frame: pd.DataFrame) -> np.ndarray:
+    """(n, 3) H/D/A probabilities of a reference given by :func:`reference_parameters`: what the fitted pipeline's
+    ``predict_proba`` returns (softmax of the multinomial logits)."""
+    x = _reference_input(frame, str(parameters["feature"])).iloc[:, 0].to_numpy(dtype="float64")
+    x = np.where(np.isnan(x), float(parameters["impute_value"]), x)
+    logits = np.outer(x, np.asarray(parameters["coef"], dtype="float64")) + np.asarray(parameters["intercept"])
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    out = np.zeros((len(x), 3))
+    out[:, np.asarray(parameters["classes"], dtype=np.int64)] = p
+    return out
 
 
 def market_probabilities(frame: pd.DataFrame) -> np.ndarray:

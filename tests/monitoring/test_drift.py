@@ -1,0 +1,53 @@
+"""Drift reports (Evidently 0.7): a shifted feature is found and an unchanged one is not, predictions and outcomes
+are tested against the reference window, target drift waits for results, and the HTML report is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from time2bet.monitoring.drift import drift_report
+
+FEATURES = ["elo_diff", "home_rest_days", "home_points_last5", "h2h_meetings_last5"]
+
+
+def _frame(n: int, seed: int, *, shift: float = 0.0, home_share: float = 0.45, played: bool = True) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([4.5, 2.7, 3.0], n)
+    result = rng.choice(["H", "D", "A"], n, p=[home_share, 0.27, 0.73 - home_share])
+    frame = pd.DataFrame({
+        "elo_diff": rng.normal(shift, 100, n), "home_rest_days": rng.integers(3, 8, n).astype(float),
+        "home_points_last5": rng.integers(0, 16, n).astype(float), "h2h_meetings_last5": np.nan,
+        "p_home": p[:, 0], "p_draw": p[:, 1], "p_away": p[:, 2], "result": result,
+        "home_goals": rng.poisson(1.5, n), "away_goals": rng.poisson(1.1, n)})
+    if not played:
+        frame[["result", "home_goals", "away_goals"]] = None
+    return frame
+
+
+def test_a_shifted_feature_drifts_and_the_report_is_written(tmp_path):
+    reference = _frame(1000, 1)
+    current = _frame(120, 2, shift=250.0, home_share=0.7)
+    current.loc[:9, ["result", "home_goals", "away_goals"]] = None   # ten not played yet
+    result = drift_report(reference, current, features=FEATURES, html_path=tmp_path / "drift" / "w.html")
+    by = result.columns.set_index("column_name")
+    assert by.loc["elo_diff", "drifted"] and by.loc["elo_diff", "statistic"] < 1e-6
+    assert not by.loc["home_rest_days", "drifted"] and by.loc["home_rest_days", "method"] == "ks"
+    assert "h2h_meetings_last5" in result.skipped   # no values on either side: not testable
+    assert (result.features_tested, result.features_drifted) == (3, 1)
+    assert result.share_drifted == pytest.approx(1 / 3) and not result.dataset_drift
+    assert set(result.p_values("prediction")) == {"p_home", "p_draw", "p_away"}
+    assert result.prediction_drift is False
+    assert result.target_drift is True and result.p_values("target")["result"] < 1e-6
+    assert by.loc["result", "method"] == "chisquare" and "goals" in result.p_values("target")
+    assert (result.n_reference, result.n_current, result.n_current_played) == (1000, 120, 110)
+    assert result.html.exists() and result.html.stat().st_size > 10_000
+    text = result.html.read_text()
+    assert text.lstrip().startswith("<!DOCTYPE html>") and "elo_diff" in text and "home_rest_days" in text
+
+
+def test_target_drift_waits_for_results():
+    result = drift_report(_frame(500, 3), _frame(40, 4, played=False), features=FEATURES[:2], html_path=None)
+    assert result.target_drift is None and result.n_current_played == 0
+    assert set(result.columns["kind"]) == {"feature", "prediction"} and result.html is None

@@ -1,0 +1,161 @@
+"""Drift of what is being predicted, against the champion's training window, as an Evidently 0.7 report.
+
+- **feature drift**: every model feature of the period's predicted matches against the same feature over the
+  training window (``DataDriftPreset``: one ``ValueDrift`` per feature and ``DriftedColumnsCount``, the share of
+  drifted features; the dataset counts as drifted when that share reaches ``drift_share``);
+- **prediction drift**: ``p_home``, ``p_draw``, ``p_away`` as predicted in the period against the champion's
+  predictions over its training window;
+- **target drift**, once results are in: the outcome (H/D/A shares) and the goals per match of the period's played
+  matches against the training window's.
+
+Every test is a two-sample test with a p-value (Kolmogorov-Smirnov for numbers, chi-square for the outcome; a
+column drifts when p < 0.05), fixed rather than left to Evidently's defaults, which switch to Wasserstein distance
+against a reference of over 1,000 rows: with a week's few dozen matches that distance flags nearly every feature
+of an unchanged distribution (measured: 82 of 84 on identical normal samples of 3,400 and 60 rows).
+
+Evidently's own API of 0.7 (``evidently.Report``, ``Dataset``, ``DataDefinition``, ``evidently.presets``), not the
+legacy one under ``evidently.legacy``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PREDICTIONS = ("p_home", "p_draw", "p_away")
+RESULT, GOALS = "result", "goals"
+NUM_METHOD, CAT_METHOD = "ks", "chisquare"
+THRESHOLD = 0.05          # p-value below which a column has drifted
+DRIFT_SHARE = 0.5         # share of drifted features from which the dataset has drifted (Evidently's default)
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    columns: pd.DataFrame           # kind ('feature', 'prediction', 'target'), column_name, method, statistic
+                                    # (the p-value), threshold, drifted
+    n_reference: int
+    n_current: int
+    n_current_played: int
+    drift_share: float
+    html: Path | None
+    skipped: tuple[str, ...] = field(default=())   # columns without values on one side (not testable)
+
+    def _kind(self, kind: str) -> pd.DataFrame:
+        return self.columns[self.columns["kind"] == kind]
+
+    @property
+    def features_tested(self) -> int:
+        return len(self._kind("feature"))
+
+    @property
+    def features_drifted(self) -> int:
+        return int(self._kind("feature")["drifted"].sum())
+
+    @property
+    def share_drifted(self) -> float:
+        return self.features_drifted / self.features_tested if self.features_tested else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return self.features_tested > 0 and self.share_drifted >= self.drift_share
+
+    @property
+    def prediction_drift(self) -> bool | None:
+        rows = self._kind("prediction")
+        return bool(rows["drifted"].any()) if len(rows) else None
+
+    @property
+    def target_drift(self) -> bool | None:
+        rows = self._kind("target")
+        return bool(rows["drifted"].any()) if len(rows) else None
+
+    def p_values(self, kind: str) -> dict[str, float]:
+        rows = self._kind(kind)
+        return dict(zip(rows["column_name"], rows["statistic"].astype(float)))
+
+
+def with_goals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``goals`` (goals per match: home + away; NaN when not played)."""
+    out = frame.copy()
+    if {"home_goals", "away_goals"} <= set(out.columns):
+        out[GOALS] = pd.to_numeric(out["home_goals"], errors="coerce") + pd.to_numeric(out["away_goals"],
+                                                                                        errors="coerce")
+    return out
+
+
+def _testable(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> tuple[list[str], list[str]]:
+    ok, skipped = [], []
+    for column in columns:
+        if column in reference.columns and column in current.columns and reference[column].notna().any() \
+                and current[column].notna().any():
+            ok.append(column)
+        else:
+            skipped.append(column)
+    return ok, skipped
+
+
+def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    return frame[list(columns)].apply(pd.to_numeric, errors="coerce").astype("float64")
+
+
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Sequence[str],
+                 html_path: Path | str | None, drift_share: float = DRIFT_SHARE) -> DriftResult:
+    """Feature, prediction and target drift of ``current`` (the period's predicted matches: features, ``p_*`` as
+    predicted, ``result``/``goals`` where played) against ``reference`` (the training window, with the champion's
+    ``p_*`` on it); writes the Evidently report's HTML to ``html_path`` when given."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    reference, current = with_goals(reference), with_goals(current)
+    tested, skipped = _testable(reference, current, features)
+    predictions, skipped_p = _testable(reference, current, PREDICTIONS)
+    targets, skipped_t = _testable(reference, current, (RESULT, GOALS))
+    numeric = [*tested, *predictions, *([GOALS] if GOALS in targets else [])]
+    categorical = [RESULT] if RESULT in targets else []
+
+    def dataset(frame: pd.DataFrame):
+        data = _numeric(frame, numeric)
+        for column in categorical:
+            data[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        return Dataset.from_pandas(data.reset_index(drop=True),
+                                   data_definition=DataDefinition(numerical_columns=numeric,
+                                                                  categorical_columns=categorical))
+
+    kinds = {**dict.fromkeys(tested, "feature"), **dict.fromkeys(predictions, "prediction"),
+             **dict.fromkeys(targets, "target")}
+    metrics = []
+    if tested:
+        metrics.append(DataDriftPreset(columns=tested, num_method=NUM_METHOD, cat_method=CAT_METHOD,
+                                       threshold=THRESHOLD, drift_share=drift_share))
+    metrics += [ValueDrift(column=c, method=NUM_METHOD, threshold=THRESHOLD) for c in predictions]
+    metrics += [ValueDrift(column=c, method=CAT_METHOD if c == RESULT else NUM_METHOD, threshold=THRESHOLD)
+                for c in targets]
+    rows, html = [], None
+    if metrics:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):   # its correlation widgets divide by zero
+            warnings.simplefilter("ignore", RuntimeWarning)              # on constant columns: noise, not results
+            snapshot = Report(metrics, include_tests=False).run(current_data=dataset(current),
+                                                                reference_data=dataset(reference))
+        for metric in json.loads(snapshot.json())["metrics"]:
+            config = metric.get("config", {})
+            if not str(config.get("type", "")).endswith(":ValueDrift"):
+                continue
+            column, p = config["column"], float(metric["value"])
+            rows.append({"kind": kinds[column], "column_name": column, "method": config.get("method"),
+                         "statistic": p, "threshold": float(config.get("threshold") or THRESHOLD),
+                         "drifted": bool(p < float(config.get("threshold") or THRESHOLD))})
+        if html_path is not None:
+            html = Path(html_path)
+            html.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(html))
+    columns = pd.DataFrame(rows, columns=["kind", "column_name", "method", "statistic", "threshold", "drifted"])
+    played = int(current[RESULT].notna().sum()) if RESULT in current.columns else 0
+    return DriftResult(columns=columns, n_reference=len(reference), n_current=len(current), n_current_played=played,
+                       drift_share=drift_share, html=html, skipped=(*skipped, *skipped_p, *skipped_t))
