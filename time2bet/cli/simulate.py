@@ -1,0 +1,317 @@
+"""`time2bet simulate`: replay past seasons through the whole loop, on a platform of its own.
+
+A replay server (time2bet.source.mirror) serves the site as it was on the step's date; at each step the platform
+does what it would do that day, through Dagster itself on the platform's instance:
+
+1. the shipped ingestion sensors and schedules are *evaluated* (``evaluate_tick``: new_season_files_sensor,
+   refresh_current_season, changed_season_files_sensor, refresh_fixtures_every_6h, in the order a morning runs
+   them) and every run they request is executed in process, as the daemon would launch it (a run key a sensor
+   already launched is skipped, as the daemon skips it);
+2. the shipped jobs then run: ``build_features``; ``train_and_promote`` at the first step of each new season (the
+   retraining the platform does at a season start; the monitoring issue after this one adds drift- and
+   quality-triggered retraining), else ``predict_upcoming``: the coming fixtures predicted into the ledger, with
+   the platform's clock (``as_of``) set to the step's date by the run tag ``time2bet/as_of``;
+3. ``load_prediction_ledger`` for the ledger's day, and ``monitor`` (live quality, drift) for the kickoff weeks the
+   step covered.
+
+Nothing here re-implements a sensor, a schedule or an asset: it is their tick evaluation and the jobs, on a clock
+that moves. It writes only under its own home (a new temporary directory unless --home), never into the user's
+platform: every location is derived from that home (time2bet.cli.sample_platform.env_for_home).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from time2bet.football import season_of
+
+REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "live_logloss", "market_logloss",
+                  "elo_logloss", "feature_drift_share", "target_drift", "target_drift_p_value", "alerts"]
+AS_OF_TAG = "time2bet/as_of"            # time2bet_assets.lib.ledger.AS_OF_TAG (the roof may import it; kept literal
+                                        # so that this module imports Dagster lazily)
+MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
+INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
+                   "refresh_fixtures_every_6h")
+
+
+@dataclasses.dataclass
+class StepResult:
+    step_date: dt.date
+    runs: int
+    failed: list[str]
+    trained: bool
+    seconds: float
+
+
+@contextlib.contextmanager
+def platform_environment(env: dict[str, str]) -> Iterator[None]:
+    """The process environment with ``env`` applied, restored afterwards (Settings and Dagster read it)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Simulation:
+    """One replay: ``home`` (created if missing), the site ``root``, the divisions; ``run()`` steps the clock."""
+
+    def __init__(self, root: Path, home: Path, divisions: list[str] | None, *, quiet: bool = True):
+        from time2bet.cli.sample_platform import env_for_home
+
+        self.root, self.home = Path(root), Path(home)
+        self.env = env_for_home(self.home)
+        if divisions:
+            self.env["TIME2BET_DIVISIONS"] = ",".join(divisions)
+        self.quiet = quiet
+        self.launched: dict[str, set[str]] = {}   # sensor name -> run keys launched (the daemon's dedup)
+        self.cursors: dict[str, str | None] = {}
+        self.failed_checks: list[str] = []
+        self.log_file = self.home / "logs" / "simulate.log"   # the tools' own output, off the console
+
+    # --- Dagster plumbing ---------------------------------------------------------------------------------
+
+    def _dagster(self):
+        import dagster as dg
+
+        from time2bet.cli.main import prepare_dagster_home
+        from time2bet.settings import Settings
+        from time2bet_assets.definitions import build_definitions
+
+        settings = Settings.from_env()
+        prepare_dagster_home(settings)
+        return settings, build_definitions(settings), dg.DagsterInstance.get()
+
+    def _execute(self, defs, instance, job: str, *, partition_key: str | None = None,
+                 tags: dict[str, str] | None = None) -> bool:
+        from time2bet.cli.main import QUIET_CONSOLE
+        from time2bet_assets.lib.runs import process_tags
+
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition_key, raise_on_error=False,
+            run_config=QUIET_CONSOLE if not self.quiet else {"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            tags={**process_tags(), **(tags or {})})
+        for check in result.get_asset_check_evaluations():
+            if not check.passed:
+                self.failed_checks.append(check.check_name)
+        return result.success
+
+    def _tick(self, defs, instance, name: str, when: dt.datetime) -> list[tuple[str, str | None, dict]]:
+        """Evaluate the shipped sensor or schedule ``name`` at ``when``: (job, partition key, tags) of every run it
+        requests that its daemon would launch. Dynamic partitions it requests are added; its cursor is kept."""
+        import dagster as dg
+
+        repository = defs.get_repository_def()
+        if repository.has_sensor_def(name):
+            sensor = repository.get_sensor_def(name)
+            context = dg.build_sensor_context(instance=instance, cursor=self.cursors.get(name), sensor_name=name,
+                                              resources=defs.resources, definitions=defs,
+                                              last_sensor_start_time=when.timestamp())
+            with dg.partition_loading_context(dynamic_partitions_store=instance):   # as the daemon evaluates it
+                data = sensor.evaluate_tick(context)
+            if data.cursor is not None:
+                self.cursors[name] = data.cursor
+            for request in data.dynamic_partitions_requests or []:
+                if isinstance(request, dg.AddDynamicPartitionsRequest):
+                    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            default_job = sensor.job_name
+        else:
+            schedule = repository.get_schedule_def(name)
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                           resources=defs.resources, repository_def=repository) as context, \
+                    dg.partition_loading_context(dynamic_partitions_store=instance):
+                data = schedule.evaluate_tick(context)
+            default_job = schedule.job_name
+        launched = self.launched.setdefault(name, set())
+        requests = []
+        for request in data.run_requests or []:
+            if request.run_key is not None and request.run_key in launched:
+                continue
+            if request.run_key is not None:
+                launched.add(request.run_key)
+            requests.append((request.job_name or default_job, request.partition_key, dict(request.tags)))
+        return requests
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def start(self, first: dt.date, port: int, progress: Callable[[str], None] = lambda _: None) -> None:
+        """The platform as of ``first``: everything published then, ingested and trained on (the first training)."""
+        from time2bet.cli.main import run_ingest
+        from time2bet.source.mirror import ReplayServer
+
+        with ReplayServer(self.root, as_of=first, port=port) as server, platform_environment(
+                {**self.env, "TIME2BET_SOURCE_URL": server.url}):
+            progress(f"ingesting everything published before {first}")
+            with _quiet_logs(self.quiet, self.log_file):
+                settings, defs, instance = self._dagster()
+                if not run_ingest(settings, None, None, True):
+                    raise RuntimeError("the initial ingestion failed: see the Dagster UI of the replay's home")
+            progress("building features and training the first champion")
+            tags = {AS_OF_TAG: first.isoformat()}
+            with _quiet_logs(self.quiet, self.log_file):
+                for job in ("build_features", "train_and_promote"):
+                    if not self._execute(defs, instance, job, tags=tags):
+                        raise RuntimeError(f"the initial {job} run failed: see the Dagster UI of the replay's home")
+                self._monitor(defs, instance, first, first)
+
+    def step(self, day: dt.date, previous: dt.date, port: int) -> StepResult:
+        """One step: the site as of ``day``; the shipped ticks and jobs (see the module's docstring)."""
+        from time2bet.source.mirror import ReplayServer
+
+        started = time.perf_counter()
+        failed: list[str] = []
+        runs = 0
+        with ReplayServer(self.root, as_of=day, port=port) as server, platform_environment(
+                {**self.env, "TIME2BET_SOURCE_URL": server.url}), _quiet_logs(self.quiet, self.log_file):
+            _, defs, instance = self._dagster()
+            when = dt.datetime.combine(day, MORNING)
+            for name in INGESTION_TICKS:
+                for job, partition_key, tags in self._tick(defs, instance, name, when):
+                    runs += 1
+                    if not self._execute(defs, instance, job, partition_key=partition_key, tags=tags):
+                        failed.append(f"{name}:{job}:{partition_key}")
+            new_season = season_of(day) != season_of(previous)
+            tags = {AS_OF_TAG: day.isoformat()}
+            for job in ("build_features", "train_and_promote" if new_season else "predict_upcoming"):
+                runs += 1
+                if not self._execute(defs, instance, job, tags=tags):
+                    failed.append(job)
+            runs += self._monitor(defs, instance, previous, day)
+        return StepResult(day, runs, failed, new_season, time.perf_counter() - started)
+
+    def _monitor(self, defs, instance, since: dt.date, day: dt.date) -> int:
+        """load_prediction_ledger for today's ledger segments, then monitor for every kickoff week in (since, day]."""
+        from time2bet_assets.defs.monitoring.partitions import kickoff_weeks, ledger_days
+
+        today = dt.datetime.now(dt.UTC).date()   # segments are filed by the wall clock's day
+        runs = 1
+        self._execute(defs, instance, "load_prediction_ledger", partition_key=ledger_days.get_partition_key_for_date(
+            today) if hasattr(ledger_days, "get_partition_key_for_date") else today.isoformat())
+        keys = kickoff_weeks.get_partition_keys_in_range(_week_range(kickoff_weeks, since, day))
+        for key in keys:
+            runs += 1
+            self._execute(defs, instance, "monitor", partition_key=key)
+        return runs
+
+
+def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: list[str],
+                alerts: list[str]) -> list[dict]:
+    """The report's rows of one step, one per division, from the platform's own tables: predictions the ledger
+    holds with ``as_of`` in (previous, day]; matches played in [previous, day); and, for the kickoff weeks that
+    ended within the step, live quality of the champion variant (``monitoring.live_quality``, window 'week';
+    log-losses combined over weeks weighted by their match counts) and drift (``monitoring.drift``)."""
+    from time2bet.monitoring import store
+    from time2bet.warehouse.client import Warehouse
+
+    wh = Warehouse.from_url(warehouse_url)
+    ledger = (wh.read_sql(f"SELECT division, count(*) AS n FROM {store.LEDGER_TABLE} WHERE as_of > TIMESTAMP "
+                          f"'{previous} 00:00:00' AND as_of <= TIMESTAMP '{day} 23:59:59' AND variant = 'champion' "
+                          "GROUP BY division") if store.table_exists(wh, store.LEDGER_TABLE)
+              else pd.DataFrame(columns=["division", "n"]))
+    played = wh.read_sql("SELECT division, count(*) AS n FROM analytics.stg_matches WHERE match_date >= DATE "
+                         f"'{previous}' AND match_date < DATE '{day}' GROUP BY division")
+    first_week, last_week = previous - dt.timedelta(days=6), day - dt.timedelta(days=7)   # weeks ending in the step
+    quality = (wh.read_sql(f"SELECT * FROM {store.LIVE_QUALITY_TABLE} WHERE \"window\" = 'week' AND "
+                           f"variant = 'champion' AND week > DATE '{first_week}' AND week <= DATE '{last_week}'")
+               if store.table_exists(wh, store.LIVE_QUALITY_TABLE) else pd.DataFrame())
+    drift = (wh.read_sql(f"SELECT * FROM {store.DRIFT_TABLE} WHERE week > DATE '{first_week}' AND "
+                         f"week <= DATE '{last_week}'") if store.table_exists(wh, store.DRIFT_TABLE) else pd.DataFrame())
+    share = drift.loc[drift["kind"] == "dataset", "statistic"].mean() if len(drift) else float("nan")
+    target = drift[drift["kind"] == "target"] if len(drift) else pd.DataFrame(columns=["drifted", "statistic"])
+    rows = []
+    for division in divisions:
+        q = quality[quality["division"] == division] if len(quality) else pd.DataFrame()
+
+        def weighted(score: str, weight: str) -> float:
+            if not len(q) or q[weight].fillna(0).sum() == 0:
+                return float("nan")
+            w = q[weight].fillna(0).astype(float)
+            return float((q[score].fillna(0) * w).sum() / w.sum())
+
+        rows.append({
+            "step_date": day.isoformat(), "division": division,
+            "predicted": int(ledger.loc[ledger["division"] == division, "n"].sum()),
+            "played": int(played.loc[played["division"] == division, "n"].sum()),
+            "joined": int(q["n"].sum()) if len(q) else 0,
+            "live_logloss": weighted("log_loss", "n"), "market_logloss": weighted("market_log_loss", "n_with_odds"),
+            "elo_logloss": weighted("elo_log_loss", "n_elo"), "feature_drift_share": share,
+            "target_drift": bool(target["drifted"].fillna(False).any()) if len(target) else False,
+            "target_drift_p_value": float(target["statistic"].min()) if len(target) else float("nan"),
+            "alerts": ";".join(sorted(set(alerts))),
+        })
+    return rows
+
+
+def _week_range(weeks, since: dt.date, day: dt.date):
+    import dagster as dg
+
+    keys = weeks.get_partition_keys()
+    start = max((k for k in keys if dt.date.fromisoformat(k) <= since), default=keys[0])
+    end = max((k for k in keys if dt.date.fromisoformat(k) <= day), default=keys[0])
+    return dg.PartitionKeyRange(start, end)
+
+
+@contextlib.contextmanager
+def _quiet_logs(quiet: bool, log_file: Path | None = None) -> Iterator[None]:
+    """Dagster's, dbt's and MLflow's chatter off the console: into ``log_file`` (the Dagster UI keeps every run's
+    logs too). The progress bar keeps the stream it was given."""
+    if not quiet:
+        yield
+        return
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
+                contextlib.redirect_stderr(sink), _quiet_logs(quiet):
+            yield
+        return
+    names = ("dagster", "dagster_dbt", "mlflow", "alembic", "urllib3", "py.warnings", "great_expectations")
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            for lg, (level, propagate) in zip(loggers, saved, strict=True):
+                lg.setLevel(level)
+                lg.propagate = propagate
+
+
+def step_dates(first: dt.date, last: dt.date, step_days: int) -> list[dt.date]:
+    """The steps after ``first`` up to ``last`` (``last`` always included)."""
+    if last <= first:
+        raise ValueError(f"--to {last} is not after --from {first}")
+    days = [first + dt.timedelta(days=step_days * k) for k in range(1, (last - first).days // step_days + 1)]
+    return days if days and days[-1] == last else [*days, last]
+
+
+def parse_step(text: str) -> int:
+    """'7d' / '7' -> 7 days; '2w' -> 14."""
+    text = text.strip().lower()
+    unit = 7 if text.endswith("w") else 1
+    number = int(text.rstrip("dw"))
+    if number < 1:
+        raise ValueError(f"a step of {text!r} does not move the clock")
+    return number * unit
+
+
+def default_home() -> Path:
+    return Path(tempfile.mkdtemp(prefix="time2bet-simulate-"))
+
+
+__all__ = ["REPORT_COLUMNS", "Simulation", "StepResult", "default_home", "parse_step", "step_dates"]
