@@ -53,6 +53,9 @@ SNAPSHOT_SWAPS = Counter("time2bet_snapshot_swaps_total", "serving snapshot relo
 # requests answered 503 overloaded past TIME2BET_MAX_IN_FLIGHT (shedding.py); also in time2bet_requests_total
 SHED = Counter("time2bet_requests_shed_total", "requests shed (answered 503 overloaded: too many in flight), by "
                "route template", ["route"])
+# predictions handed to the prediction ledger (bento_service/ledger.py): appended, or dropped (its buffer full)
+LEDGER = Counter("time2bet_ledger_predictions_total", "predictions handed to the prediction ledger, by outcome "
+                 "(appended: written within the flush bound; dropped: the writer's buffer was full)", ["outcome"])
 SNAPSHOT_AGE = "time2bet_snapshot_age_seconds"   # rendered by render() (it is the snapshot's, read at scrape time)
 
 REQUEST_INFO: contextvars.ContextVar[dict] = contextvars.ContextVar("time2bet_request_info")

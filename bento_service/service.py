@@ -37,6 +37,7 @@ from bento_service.errors import (
 )
 from bento_service.fast_path import FAST_PATHS, PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
+from bento_service.ledger import ServiceLedger
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
 from bento_service.shedding import ShedLoad
@@ -95,6 +96,13 @@ class Time2BetService:
         self.jobs = JobStore.from_settings(self.settings)
         self._jobs_worker = JobWorker(self.jobs, self._run_job, self.__is_ready__, self._stop).start()
         self.batcher = scoring.MicroBatcher()   # POST /predict: concurrent requests share model calls
+        self.ledger = ServiceLedger.from_settings(self.settings)   # every answered prediction, sealed (ledger.py)
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        """SIGTERM (or a BentoML shutdown): stop the threads and write the ledger's buffered records."""
+        self._stop.set()
+        self.ledger.close()
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -207,6 +215,7 @@ class Time2BetService:
         except RequestError as exc:
             where = f" (matches[{exc.detail['index']}])" if "index" in exc.detail else ""
             raise JobInputError(f"{exc.reason}{where}: {exc}") from None
+        self.ledger.record(scored, "service:job")
         return _batch_response(scored).decode()
 
     @staticmethod
@@ -225,6 +234,7 @@ class Time2BetService:
         # the micro-batcher, shared with the other requests waiting. The answer is the predictions list's one object.
         models, snapshot = self._ready()
         scored = await scoring.score_batched(self.batcher, models, snapshot, [match], self.challenger_share)
+        self.ledger.record(scored, "service:/predict")
         return Response(count_predictions(scored).predictions_json()[1:-1], media_type="application/json")
 
     @app.post("/predict/batch", response_model=BatchResponse, responses={**MALFORMED_BODY, **PREDICT_REFUSALS})
@@ -234,7 +244,9 @@ class Time2BetService:
         # pydantic object per match); FastAPI passes the BatchRequest it validated.
         matches = batch if isinstance(batch, MatchColumns) else MatchColumns.of(batch.matches)
         BATCH_SIZE.labels(source="request").observe(len(matches))
-        return Response(_batch_response(self._score(matches)), media_type="application/json")
+        scored = self._score(matches)
+        self.ledger.record(scored, "service:/predict/batch")
+        return Response(_batch_response(scored), media_type="application/json")
 
     @app.post("/jobs", status_code=202, response_model=None,
               responses={202: {"model": JobAccepted, "description": "queued"}, **MALFORMED_BODY,
