@@ -97,8 +97,10 @@ _NAME_LIMITS = {name: next(m.max_length for m in MatchRequest.model_fields[name]
                 for name in ("home_team", "away_team", "division")}
 
 
-class _MatchFields(msgspec.Struct, forbid_unknown_fields=True):
-    """MatchRequest's fields and their JSON types, for decoding; the values are checked afterwards."""
+class _MatchFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """MatchRequest's fields and their JSON types, for decoding; the values are checked afterwards. Not tracked by
+    the garbage collector (``gc=False``: strings only, no cycle possible): 10,000 of them per batch would otherwise
+    count towards, and be walked by, collections."""
 
     home_team: str
     away_team: str
@@ -106,7 +108,7 @@ class _MatchFields(msgspec.Struct, forbid_unknown_fields=True):
     kickoff_date: str | None = None
 
 
-class _BatchFields(msgspec.Struct, forbid_unknown_fields=True):
+class _BatchFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     matches: Annotated[list[_MatchFields], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
@@ -287,3 +289,38 @@ class JobStatus(BaseModel):
     started_at: str | None
     finished_at: str | None
     error: str | None = Field(description="why a failed job failed")
+
+
+class QualityRow(BaseModel):
+    """One row of the live-quality scoreboard (monitoring.live_quality, exported by the Dagster asset live_quality):
+    a model version and A/B variant on one division (or ALL) over a kickoff week ('week') or the rolling window of
+    weeks ending with it ('rolling'), beside the de-margined market and the version's Elo-only reference on exactly
+    the same matches. Scores are null where no match qualifies."""
+
+    week: dt.date
+    window: str
+    window_start: dt.date
+    window_end: dt.date
+    model_name: str
+    model_version: str
+    variant: str
+    division: str
+    n: int = Field(description="played matches the version predicted before kickoff")
+    log_loss: float | None
+    rps: float | None
+    brier: float | None
+    accuracy: float | None
+    ece: float | None
+    n_with_odds: int | None
+    model_log_loss_on_odds: float | None
+    market_log_loss: float | None
+    n_elo: int | None
+    model_log_loss_on_elo: float | None
+    elo_log_loss: float | None
+    promotion_log_loss: float | None = Field(description="the version's gate-window log-loss when it was promoted")
+
+
+class QualityResponse(BaseModel):
+    count: int
+    rows: list[QualityRow]
+

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import bentoml
 import pandas as pd
@@ -44,13 +44,14 @@ from bento_service.shedding import ShedLoad
 from bento_service.schemas import (
     DIVISION_SCHEMA, JOB_ID_SCHEMA, MATCH_ID_SCHEMA, MAX_BATCH, MAX_DIVISION, MAX_ID, BatchRequest, BatchResponse,
     IsoDate, JobAccepted, JobStatus, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
-    StoredPrediction, TeamsResponse,
+    QualityResponse, QualityRow, StoredPrediction, TeamsResponse,
 )
 
 # ?division= of GET /matches and /teams: as MatchRequest.division (a code past 8 characters is string_too_long; one
 # with no data is unknown_division)
 DivisionQuery = Annotated[str, Query(max_length=MAX_DIVISION, json_schema_extra=DIVISION_SCHEMA)]
 from bento_service.snapshot import RequestError, Snapshot
+from time2bet.scoreboard_store import Scoreboard
 from time2bet.serving_snapshot_store import read_pointer
 from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
 from time2bet.settings import Settings
@@ -97,6 +98,7 @@ class Time2BetService:
         self._jobs_worker = JobWorker(self.jobs, self._run_job, self.__is_ready__, self._stop).start()
         self.batcher = scoring.MicroBatcher()   # POST /predict: concurrent requests share model calls
         self.ledger = ServiceLedger.from_settings(self.settings)   # every answered prediction, sealed (ledger.py)
+        self.scoreboard = Scoreboard(self.settings.monitoring_dir)   # GET /quality: live_quality's export
 
     @bentoml.on_shutdown
     def _shutdown(self) -> None:
@@ -351,6 +353,26 @@ class Time2BetService:
         country = snapshot.divisions[division]
         names = snapshot.teams.loc[snapshot.teams["country"] == country, "team"]
         return TeamsResponse(divisions=divisions, division=division, country=country, teams=sorted(set(names.dropna())))
+
+    @app.get("/quality", response_model=QualityResponse, responses=documented(**{
+        "404": "no live quality yet: the Dagster asset live_quality has not run (no_live_quality)",
+        "422": "an invalid parameter (a date that is not YYYY-MM-DD, a division code or version too long)"}))
+    def quality(self, model_version: Annotated[str | None, Query(max_length=MAX_ID, description="a model version")] = None,
+                division: Annotated[str | None, Query(max_length=MAX_DIVISION, description="a division code, or ALL "
+                                                      "for every division together")] = None,
+                since: Annotated[IsoDate, Query(description="YYYY-MM-DD: kickoff weeks starting on or after it")] = None,
+                window: Annotated[Literal["week", "rolling"], Query(description="a kickoff week's matches, or the "
+                                                                    "rolling window of weeks ending with it")] = "week"):
+        """The live-quality scoreboard: per kickoff week, model version, A/B variant and division, log-loss, RPS,
+        Brier, accuracy and ECE of the predictions made before kickoff, beside the de-margined market and the
+        version's Elo-only reference on the same matches (read from the live_quality asset's export)."""
+        rows = self.scoreboard.query(model_version=model_version, division=division, since=since, window=window)
+        if rows is None:
+            raise RequestError("no_live_quality", "no live quality yet: the live_quality asset has not run",
+                               status=404)
+        frame = rows.reindex(columns=list(QualityRow.model_fields)).astype(object)
+        frame = frame.where(frame.notna(), None)
+        return QualityResponse(count=len(frame), rows=[QualityRow(**r) for r in frame.to_dict("records")])
 
     @app.get("/model/info", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:

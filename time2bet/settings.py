@@ -102,6 +102,11 @@ class Settings:
     pushgateway_url: str | None     # a Prometheus Pushgateway the monitoring assets push to (None: textfile only)
     live_logloss_margin: float      # live log-loss above the version's promotion-time estimate by more: a warning
 
+    @property
+    def monitoring_dir(self) -> Path:
+        """Where the monitoring assets write their reports, plots and exports (``$TIME2BET_HOME/monitoring``)."""
+        return self.home / "monitoring"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env

@@ -17,6 +17,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from time2bet.ledger import anchors_from_mapping, anchors_to_mapping, merge_anchors, read_records
+from time2bet.scoreboard_store import write_scoreboard
 from time2bet.monitoring import prometheus, store
 from time2bet.monitoring.ledger_days import newest_record_time, verify_day
 from time2bet.serving_contract import CHAMPION, MODEL_FEATURES
@@ -280,6 +281,8 @@ def live_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             tables.append(table)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(store.LIVE_QUALITY))
     rows = store.replace_partition(wh, store.LIVE_QUALITY_TABLE, table, key="week", value=week)
+    # the service's GET /quality reads this export, never the warehouse (time2bet.scoreboard_store)
+    write_scoreboard(wh.read_sql(f"SELECT * FROM {store.LIVE_QUALITY_TABLE}"), monitoring.folder)
 
     overall = table[(table["window"] == "rolling") & (table["division"] == ALL_DIVISIONS)]
     verdicts_estimate = check_against_estimate(overall, estimates, margin=monitoring.logloss_margin,
