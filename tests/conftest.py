@@ -203,7 +203,10 @@ def start_bento_server(tmp_path_factory):
 
     def start(platform_env: dict[str, str]) -> BentoServer:
         root = tmp_path_factory.mktemp("bento")
-        server = BentoServer(serve_env(platform_env, root), root)
+        # a jobs queue of its own (under the session's prefix, so deleted at the end): a worker of one server must
+        # not run, or hold, another's jobs
+        env = {**serve_env(platform_env, root), "TIME2BET_JOBS_PREFIX": f"{JOBS_PREFIX}server{len(servers)}:"}
+        server = BentoServer(env, root)
         servers.append(server)
         server.start()
         return server

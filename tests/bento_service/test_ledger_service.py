@@ -49,7 +49,7 @@ def test_answered_predictions_survive_a_kill_9(platform_env, tmp_path, start_ben
         answered += [flat(p, "service:/predict/batch") for p in r.json()["predictions"]]
         job = c.post("/jobs", json={"matches": bodies[:3]}).json()["job_id"]
         deadline = time.monotonic() + JOB_TIMEOUT_S
-        while c.get(f"/jobs/{job}").json()["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        while c.get(f"/jobs/{job}").json()["status"] not in ("completed", "failed") and time.monotonic() < deadline:
             time.sleep(0.2)
         result = c.get(f"/jobs/{job}/result")
         assert result.status_code == 200, result.text
