@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -103,6 +104,7 @@ def _raw_predict_fn(pyfunc) -> Callable[[np.ndarray], np.ndarray] | None:
 
 
 PARALLEL_ROWS = 2048   # calls with at least this many rows are split across the cores (see _Chunked)
+DISTINCT_ROWS = 1024   # calls with at least this many rows score each distinct row once (see _distinct_rows)
 
 
 def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -152,8 +154,9 @@ def _temperature_scaled(model) -> Callable[[np.ndarray], np.ndarray] | None:
         return mean
 
     rng = np.random.default_rng(0)
-    probe = rng.normal(size=(PARALLEL_ROWS, n_features))
+    probe = rng.normal(size=(PARALLEL_ROWS + DISTINCT_ROWS, n_features))
     probe[rng.random(probe.shape) < 0.1] = np.nan
+    probe[PARALLEL_ROWS:] = probe[rng.integers(PARALLEL_ROWS, size=DISTINCT_ROWS)]   # repeated rows (_Chunked)
     try:
         same = all(np.array_equal(predict_proba(rows), model.predict_proba(rows)) for rows in (probe, probe[:1]))
     except Exception:  # noqa: BLE001 - the shortcut cannot run this model
@@ -198,12 +201,13 @@ def _linear_scores(pipeline) -> Callable[[np.ndarray], np.ndarray] | None:
 
 
 class _Chunked:
-    """``predict_proba`` of a large call split into one chunk per core, the chunks scored at once on threads
-    (XGBoost releases the GIL while it predicts). Each row is scored on its own, so the numbers do not depend
-    on the split (checked on the probe rows at load). Why not XGBoost's own threads (``n_jobs``): the models
-    are fitted with one (reproducible training), and on this shared 2-core machine OpenMP's threads doubled
-    the time of a 10,000-row call whenever the other core was busy (they spin-wait for each other), where plain
-    threads merely share the core; on a free core both halve it."""
+    """``predict_proba`` of an XGBoost model for a large call: each distinct row scored once (:func:`_distinct_rows`),
+    and the rows split into one chunk per core, the chunks scored at once on threads (XGBoost releases the GIL while
+    it predicts). Each row is scored on its own, so the numbers do not depend on which rows are scored together,
+    nor on the split (checked on the probe rows at load, duplicates included). Why not XGBoost's own threads
+    (``n_jobs``): the models are fitted with one (reproducible training), and on this shared 2-core machine OpenMP's
+    threads doubled the time of a 10,000-row call whenever the other core was busy (they spin-wait for each
+    other), where plain threads merely share the core; on a free core both halve it."""
 
     _pool = None   # one pool for every model served (the threads of a replaced model are not left behind)
 
@@ -211,7 +215,14 @@ class _Chunked:
         self.estimator, self.cores = estimator, cores
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        if len(x) < PARALLEL_ROWS:
+        distinct = _distinct_rows(x) if len(x) >= DISTINCT_ROWS else None
+        if distinct is None:
+            return self._split(x)
+        rows, position = distinct
+        return self._split(x[rows])[position]
+
+    def _split(self, x: np.ndarray) -> np.ndarray:
+        if len(x) < PARALLEL_ROWS or self.cores < 2:
             return self.estimator.predict_proba(x)
         if _Chunked._pool is None:
             _Chunked._pool = ThreadPoolExecutor(max_workers=self.cores - 1, thread_name_prefix="time2bet-chunk")
@@ -220,13 +231,50 @@ class _Chunked:
         return np.concatenate([self.estimator.predict_proba(first), *(f.result() for f in futures)])
 
 
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the rows to score, where each row's probabilities are among theirs) when some rows of ``x`` are the same
+    bits as another row, else None (all distinct).
+
+    A batch repeats model inputs: a pair asked at several dates past the rest-day cap (REST_DAYS_CAP) is the same
+    row each time; bench/serve.py's real workload repeats ~24% of the rows of a 10,000-match batch, and the model
+    is ~85% of the batch's time. Each row is scored on its own by a deterministic model, so a row's probabilities
+    do not depend on the rows scored with it (as _Chunked relies on): the same row gets the same bits whether it is
+    scored once or twice. Rows are grouped by a hash (a dot product with fixed weights, NaN as a sentinel), then
+    every row grouped with another is compared bit for bit with it; one that differs (a hash collision) is scored
+    on its own. ~2 ms for 10,000 rows (einsum, not a matrix product: OpenBLAS would start threads that then
+    spin on the cores the model's chunks need)."""
+    n = len(x)
+    bits = np.ascontiguousarray(x, dtype=np.float64)
+    weights = _hash_weights(bits.shape[1])
+    keys = np.einsum("ij,j->i", np.where(np.isnan(bits), _NAN_KEY, bits), weights)   # no BLAS threads
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == n:
+        return None
+    inverse = inverse.reshape(-1)
+    representative = first[inverse]
+    grouped = np.flatnonzero(representative != np.arange(n))   # rows that another row stands for
+    raw = bits.view(np.uint64)
+    differs = grouped[(raw[grouped] != raw[representative[grouped]]).any(axis=1)]
+    position = inverse.copy()
+    position[differs] = len(first) + np.arange(len(differs))   # a collision: the row is scored itself
+    return np.concatenate([first, differs]), position
+
+
+_NAN_KEY = -12_345.678   # what a missing value counts as in _distinct_rows' hash (small: it must not swamp the others)
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_weights(n_features: int) -> np.ndarray:
+    return np.random.default_rng(20_240_701).uniform(0.5, 1.5, size=n_features)
+
+
 def _split_across_cores(estimator):
-    """An XGBoost ``estimator`` wrapped in :class:`_Chunked` when this process may use several cores, else itself
-    (a logistic-regression pipeline is cheap and mostly holds the GIL)."""
+    """An XGBoost ``estimator`` wrapped in :class:`_Chunked` (split across the cores this process may use), else
+    itself (a logistic-regression pipeline is cheap, mostly holds the GIL, and its matrix product may round a row
+    differently with other rows: it keeps every row)."""
     from xgboost import XGBModel
 
-    cores = len(os.sched_getaffinity(0))
-    return _Chunked(estimator, cores) if cores > 1 and isinstance(estimator, XGBModel) else estimator
+    return _Chunked(estimator, len(os.sched_getaffinity(0))) if isinstance(estimator, XGBModel) else estimator
 
 
 def assign_variant(key: str, share: float) -> str:
