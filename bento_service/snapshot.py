@@ -33,6 +33,7 @@ from bento_service.schemas import MatchColumns
 from time2bet.features.ratings import (
     RATING_PARAMS, NextMatchRatings, elo_expectation, pi_goal_difference, tier_initial_rating,
 )
+from time2bet.football import season_of
 from time2bet.serving_contract import (   # the service's input contract
     FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP,
     REST_DAYS_FEATURES, VENUE_STATS, model_input,
@@ -179,8 +180,7 @@ def _tier_start(division: str) -> float:
 
 def _season_year(ordinal: int) -> int:
     """The start year of the season of a date (time2bet.football.season_of: seasons turn on 1 July)."""
-    day = dt.date.fromordinal(ordinal)
-    return day.year if day.month >= 7 else day.year - 1
+    return int(season_of(dt.date.fromordinal(ordinal))[:4])
 
 
 @dataclass

@@ -29,6 +29,11 @@ DEFAULT_LEDGER_MAX_BUFFERED = 10_000             # ledger records a worker buffe
 DEFAULT_LIVE_LOGLOSS_MARGIN = 0.02               # live log-loss this much above the promotion-time estimate: a warning
 
 
+def monitoring_dir(home: Path | str) -> Path:
+    """The monitoring folder of a platform home: the assets write there, the service reads its scoreboard there."""
+    return Path(home) / "monitoring"
+
+
 def _default_home() -> Path:
     """A checkout keeps its data beside the code (git-ignored); an installed package uses ~/.time2bet."""
     repo = Path(__file__).resolve().parents[1]
@@ -105,7 +110,7 @@ class Settings:
     @property
     def monitoring_dir(self) -> Path:
         """Where the monitoring assets write their reports, plots and exports (``$TIME2BET_HOME/monitoring``)."""
-        return self.home / "monitoring"
+        return monitoring_dir(self.home)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -37,8 +37,6 @@ from time2bet.football import season_of
 
 REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "live_logloss", "market_logloss",
                   "elo_logloss", "feature_drift_share", "target_drift", "target_drift_p_value", "alerts"]
-AS_OF_TAG = "time2bet/as_of"            # time2bet_assets.lib.ledger.AS_OF_TAG (the roof may import it; kept literal
-                                        # so that this module imports Dagster lazily)
 MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
 INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
                    "refresh_fixtures_every_6h")
@@ -159,7 +157,7 @@ class Simulation:
                 if not run_ingest(settings, None, None, True):
                     raise RuntimeError("the initial ingestion failed: see the Dagster UI of the replay's home")
             progress("building features and training the first champion")
-            tags = {AS_OF_TAG: first.isoformat()}
+            tags = {_as_of_tag(): first.isoformat()}
             with _quiet_logs(self.quiet, self.log_file):
                 for job in ("build_features", "train_and_promote"):
                     if not self._execute(defs, instance, job, tags=tags):
@@ -183,7 +181,7 @@ class Simulation:
                     if not self._execute(defs, instance, job, partition_key=partition_key, tags=tags):
                         failed.append(f"{name}:{job}:{partition_key}")
             new_season = season_of(day) != season_of(previous)
-            tags = {AS_OF_TAG: day.isoformat()}
+            tags = {_as_of_tag(): day.isoformat()}
             for job in ("build_features", "train_and_promote" if new_season else "predict_upcoming"):
                 runs += 1
                 if not self._execute(defs, instance, job, tags=tags):
@@ -193,12 +191,11 @@ class Simulation:
 
     def _monitor(self, defs, instance, since: dt.date, day: dt.date) -> int:
         """load_prediction_ledger for today's ledger segments, then monitor for every kickoff week in (since, day]."""
-        from time2bet_assets.defs.monitoring.partitions import kickoff_weeks, ledger_days
+        from time2bet_assets.defs.monitoring.partitions import kickoff_weeks
 
         today = dt.datetime.now(dt.UTC).date()   # segments are filed by the wall clock's day
         runs = 1
-        self._execute(defs, instance, "load_prediction_ledger", partition_key=ledger_days.get_partition_key_for_date(
-            today) if hasattr(ledger_days, "get_partition_key_for_date") else today.isoformat())
+        self._execute(defs, instance, "load_prediction_ledger", partition_key=today.isoformat())
         keys = kickoff_weeks.get_partition_keys_in_range(_week_range(kickoff_weeks, since, day))
         for key in keys:
             runs += 1
@@ -252,6 +249,13 @@ def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: 
             "alerts": ";".join(sorted(set(alerts))),
         })
     return rows
+
+
+def _as_of_tag() -> str:
+    """The run tag carrying the platform clock (imported late: this module loads Dagster only when it runs)."""
+    from time2bet_assets.lib.ledger import AS_OF_TAG
+
+    return AS_OF_TAG
 
 
 def _week_range(weeks, since: dt.date, day: dt.date):

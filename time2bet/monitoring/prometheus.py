@@ -30,6 +30,8 @@ from pathlib import Path
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
+from time2bet import settings
+
 JOB = "time2bet_monitoring"
 TEXTFILE = "metrics.prom"
 PARTS = "prometheus"
@@ -37,8 +39,7 @@ STAGES = ("ingestion", "features", "training", "predictions")
 _LIVE = ("week", "window", "model", "model_version", "variant", "division")
 
 
-def monitoring_dir(home: Path | str) -> Path:
-    return Path(home) / "monitoring"
+monitoring_dir = settings.monitoring_dir   # one definition of the folder, which the service reads too
 
 
 def _finite(value) -> bool:
