@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from time2bet.settings import Settings
+from time2bet.settings import Settings, monitoring_dir
 from time2bet_assets.lib.ledger import ledger_resource
 from time2bet_assets.lib.warehouse import warehouse_resource
 
@@ -29,7 +29,7 @@ class MonitoringResource(dg.ConfigurableResource):
 
     @property
     def folder(self) -> Path:
-        return Path(self.home) / "monitoring"
+        return monitoring_dir(self.home)
 
 
 def monitoring_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
