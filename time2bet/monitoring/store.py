@@ -12,16 +12,14 @@ All timestamps are UTC without a time zone, like the other tables' ``loaded_at``
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 import re
 from collections.abc import Mapping
 
 import pandas as pd
-import pyarrow as pa
 
 from time2bet.ledger import COLUMNS as LEDGER_COLUMNS
-from time2bet.warehouse.client import DuckDBWarehouse, PostgresWarehouse, Warehouse
+from time2bet.warehouse.client import Warehouse
 
 SCHEMA = "monitoring"
 LEDGER_TABLE = f"{SCHEMA}.ledger_predictions"
@@ -108,16 +106,6 @@ def _ddl(table: str, columns: Mapping[str, str]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
-def _copy(con, table: str, frame: pd.DataFrame) -> None:
-    """COPY ... FROM STDIN as CSV (empty unquoted fields are NULLs), timestamps to the microsecond (the client's
-    COPY writes whole seconds, which would lose the ledger clocks' order within a second)."""
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
-    with con.cursor().copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
-        copy.write(buffer.getvalue())
-
-
 def replace_partition(warehouse: Warehouse, table: str, frame: pd.DataFrame, *, key: str, value) -> int:
     """Replace the rows of ``table`` (one of :data:`TABLES`) whose ``key`` column equals ``value`` by ``frame`` in one
     transaction, creating schema and table if needed; the number of rows written."""
@@ -129,29 +117,7 @@ def replace_partition(warehouse: Warehouse, table: str, frame: pd.DataFrame, *, 
     rows = _typed(frame, columns)
     if isinstance(value, dt.datetime):
         value = value.date()
-    if isinstance(warehouse, DuckDBWarehouse):
-        with warehouse._connect() as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            con.execute(_ddl(table, columns))
-            con.register("partition_new", pa.Table.from_pandas(rows, preserve_index=False))
-            con.begin()
-            try:
-                con.execute(f'DELETE FROM {table} WHERE "{key}" = ?', [value])
-                if len(rows):
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM partition_new")
-                con.commit()
-            except BaseException:
-                con.rollback()
-                raise
-    elif isinstance(warehouse, PostgresWarehouse):
-        with warehouse._connect() as con, con.transaction():
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            con.execute(_ddl(table, columns))
-            con.execute(f'DELETE FROM {table} WHERE "{key}" = %s', (value,))
-            if len(rows):
-                _copy(con, table, rows)
-    else:  # pragma: no cover - a third engine would need its own branch
-        raise TypeError(f"unsupported warehouse {type(warehouse).__name__}")
+    warehouse.replace_rows(table, _ddl(table, columns), rows, key=key, value=value)
     return len(rows)
 
 

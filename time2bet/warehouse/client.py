@@ -149,6 +149,12 @@ class Warehouse(ABC):
     def replace_table(self, table: str, frame: pd.DataFrame) -> None:
         """Create or replace ``schema.table`` with ``frame`` in one transaction (derived tables, e.g. ratings)."""
 
+    @abstractmethod
+    def replace_rows(self, table: str, ddl: str, frame: pd.DataFrame, *, key: str, value) -> None:
+        """In one transaction: create ``schema.table`` by ``ddl`` if it is missing, delete its rows whose ``key``
+        column equals ``value`` and insert ``frame`` (one partition of a table that grows by partitions, e.g. a
+        week of the monitoring tables). ``table`` and ``key`` must be trusted names; ``value`` is a parameter."""
+
 
 def _ddl_from_frame(table: str, frame: pd.DataFrame) -> str:
     def sql_type(dtype) -> str:
@@ -257,6 +263,22 @@ class DuckDBWarehouse(Warehouse):
                 raise
 
 
+    def replace_rows(self, table: str, ddl: str, frame: pd.DataFrame, *, key: str, value) -> None:
+        with self._connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            con.execute(ddl)
+            con.register("rows_new", pa.Table.from_pandas(frame, preserve_index=False))
+            con.begin()
+            try:
+                con.execute(f'DELETE FROM {table} WHERE "{key}" = ?', [value])
+                if len(frame):
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM rows_new")
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+
+
 class PostgresWarehouse(Warehouse):
     def __init__(self, url: str):
         self.url = url
@@ -267,11 +289,11 @@ class PostgresWarehouse(Warehouse):
         return psycopg.connect(self.url)
 
     @staticmethod
-    def _copy(con, table: str, frame: pd.DataFrame) -> None:
+    def _copy(con, table: str, frame: pd.DataFrame, date_format: str = "%Y-%m-%d %H:%M:%S") -> None:
         """COPY ... FROM STDIN in CSV: far faster than INSERTs; empty unquoted fields are NULLs."""
         columns = ", ".join(f'"{c}"' for c in frame.columns)
         buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S")
+        frame.to_csv(buf, index=False, header=False, date_format=date_format)
         with con.cursor().copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(buf.getvalue())
 
@@ -319,3 +341,11 @@ class PostgresWarehouse(Warehouse):
             con.execute(_ddl_from_frame(table, frame))
             if len(frame):
                 self._copy(con, table, frame)
+
+    def replace_rows(self, table: str, ddl: str, frame: pd.DataFrame, *, key: str, value) -> None:
+        with self._connect() as con, con.transaction():
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            con.execute(ddl)
+            con.execute(f'DELETE FROM {table} WHERE "{key}" = %s', (value,))
+            if len(frame):   # timestamps to the microsecond (the ledger's clocks keep their order within a second)
+                self._copy(con, table, frame, date_format="%Y-%m-%d %H:%M:%S.%f")
