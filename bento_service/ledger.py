@@ -2,92 +2,94 @@
 
 One record per request and model (``POST /predict``: one row; a batch or an async job: its rows, one record per
 A/B variant that answered them), appended to the worker's own :class:`~time2bet.ledger.LedgerWriter` after the
-predictions are computed and before the response is sent. ``append`` is O(1) and never touches a file: the
-worker's flush thread writes and fsyncs at least every TIME2BET_LEDGER_FLUSH_MS, so an answer a client received
-is on disk within that bound, a crash (kill -9 included) after it loses nothing. When the writer's buffer is
-full the record is dropped and counted (``time2bet_ledger_predictions_total{outcome="dropped"}``), never waited
-for: a slow disk must not slow the service.
-
-The request path only slices the probabilities (numpy) and keeps references to what it already has; the rows'
-readable keys and match ids are computed by the flush thread when it serializes the record (:class:`_Later`).
+predictions are computed and before the response is sent. The request path only takes the clock and hands the
+:class:`~bento_service.scoring.Scored` it already has to the writer (:class:`_Answered`, a few microseconds, no
+copy, no I/O); the writer's flush thread turns it into records (ids, keys, match ids, columns) when it serializes
+them, and writes and fsyncs at least every TIME2BET_LEDGER_FLUSH_MS, so an answer a client received is on disk
+within that bound and a crash (kill -9 included) after it loses nothing. When the writer's buffer is full the
+request's predictions are dropped and counted (``time2bet_ledger_predictions_total{outcome="dropped"}``), never
+waited for: a slow disk must not slow the service.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from bento_service.metrics import LEDGER
 from bento_service.scoring import Scored
-from time2bet.ledger import LedgerRecord, LedgerWriter, match_key, new_prediction_id, service_writer_id, utc_now
+from time2bet.ledger import (
+    LedgerRecord,
+    LedgerWriter,
+    match_key,
+    new_prediction_id,
+    service_writer_id,
+    utc_now,
+)
+
+_APPENDED, _DROPPED = LEDGER.labels(outcome="appended"), LEDGER.labels(outcome="dropped")
 
 
-class _Later:
-    """A row column computed when the ledger's thread serializes the record (``tolist``), not on the request."""
+class _Answered:
+    """One answered request, as the request path hands it over: its records are built by the flush thread."""
 
-    __slots__ = ("n", "compute")
+    __slots__ = ("at", "n", "scored", "source")
 
-    def __init__(self, n: int, compute: Callable[[], list]):
-        self.n, self.compute = n, compute
+    def __init__(self, scored: Scored, source: str, at: dt.datetime):
+        self.scored, self.source, self.at, self.n = scored, source, at, len(scored.probs)
 
-    def __len__(self) -> int:
-        return self.n
+    def records(self) -> list[LedgerRecord]:
+        scored, now = self.scored, self.at
+        fixtures = scored.fixtures
+        names, codes = scored.variant_codes()
+        keys = [match_key(*_key(fixtures.pairs[c], k)) for c, k in zip(fixtures.codes.tolist(), fixtures.kickoffs)]
+        ids, kickoffs, probs = fixtures.match_ids(), list(fixtures.kickoffs), scored.probs
+        request_id = new_prediction_id() if len(names) > 1 else None
+        out = []
+        for k, variant in enumerate(names):
+            if len(names) == 1:   # every row (the usual case: no copies)
+                rows_keys, rows_ids, rows_kickoffs, rows_probs = keys, ids, kickoffs, probs
+            else:
+                rows = np.flatnonzero(codes == k).tolist()
+                rows_keys, rows_ids = [keys[i] for i in rows], [ids[i] for i in rows]
+                rows_kickoffs, rows_probs = [kickoffs[i] for i in rows], probs[rows]
+            model = scored.models[variant]
+            out.append(LedgerRecord(
+                prediction_id=new_prediction_id(), created_at=now, as_of=now, source=self.source,
+                model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant,
+                data_version=model.data_version, features_as_of=scored.snapshot.features_as_of,
+                match_key=rows_keys, match_id=rows_ids, kickoff_date=rows_kickoffs,
+                p_home=rows_probs[:, 0], p_draw=rows_probs[:, 1], p_away=rows_probs[:, 2], request_id=request_id))
+        return out
 
-    def tolist(self) -> list:
-        return self.compute()
 
-
-def _keys(scored: Scored, rows: np.ndarray) -> list[str]:
-    fixtures = scored.fixtures
-    return [match_key(*_pair_key(fixtures.pairs[fixtures.codes[i]], fixtures.kickoffs[i])) for i in rows.tolist()]
-
-
-def _pair_key(pair: tuple[str, str, str], kickoff: dt.date) -> tuple[str, dt.date, str, str]:
+def _key(pair: tuple[str, str, str], kickoff: dt.date) -> tuple[str, dt.date, str, str]:
     division, home, away = pair
     return division, kickoff, home, away
-
-
-def _match_ids(scored: Scored, rows: np.ndarray) -> list[str]:
-    ids = scored.fixtures.match_ids()
-    return [ids[i] for i in rows.tolist()]
 
 
 class ServiceLedger:
     """The worker's ledger writer and how a :class:`~bento_service.scoring.Scored` becomes records."""
 
-    def __init__(self, writer: LedgerWriter):
+    def __init__(self, writer: LedgerWriter | None):
         self.writer = writer
 
     @classmethod
     def from_settings(cls, settings) -> ServiceLedger:
-        return cls(LedgerWriter.from_settings(settings, service_writer_id()))
+        """The worker's ledger; none with TIME2BET_LEDGER=0 (what benchmarks compare against to price it)."""
+        return cls(LedgerWriter.from_settings(settings, service_writer_id()) if settings.ledger_enabled else None)
 
     def record(self, scored: Scored, source: str) -> None:
-        """Append the predictions of one answered request (see the module's docstring)."""
-        now = utc_now()
-        names, codes = scored._variant_codes()
-        request_id = new_prediction_id() if len(names) > 1 else None
-        features_as_of = scored.snapshot.features_as_of
-        for k, variant in enumerate(names):
-            rows = np.flatnonzero(codes == k) if len(names) > 1 else np.arange(len(codes))
-            model = scored.models[variant]
-            probs = scored.probs[rows]
-            kickoffs: Sequence = [scored.fixtures.kickoffs[i] for i in rows.tolist()] if len(rows) == 1 else \
-                _Later(len(rows), lambda rows=rows: [scored.fixtures.kickoffs[i] for i in rows.tolist()])
-            appended = self.writer.append(LedgerRecord(
-                prediction_id=new_prediction_id(), created_at=now, as_of=now, source=source,
-                model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant,
-                data_version=model.data_version, features_as_of=features_as_of,
-                match_key=_Later(len(rows), lambda rows=rows: _keys(scored, rows)),
-                match_id=_Later(len(rows), lambda rows=rows: _match_ids(scored, rows)),
-                kickoff_date=kickoffs, p_home=probs[:, 0], p_draw=probs[:, 1], p_away=probs[:, 2],
-                request_id=request_id))
-            LEDGER.labels(outcome="appended" if appended else "dropped").inc(len(rows))
+        """Hand the predictions of one answered request to the writer (see the module's docstring)."""
+        if self.writer is None:
+            return
+        answered = _Answered(scored, source, utc_now())
+        (_APPENDED if self.writer.append(answered) else _DROPPED).inc(answered.n)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 __all__ = ["ServiceLedger"]

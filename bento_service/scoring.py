@@ -45,13 +45,13 @@ class Scored:
 
     def outcome_counts(self) -> dict[tuple[str, str], int]:
         """{(outcome, variant): n}: the most likely outcome of each prediction, by variant."""
-        names, rows = self._variant_codes()
+        names, rows = self.variant_codes()
         if not len(rows):
             return {}
         counts = np.bincount(self.probs.argmax(axis=1) * len(names) + rows, minlength=3 * len(names))
         return {(OUTCOMES[k // len(names)], names[k % len(names)]): int(n) for k, n in enumerate(counts.tolist()) if n}
 
-    def _variant_codes(self) -> tuple[list[str], np.ndarray]:
+    def variant_codes(self) -> tuple[list[str], np.ndarray]:
         """(the variants present, each row's index into them)."""
         names = list(dict.fromkeys(self.variants))
         if len(names) == 1:
@@ -74,7 +74,7 @@ class Scored:
         if not n:
             return b"[]"
         snapshot, fixtures = self.snapshot, self.fixtures
-        names, rows = self._variant_codes()
+        names, rows = self.variant_codes()
         dates_of_snapshot = (b',"features_as_of":' + orjson.dumps(snapshot.features_as_of) + b',"snapshot_loaded_at":'
                              + orjson.dumps(_DATETIME.dump_python(snapshot.loaded_at, mode="json")) + b"}")
         tails = [b'},"model":' + orjson.dumps({"name": m.name, "version": m.version, "alias": m.alias,

@@ -199,7 +199,7 @@ class Fixtures:
 
     def match_ids(self) -> list[str]:
         """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it."""
-        return [virtual_match_id(self.ids[c][0], k, *self.ids[c][1:]) for c, k in zip(self.codes, self.kickoffs)]
+        return [virtual_match_id(self.ids[c][0], k, *self.ids[c][1:]) for c, k in zip(self.codes.tolist(), self.kickoffs)]
 
 
 @dataclass

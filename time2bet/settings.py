@@ -100,6 +100,7 @@ class Settings:
     tracing: bool
     service_url: str                # where `time2bet ui` finds the service
     # the prediction ledger (time2bet.ledger)
+    ledger_enabled: bool            # TIME2BET_LEDGER=0 turns the service's ledger off (benchmarks measure its cost)
     ledger_dir: Path                # segment files <ledger_dir>/<yyyy-mm-dd>/<writer>.jsonl
     ledger_flush_ms: int            # the flush bound: buffered records are written and fsynced this often at least
     ledger_max_buffered: int        # records buffered per writer at most (then dropped and counted)
@@ -155,6 +156,7 @@ class Settings:
             access_log=env.get("TIME2BET_ACCESS_LOG") == "1",
             tracing=env.get("TIME2BET_TRACING") == "1",
             service_url=(env.get("TIME2BET_SERVICE_URL") or DEFAULT_SERVICE_URL).rstrip("/"),
+            ledger_enabled=_flag(env.get("TIME2BET_LEDGER")) is not False,
             ledger_dir=Path(env.get("TIME2BET_LEDGER_DIR") or home / "ledger").expanduser().resolve(),
             ledger_flush_ms=max(1, int(env.get("TIME2BET_LEDGER_FLUSH_MS") or DEFAULT_LEDGER_FLUSH_MS)),
             ledger_max_buffered=max(1, int(env.get("TIME2BET_LEDGER_MAX_BUFFERED") or DEFAULT_LEDGER_MAX_BUFFERED)),

@@ -1,7 +1,9 @@
 """LedgerWriter: records appended on the request path, written in batches by a background thread.
 
-``append(record)`` takes a lock for a few instructions and puts the record in a bounded buffer: it never touches
-a file, so a slow disk cannot slow a request. When the buffer holds ``max_buffered`` records the record is dropped
+``append(entry)`` takes a lock for a few instructions and puts the entry in a bounded buffer: it never touches
+a file, so a slow disk cannot slow a request. An entry is a :class:`LedgerRecord`, or a :class:`Deferred` (what the
+service hands over: the answer it already has, whose records the flush thread builds, so that building them costs
+the request nothing). When the buffer holds ``max_buffered`` records the record is dropped
 and counted (``dropped``, ``dropped_predictions``); the service exports these counters as a metric. A daemon thread
 drains the buffer at most ``flush_ms`` after the previous drain (sooner when the buffer is half full), serializes
 and hash-chains the records (:mod:`time2bet.ledger.chain`), writes them with one ``write`` and makes them durable
@@ -26,7 +28,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Self
+from typing import Protocol, Self
 
 from time2bet.ledger.chain import (
     GENESIS,
@@ -45,10 +47,36 @@ DEFAULT_MAX_BUFFERED = 10_000
 YIELD_EVERY = 32          # records the flush thread encodes between offering the GIL (about 0.3 ms of work)
 
 
+class Deferred(Protocol):
+    """Records built later, by the flush thread: ``n`` predictions (counted when dropped), ``records()`` them."""
+
+    n: int
+
+    def records(self) -> list[LedgerRecord]: ...
+
+
 def service_writer_id(prefix: str = "svc") -> str:
     """``<prefix>-<host>-<pid>-<start time>``: unique per process (a reused pid starts at another time)."""
     started = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return safe_writer_id(f"{prefix}-{socket.gethostname()}-{os.getpid()}-{started}")
+
+
+def _expand(entries, courteous: bool) -> tuple[list[LedgerRecord], list[tuple]]:
+    """The entries as records (deferred ones built now), and the entries that failed to build, with why.
+    ``courteous``: offer the GIL now and then (on the writer's own thread: request threads should not wait)."""
+    records: list[LedgerRecord] = []
+    rejected: list[tuple] = []
+    for count, entry in enumerate(entries, start=1):
+        if courteous and count % YIELD_EVERY == 0:
+            time.sleep(0)
+        if isinstance(entry, LedgerRecord):
+            records.append(entry)
+            continue
+        try:
+            records.extend(entry.records())
+        except Exception as exc:  # noqa: BLE001 - a bug in a deferred entry loses that entry, counted, never the batch
+            rejected.append((entry, f"{type(exc).__name__}: {exc}"))
+    return records, rejected
 
 
 class LedgerWriter:
@@ -64,7 +92,7 @@ class LedgerWriter:
         self.flush_s = max(0.001, float(flush_ms) / 1000.0)
         self.max_buffered = max(1, int(max_buffered))
         self._wake_at = max(1, self.max_buffered // 2)
-        self._buffer: collections.deque[LedgerRecord] = collections.deque()
+        self._buffer: collections.deque[LedgerRecord | Deferred] = collections.deque()
         self._lock = threading.Lock()            # guards the buffer and the counters
         self._io_lock = threading.Lock()         # one flush at a time (thread, flush(), close())
         self._wake = threading.Event()
@@ -97,9 +125,10 @@ class LedgerWriter:
 
     # --- the request path -------------------------------------------------------------------------------------
 
-    def append(self, record: LedgerRecord) -> bool:
+    def append(self, record: LedgerRecord | Deferred) -> bool:
         """Buffer ``record`` for the next flush; False (and counted as dropped) when the buffer is full or the
-        writer is closed. O(1), no I/O."""
+        writer is closed. O(1), no I/O. The buffer's bound counts entries (a deferred one may become several
+        records)."""
         with self._lock:
             if self._closed or len(self._buffer) >= self.max_buffered:
                 self.dropped += 1
@@ -143,15 +172,19 @@ class LedgerWriter:
             with self._lock:
                 if not self._buffer:
                     return 0
-                batch, self._buffer = self._buffer, collections.deque()
+                entries, self._buffer = self._buffer, collections.deque()
             done = 0
+            batch: list[LedgerRecord] = []
             try:
-                groups, rejected = self._encode(batch)
+                batch, rejected = _expand(entries, self._thread is threading.current_thread())
+                groups, encode_rejected = self._encode(batch)
+                rejected += encode_rejected
                 if rejected:
                     with self._lock:
                         self.dropped += len(rejected)
                         self.dropped_predictions += sum(r.n for r, _ in rejected)
-                        self.last_error = f"record {rejected[-1][0].prediction_id} not serializable: {rejected[-1][1]}"
+                        self.last_error = (f"record {getattr(rejected[-1][0], 'prediction_id', '(deferred)')} not "
+                                           f"serializable: {rejected[-1][1]}")
                     log.error("ledger: %d record(s) dropped, not serializable: %s", len(rejected), rejected[-1][1])
                     left_out = {id(r) for r, _ in rejected}
                     batch = [r for r in batch if id(r) not in left_out]
@@ -163,7 +196,7 @@ class LedgerWriter:
                         self.written_predictions += sum(r.n for r in records)
                     done += len(records)
             except Exception as exc:
-                lost = list(batch)[done:]
+                lost = batch[done:] if batch else list(entries)
                 with self._lock:
                     self.failed_flushes += 1
                     self.dropped += len(lost)
@@ -172,7 +205,7 @@ class LedgerWriter:
                 raise
             return done
 
-    def _encode(self, batch) -> tuple[list[tuple[list[LedgerRecord], bytes, str, int, str]],
+    def _encode(self, batch: list[LedgerRecord]) -> tuple[list[tuple[list[LedgerRecord], bytes, str, int, str]],
                                       list[tuple[LedgerRecord, str]]]:
         """The batch as chained lines grouped by segment day, [(records, bytes, day, seq after, hash after)], and the
         records that could not be serialized (a value of an unexpected type) with why: left out of the chain."""
