@@ -121,6 +121,35 @@ def report(profile: cProfile.Profile, wall_s: float, n: int, label: str, top: in
     print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
+def ledger_cost(fixtures: list[dict], n: int) -> None:
+    """What the prediction ledger costs per single-row request: the request path's hand-over, and the flush
+    thread's work (records built, serialized, hash-chained, written, fsynced), both run here on this thread with
+    the same snapshot and model as the service (the flush thread is invisible to cProfile in the service)."""
+    import baseline_app  # noqa: PLC0415
+
+    from bento_service import scoring  # noqa: PLC0415
+    from bento_service.ledger import ServiceLedger  # noqa: PLC0415
+    from time2bet.ledger import LedgerWriter  # noqa: PLC0415
+
+    if not baseline_app.STATE:
+        baseline_app.load()
+    st = baseline_app.STATE
+    answers = [scoring.score(st["models"], st["snapshot"], [baseline_app.MatchRequest(**fixtures[i % len(fixtures)])],
+                             0.0) for i in range(n)]
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = ServiceLedger(LedgerWriter(folder, "profile", autostart=False, max_buffered=n + 1))
+        start = time.perf_counter()
+        for scored in answers:
+            ledger.record(scored, "service:/predict")
+        handed = time.perf_counter() - start
+        start = time.perf_counter()
+        ledger.writer.flush()
+        flushed = time.perf_counter() - start
+        ledger.close()
+    print(f"ledger per single-row request: {handed / n * 1e6:.1f} us on the request path, "
+          f"{flushed / n * 1e6:.1f} us in the flush thread (one flush of {n} records, fsync included)")
+
+
 async def profile(args) -> None:
     from bento_service.service import Time2BetService
 
@@ -166,6 +195,8 @@ async def profile(args) -> None:
             model.predict_matrix(x)
         print(f"of which the model call for one row (predict_proba): "
               f"{(time.perf_counter() - start) / 200 * 1e3:.3f} ms")
+    if args.route in ("predict", "both") and args.compare:
+        ledger_cost(fixtures, min(args.requests, 2000))
     if args.route in ("predict", "both"):
         prof = cProfile.Profile()
         start = time.perf_counter()

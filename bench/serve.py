@@ -43,6 +43,11 @@ Phases of every run:
    measures that, the other one the 512 established connections. 512 connections need as many file
    descriptors in the load generator (``ulimit -n``).
 
+With ``--ledger-ratio`` a third server runs: the same service with its prediction ledger off (TIME2BET_LEDGER=0);
+after the service's saturation and batch phases it gets the same bodies and batches, and the last line adds
+``ledger_ratio=<service rps / ledger-off rps> ledger_batch_ratio=<the same for batch rows/s>``: the ledger's price,
+measured in the same run.
+
 The last line is ``serve_rps=<r> baseline_rps=<r0> ratio=<r/r0> p50_ms=<a> p99_ms=<b> batch_rows_per_s=<n>
 overload_p99_ms=<c> overload_shed_p99_ms=<d> overload_timeouts=<t> overload_burst_timeouts=<u>`` (the median
 run by serve_rps).
@@ -234,10 +239,15 @@ def overload_fields(over: dict) -> str:
             f"overload_burst_timeouts={over['burst_timeouts']}")
 
 
-def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict) -> str:
-    return (f"serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} ratio={serve['rps'] / base['rps']:.2f} "
+def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple[dict, dict] | None = None) -> str:
+    text = (f"serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} ratio={serve['rps'] / base['rps']:.2f} "
             f"p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} batch_rows_per_s={batch['rows_per_s']:.0f} "
             f"{overload_fields(over)}")
+    if off is not None:
+        serve_off, batch_off = off
+        text += (f" ledger_ratio={serve['rps'] / serve_off['rps']:.2f} "
+                 f"ledger_batch_ratio={batch['rows_per_s'] / batch_off['rows_per_s']:.2f}")
+    return text
 
 
 def restrict_to_service(service_url: str, teams: dict[str, list[str]], as_of: dt.date):
@@ -281,6 +291,13 @@ def run(args) -> int:
                           work / "baseline.log", cwd=REPO)
     urls = {service.name: service_url, baseline.name: baseline_url}
     servers = [service, baseline]
+    if args.ledger_ratio:
+        off_url = f"http://127.0.0.1:{free_port()}"
+        off = Background("bentoml serve (ledger off)", service_command("127.0.0.1", int(off_url.rsplit(":", 1)[1])),
+                         {**env, "TIME2BET_LEDGER": "0", "TIME2BET_JOBS_PREFIX": env["TIME2BET_JOBS_PREFIX"] + "off:"},
+                         work / "service-ledger-off.log", cwd=service_root)
+        urls[off.name] = off_url
+        servers.append(off)
 
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -359,6 +376,14 @@ def run(args) -> int:
             else:
                 batches = [batch_body(fixtures, args.batch_rows)] * (1 + args.batch_requests)
             batch = measure_batch(service_url, batches, args.batch_rows)
+            off_figures = None
+            if args.ledger_ratio:   # the same bodies and batches, the ledger off: its price in this run
+                serve_off = loadgen(f"{off_url}/predict", path, "closed", conns=args.conns, rate=0,
+                                    warmup=args.warmup, duration=args.duration)
+                batch_off = measure_batch(off_url, batches, args.batch_rows)
+                print(f"[{tag}] ledger off saturation: {fmt(serve_off, cold(off.name, bodies, serve_off))}; batch "
+                      f"{batch_off['rows_per_s']:.0f} rows/s", flush=True)
+                off_figures = (serve_off, batch_off)
             del batches
             print(f"[{tag}] service  batch of {args.batch_rows} rows: {batch['rows_per_s']:.0f} rows/s "
                   f"(best {batch['best_ms']:.1f} ms, median {batch['median_ms']:.1f} ms per request)", flush=True)
@@ -379,8 +404,8 @@ def run(args) -> int:
                 print(f"[{tag}] WARNING: errors during the run (see above)", flush=True)
             if args.workload == "real" and any(r.get("wrapped") for r in (lat, serve, base, over)):
                 print(f"[{tag}] WARNING: a phase repeated bodies (REPEATED_BODIES above)", flush=True)
-            results.append((serve, base, lat, batch, over))
-            print(f"[{tag}] {line(serve, base, lat, batch, over)}", flush=True)
+            results.append((serve, base, lat, batch, over, off_figures))
+            print(f"[{tag}] {line(serve, base, lat, batch, over, off_figures)}", flush=True)
         # the final line: the median run by service throughput
         print(line(*sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]), flush=True)
         return 0
@@ -406,6 +431,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-requests", type=int, default=5)
     p.add_argument("--runs", type=int, default=3, help="repeat the measurements; the last line is the median run")
     p.add_argument("--baseline-latency", action="store_true", help="also measure the baseline's open-loop latency")
+    p.add_argument("--ledger-ratio", action="store_true",
+                   help="also measure the service with its prediction ledger off (ledger_ratio, ledger_batch_ratio)")
     p.add_argument("--profile", action="store_true", help="profile one request in-process instead (no servers)")
     args, rest = p.parse_known_args(argv)
     if args.profile:
