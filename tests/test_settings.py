@@ -70,3 +70,9 @@ def test_defaults_and_overrides(tmp_path):
 def test_bad_values_are_refused_clearly(env, says, tmp_path):
     with pytest.raises(ValueError, match=says):
         Settings.from_env({"TIME2BET_HOME": str(tmp_path), **env})
+
+
+def test_the_service_ledger_is_on_unless_turned_off():
+    assert Settings.from_env({}).ledger_enabled
+    assert Settings.from_env({"TIME2BET_LEDGER": "1"}).ledger_enabled
+    assert not Settings.from_env({"TIME2BET_LEDGER": "0"}).ledger_enabled
