@@ -54,3 +54,24 @@ def test_simulate_replays_the_loop(tmp_path):
                               env={**{k: v for k, v in __import__("os").environ.items() if not k.startswith("TIME2BET_")},
                                    "TIME2BET_HOME": str(home)})
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_tick_that_adds_a_season_partition_requests_its_runs(tmp_path):
+    """The daemon resolves the run requests of a sensor tick against the partitions that tick adds; so does the
+    replay (it once failed at the first step after a new season's first file was published)."""
+    from time2bet.background import free_port
+    from time2bet.cli.simulate import MORNING, Simulation, platform_environment
+    from time2bet.source.mirror import ReplayServer
+    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+
+    site = tmp_path / "site"
+    generate_sample_site(site)
+    sim = Simulation(site, tmp_path / "replay", ["E0"])
+    with ReplayServer(site, as_of=DEFAULT_AS_OF, port=free_port()) as server, platform_environment(
+            {**sim.env, "TIME2BET_SOURCE_URL": server.url}):
+        _, defs, instance = sim._dagster()
+        instance.add_dynamic_partitions("division", ["E0"])
+        instance.add_dynamic_partitions("season", ["2023-24"])   # the platform knew last season only
+        requested = sim._tick(defs, instance, "new_season_files_sensor", dt.datetime.combine(DEFAULT_AS_OF, MORNING))
+    assert "E0|2024-25" in {key for _, key, _ in requested}
+    assert "2024-25" in instance.get_dynamic_partitions("season")

@@ -114,7 +114,10 @@ class Simulation:
         repository = defs.get_repository_def()
         if repository.has_sensor_def(name):
             sensor = repository.get_sensor_def(name)
-            context = dg.build_sensor_context(instance=instance, cursor=self.cursors.get(name), sensor_name=name,
+            # instance_ref as the daemon gives it: with it, run requests for partitions the same tick adds resolve
+            # (the sensor's context then has a dynamic-partitions loader that applies the tick's add requests)
+            context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
+                                              cursor=self.cursors.get(name), sensor_name=name,
                                               resources=defs.resources, definitions=defs,
                                               last_sensor_start_time=when.timestamp())
             with dg.partition_loading_context(dynamic_partitions_store=instance):   # as the daemon evaluates it
