@@ -1,6 +1,9 @@
 -- One row per upcoming match, with the same ids a played match gets (match_id carries over once it is played).
+-- The source's fixtures file lists every division it covers: keep those whose matches the platform ingests
+-- (TIME2BET_DIVISIONS), the only ones its features and models know.
 with source as (
     select * from {{ source('raw', 'fixtures') }}
+    where division in (select distinct division from {{ source('raw', 'matches') }})
 ),
 
 divisions as (
