@@ -7,7 +7,8 @@
    platform home: the first ingestion and training (everything published before ``--from``) and every step are
    counted in ``sim_s`` (the command's wall time).
 2. From the replay's own warehouse: ``predicted`` (ledger rows of the champion variant made in the replay window),
-   ``played`` (matches played in [from, to)), ``joined`` (what the live-quality asset scored: its weekly rows of
+   ``played`` (matches played from ``--from`` to the end of the last kickoff week that ended before ``--to``: the
+   weeks the replay monitors), ``joined`` (what the live-quality asset scored: its weekly rows of
    the champion variant, per division, summed) and ``expected_joined``, counted independently in SQL: played
    matches that have a ledger prediction of the champion variant made before kickoff (``as_of`` <= the match day,
    00:00 UTC, the rule of time2bet.monitoring.live_quality), one per (match, model version). ``missing`` is
@@ -51,7 +52,8 @@ def replay_figures(warehouse_url: str, first: dt.date, last: dt.date, divisions:
 
     wh = Warehouse.from_url(warehouse_url)
     names = ", ".join(f"'{d}'" for d in divisions)
-    window = f"DATE '{first}' AND m.match_date < DATE '{last}'"
+    monitored = last - dt.timedelta(days=last.weekday())   # the replay monitors the kickoff weeks ended before it
+    window = f"DATE '{first}' AND m.match_date < DATE '{monitored}'"
     predicted = wh.read_sql(f"SELECT count(*) AS n FROM {store.LEDGER_TABLE} WHERE variant = 'champion' AND "
                             f"as_of > TIMESTAMP '{first} 00:00:00' AND as_of <= TIMESTAMP '{last} 23:59:59'")
     played = wh.read_sql(f"SELECT count(*) AS n FROM analytics.stg_matches m WHERE m.division IN ({names}) "
@@ -62,7 +64,7 @@ def replay_figures(warehouse_url: str, first: dt.date, last: dt.date, divisions:
         f"AND l.as_of <= CAST(m.match_date AS TIMESTAMP) WHERE m.division IN ({names}) "
         f"AND m.match_date >= {window}) AS eligible")
     weeks = wh.read_sql(f"SELECT * FROM {store.LIVE_QUALITY_TABLE} WHERE \"window\" = 'week' AND variant = "
-                        f"'champion' AND division IN ({names}) AND window_start <= DATE '{last}'")
+                        f"'champion' AND division IN ({names}) AND week < DATE '{monitored}'")
 
     def weighted(score: str, weight: str) -> float:
         w = weeks[weight].fillna(0).astype(float)

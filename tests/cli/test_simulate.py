@@ -11,7 +11,7 @@ import sys
 
 import pandas as pd
 
-from time2bet.cli.simulate import REPORT_COLUMNS, parse_step, step_dates
+from time2bet.cli.simulate import REPORT_COLUMNS, ended_weeks, parse_step, step_dates
 
 FIRST, LAST = dt.date(2025, 2, 1), dt.date(2025, 2, 15)
 
@@ -20,6 +20,10 @@ def test_step_dates_and_steps():
     assert step_dates(FIRST, LAST, 7) == [dt.date(2025, 2, 8), dt.date(2025, 2, 15)]
     assert step_dates(FIRST, dt.date(2025, 2, 10), 7) == [dt.date(2025, 2, 8), dt.date(2025, 2, 10)]
     assert parse_step("2w") == 14 and parse_step("7d") == 7 and parse_step("3") == 3
+    mondays = ["2025-01-20", "2025-01-27", "2025-02-03", "2025-02-10"]
+    assert ended_weeks(mondays, FIRST, dt.date(2025, 2, 8)) == ["2025-01-27"]      # ended Sunday 2 Feb
+    assert ended_weeks(mondays, dt.date(2025, 2, 8), LAST) == ["2025-02-03"]       # each week once
+    assert ended_weeks(mondays, dt.date(2025, 2, 2), dt.date(2025, 2, 3)) == ["2025-01-27"]   # daily steps
 
 
 def test_simulate_replays_the_loop(tmp_path):

@@ -51,3 +51,15 @@ def test_target_drift_waits_for_results():
     result = drift_report(_frame(500, 3), _frame(40, 4, played=False), features=FEATURES[:2], html_path=None)
     assert result.target_drift is None and result.n_current_played == 0
     assert set(result.columns["kind"]) == {"feature", "prediction"} and result.html is None
+
+
+def test_a_large_reference_is_sampled_the_same_way_every_time():
+    reference, current = _frame(12_000, 3), _frame(60, 4, shift=30.0)
+    first = drift_report(reference, current, features=FEATURES, html_path=None, max_reference_rows=2_000)
+    again = drift_report(reference, current, features=FEATURES, html_path=None, max_reference_rows=2_000)
+    whole = drift_report(reference, current, features=FEATURES, html_path=None, max_reference_rows=None)
+    assert (first.n_reference, whole.n_reference) == (2_000, 12_000)
+    pd.testing.assert_frame_equal(first.columns, again.columns)   # a fixed sample: the same p-values
+    # the sample's p-values stay close to the whole window's (the current week's side sets the test's power)
+    p, p_whole = first.p_values("feature"), whole.p_values("feature")
+    assert all(abs(p[c] - p_whole[c]) < 0.1 for c in p)

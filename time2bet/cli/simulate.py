@@ -11,8 +11,9 @@ does what it would do that day, through Dagster itself on the platform's instanc
    retraining the platform does at a season start; the monitoring issue after this one adds drift- and
    quality-triggered retraining), else ``predict_upcoming``: the coming fixtures predicted into the ledger, with
    the platform's clock (``as_of``) set to the step's date by the run tag ``time2bet/as_of``;
-3. ``load_prediction_ledger`` for the ledger's day, and ``monitor`` (live quality, drift) for the kickoff weeks the
-   step covered.
+3. ``load_prediction_ledger`` for the ledger's day, and ``monitor`` (live quality, drift) for each kickoff week
+   that ended since the previous step (from its date to the day before this one): once per week, when its matches
+   are all in (a weekly step runs it once; a week still under way is left to the step after its end).
 
 Nothing here re-implements a sensor, a schedule or an asset: it is their tick evaluation and the jobs, on a clock
 that moves. It writes only under its own home (a new temporary directory unless --home), never into the user's
@@ -193,13 +194,14 @@ class Simulation:
         return StepResult(day, runs, failed, new_season, time.perf_counter() - started)
 
     def _monitor(self, defs, instance, since: dt.date, day: dt.date) -> int:
-        """load_prediction_ledger for today's ledger segments, then monitor for every kickoff week in (since, day]."""
+        """load_prediction_ledger for today's ledger segments, then monitor for every kickoff week that ended in
+        [since, day) (see the module's docstring)."""
         from time2bet_assets.defs.monitoring.partitions import kickoff_weeks
 
         today = dt.datetime.now(dt.UTC).date()   # segments are filed by the wall clock's day
         runs = 1
         self._execute(defs, instance, "load_prediction_ledger", partition_key=today.isoformat())
-        keys = kickoff_weeks.get_partition_keys_in_range(_week_range(kickoff_weeks, since, day))
+        keys = ended_weeks(kickoff_weeks.get_partition_keys(), since, day)
         for key in keys:
             runs += 1
             self._execute(defs, instance, "monitor", partition_key=key)
@@ -222,11 +224,11 @@ def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: 
               else pd.DataFrame(columns=["division", "n"]))
     played = wh.read_sql("SELECT division, count(*) AS n FROM analytics.stg_matches WHERE match_date >= DATE "
                          f"'{previous}' AND match_date < DATE '{day}' GROUP BY division")
-    first_week, last_week = previous - dt.timedelta(days=6), day - dt.timedelta(days=7)   # weeks ending in the step
+    first_week, last_week = previous - dt.timedelta(days=6), day - dt.timedelta(days=7)   # ended in [previous, day)
     quality = (wh.read_sql(f"SELECT * FROM {store.LIVE_QUALITY_TABLE} WHERE \"window\" = 'week' AND "
-                           f"variant = 'champion' AND week > DATE '{first_week}' AND week <= DATE '{last_week}'")
+                           f"variant = 'champion' AND week >= DATE '{first_week}' AND week <= DATE '{last_week}'")
                if store.table_exists(wh, store.LIVE_QUALITY_TABLE) else pd.DataFrame())
-    drift = (wh.read_sql(f"SELECT * FROM {store.DRIFT_TABLE} WHERE week > DATE '{first_week}' AND "
+    drift = (wh.read_sql(f"SELECT * FROM {store.DRIFT_TABLE} WHERE week >= DATE '{first_week}' AND "
                          f"week <= DATE '{last_week}'") if store.table_exists(wh, store.DRIFT_TABLE) else pd.DataFrame())
     share = drift.loc[drift["kind"] == "dataset", "statistic"].mean() if len(drift) else float("nan")
     target = drift[drift["kind"] == "target"] if len(drift) else pd.DataFrame(columns=["drifted", "statistic"])
@@ -261,13 +263,9 @@ def _as_of_tag() -> str:
     return AS_OF_TAG
 
 
-def _week_range(weeks, since: dt.date, day: dt.date):
-    import dagster as dg
-
-    keys = weeks.get_partition_keys()
-    start = max((k for k in keys if dt.date.fromisoformat(k) <= since), default=keys[0])
-    end = max((k for k in keys if dt.date.fromisoformat(k) <= day), default=keys[0])
-    return dg.PartitionKeyRange(start, end)
+def ended_weeks(keys: list[str], since: dt.date, day: dt.date) -> list[str]:
+    """The weekly partition keys (Mondays) of the weeks whose last day (Sunday) is in [since, day)."""
+    return [k for k in keys if since <= dt.date.fromisoformat(k) + dt.timedelta(days=6) < day]
 
 
 @contextlib.contextmanager
