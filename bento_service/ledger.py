@@ -43,8 +43,10 @@ class _Answered:
         scored, now = self.scored, self.at
         fixtures = scored.fixtures
         names, codes = scored.variant_codes()
-        keys = [match_key(*_key(fixtures.pairs[c], k)) for c, k in zip(fixtures.codes.tolist(), fixtures.kickoffs)]
-        ids, kickoffs, probs = fixtures.match_ids(), list(fixtures.kickoffs), scored.probs
+        kickoffs = fixtures.kickoff_days()
+        pairs = fixtures.pairs
+        keys = [match_key(*_key(pairs[c], k)) for c, k in zip(fixtures.codes.tolist(), kickoffs)]
+        ids, probs = fixtures.match_ids(kickoffs), scored.probs
         request_id = new_prediction_id() if len(names) > 1 else None
         out = []
         for k, variant in enumerate(names):
@@ -64,7 +66,7 @@ class _Answered:
         return out
 
 
-def _key(pair: tuple[str, str, str], kickoff: dt.date) -> tuple[str, dt.date, str, str]:
+def _key(pair: tuple[str, str, str], kickoff: str) -> tuple[str, str, str, str]:
     division, home, away = pair
     return division, kickoff, home, away
 

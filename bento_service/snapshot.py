@@ -85,9 +85,10 @@ def _head_to_head_columns(h2h: pd.DataFrame, home_team_id: pd.Series) -> pd.Data
     return out
 
 
-def virtual_match_id(division: str, match_date: dt.date, home_team_id: str, away_team_id: str) -> str:
+def virtual_match_id(division: str, match_date: dt.date | str, home_team_id: str, away_team_id: str) -> str:
     """macro match_id: md5 of division|date|home|away (the id the fixture keeps once played)."""
-    return hashlib.md5(f"{division}|{match_date.isoformat()}|{home_team_id}|{away_team_id}".encode()).hexdigest()
+    day = match_date if isinstance(match_date, str) else match_date.isoformat()
+    return hashlib.md5(f"{division}|{day}|{home_team_id}|{away_team_id}".encode()).hexdigest()
 
 
 _REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
@@ -197,9 +198,18 @@ class Fixtures:
     def __len__(self) -> int:
         return len(self.codes)
 
-    def match_ids(self) -> list[str]:
-        """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it."""
-        return [virtual_match_id(self.ids[c][0], k, *self.ids[c][1:]) for c, k in zip(self.codes.tolist(), self.kickoffs)]
+    def kickoff_days(self) -> list[str]:
+        """Each request's kickoff date as YYYY-MM-DD (formatted once per distinct date: a batch has few)."""
+        ordinals = self.ordinals.tolist()
+        text = {o: k.isoformat() for o, k in zip(ordinals, self.kickoffs)}
+        return [text[o] for o in ordinals]
+
+    def match_ids(self, days: list[str] | None = None) -> list[str]:
+        """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it (``days``: the
+        :meth:`kickoff_days`, when the caller has them already)."""
+        ids = self.ids
+        return [virtual_match_id(ids[c][0], d, ids[c][1], ids[c][2])
+                for c, d in zip(self.codes.tolist(), days if days is not None else self.kickoff_days())]
 
 
 @dataclass
