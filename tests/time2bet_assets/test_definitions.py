@@ -33,7 +33,8 @@ def test_the_code_location_loads_with_every_asset_job_schedule_and_sensor():
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
         "ingest_season_files", "observe_season_files", "refresh_fixtures", "build_features", "train_and_promote"}
     assert {s.name for s in defs.schedules} == {"refresh_current_season", "refresh_fixtures_every_6h"}
-    assert {s.name for s in defs.sensors} == {"new_season_files_sensor", "changed_season_files_sensor"}
+    assert {s.name for s in defs.sensors} >= {"new_season_files_sensor", "changed_season_files_sensor",
+                                             "features_on_new_data"}
 
 
 # --- every key resolves ------------------------------------------------------------------------------------------

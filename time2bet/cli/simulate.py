@@ -7,7 +7,9 @@ does what it would do that day, through Dagster itself on the platform's instanc
    refresh_current_season, changed_season_files_sensor, refresh_fixtures_every_6h, in the order a morning runs
    them) and every run they request is executed in process, as the daemon would launch it (a run key a sensor
    already launched is skipped, as the daemon skips it);
-2. the shipped jobs then run: ``build_features``; ``train_and_promote`` at the first step of each new season (the
+2. the shipped features sensor is evaluated the same way (``features_on_new_data``: ``build_features`` when
+   matches were loaded or the fixtures changed since the last build; a week without either skips it), then
+   ``train_and_promote`` runs at the first step of each new season (the
    retraining the platform does at a season start; the monitoring issue after this one adds drift- and
    quality-triggered retraining), else ``predict_upcoming``: the coming fixtures predicted into the ledger, with
    the platform's clock (``as_of``) set to the step's date by the run tag ``time2bet/as_of``;
@@ -41,6 +43,7 @@ REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "liv
 MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
 INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
                    "refresh_fixtures_every_6h")
+FEATURES_TICKS = ("features_on_new_data",)   # after the ingestion: it reads what the ingestion runs materialized
 
 
 @dataclasses.dataclass
@@ -179,14 +182,14 @@ class Simulation:
                 {**self.env, "TIME2BET_SOURCE_URL": server.url}), _quiet_logs(self.quiet, self.log_file):
             _, defs, instance = self._dagster()
             when = dt.datetime.combine(day, MORNING)
-            for name in INGESTION_TICKS:
-                for job, partition_key, tags in self._tick(defs, instance, name, when):
+            tags = {_as_of_tag(): day.isoformat()}
+            for name in (*INGESTION_TICKS, *FEATURES_TICKS):
+                for job, partition_key, requested in self._tick(defs, instance, name, when):
                     runs += 1
-                    if not self._execute(defs, instance, job, partition_key=partition_key, tags=tags):
+                    if not self._execute(defs, instance, job, partition_key=partition_key, tags={**requested, **tags}):
                         failed.append(f"{name}:{job}:{partition_key}")
             new_season = season_of(day) != season_of(previous)
-            tags = {_as_of_tag(): day.isoformat()}
-            for job in ("build_features", "train_and_promote" if new_season else "predict_upcoming"):
+            for job in ("train_and_promote" if new_season else "predict_upcoming",):
                 runs += 1
                 if not self._execute(defs, instance, job, tags=tags):
                     failed.append(job)

@@ -7,10 +7,11 @@ from time2bet_assets.defs.features.assets import FOOTBALL_DBT, team_ratings
 from time2bet_assets.defs.features.checks import fct_match_features_expectations
 from time2bet_assets.defs.features.jobs import build_features_job
 from time2bet_assets.defs.features.resources import features_resources
+from time2bet_assets.defs.features.sensors import features_on_new_data
 
 
 def features_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[*FOOTBALL_DBT, team_ratings], asset_checks=[fct_match_features_expectations],
-        jobs=[build_features_job], resources=features_resources(settings),
+        jobs=[build_features_job], sensors=[features_on_new_data], resources=features_resources(settings),
     )
