@@ -201,7 +201,7 @@ class Fixtures:
     def kickoff_days(self) -> list[str]:
         """Each request's kickoff date as YYYY-MM-DD (formatted once per distinct date: a batch has few)."""
         ordinals = self.ordinals.tolist()
-        text = {o: k.isoformat() for o, k in zip(ordinals, self.kickoffs)}
+        text = {o: k.isoformat() for o, k in dict(zip(ordinals, self.kickoffs)).items()}
         return [text[o] for o in ordinals]
 
     def match_ids(self, days: list[str] | None = None) -> list[str]:
