@@ -1,9 +1,10 @@
-"""A browser page for the forecast API: pick two teams and see the outcome probabilities, browse upcoming matches.
+"""A browser page for the forecast API: pick two teams and see the outcome probabilities, browse upcoming matches,
+watch the model's live log-loss against the bookmakers.
 
 Why it exists: the BentoML service (``bento_service``) only speaks JSON, and the Dagster/MLflow UIs show
 pipelines and runs, not forecasts; this page lets a person try the served model without curl. It is a pure HTTP
 client of the running service (no platform imports, no warehouse or registry access), so it shows exactly what
-the API answers: GET /model/info, GET /teams, GET /matches and POST /predict.
+the API answers: GET /model/info, GET /teams, GET /matches, GET /quality and POST /predict.
 
     time2bet ui [--service-url http://127.0.0.1:3000] [--port 8501]
     # = streamlit run ui/streamlit_app.py, with TIME2BET_SERVICE_URL (default http://127.0.0.1:3000)
@@ -15,6 +16,7 @@ import datetime as dt
 import os
 from typing import Any
 
+import altair as alt
 import httpx
 import pandas as pd
 import streamlit as st
@@ -28,6 +30,14 @@ OUTCOMES = (("home", "Home win"), ("draw", "Draw"), ("away", "Away win"))
 # walk-forward CV metrics of the served model worth a glance (the registry has many more)
 SHOWN_METRICS = (("cv.model_log_loss", "log loss"), ("cv.market_log_loss", "market log loss"),
                  ("cv.model_rps", "RPS"), ("cv.model_accuracy", "accuracy"), ("cv.n", "matches"))
+# The live-quality charts: (title, the matches counted, (series, column of cumulative_log_loss) pairs). Each
+# comparison is on its own matches: the model against the market where odds exist, against the version's Elo-only
+# reference (fitted in its training run) where that was scored.
+COMPARISONS = (("against the de-margined market", "n_with_odds", (("model", "model_on_odds"), ("market", "market"))),
+               ("against the Elo-only reference", "n_elo", (("model", "model_on_elo"), ("Elo-only", "elo"))))
+NO_LIVE_QUALITY = ("No live quality yet: run the monitor job (Dagster's `monitor`, after `load_prediction_ledger`) "
+                   "once matches the model predicted before kickoff have been played; `time2bet demo` and "
+                   "`time2bet simulate` run it.")
 
 
 class ServiceError(Exception):
@@ -81,6 +91,34 @@ def predict(body: dict) -> dict:
 
 def percent(p: float) -> str:
     return f"{100 * p:.1f}%"
+
+
+def cumulative_log_loss(rows: list[dict]) -> pd.DataFrame:
+    """GET /quality's 'week' rows of one model version, variant and division -> the cumulative log-loss by kickoff
+    week: at week w, sum over weeks <= w of (mean x matches) / sum of matches, so each match counts once (a mean of
+    weekly means would let a week of 3 matches weigh as much as one of 30). Columns: ``model`` and ``n`` (every
+    scored match), ``model_on_odds``, ``market`` and ``n_with_odds`` (the matches with odds), ``model_on_elo``,
+    ``elo`` and ``n_elo`` (those with the Elo-only reference); a week whose pair of scores is incomplete adds no
+    matches to that pair. Indexed by ``week`` (dates), ascending; empty without rows."""
+    columns = ["model", "n", "model_on_odds", "market", "n_with_odds", "model_on_elo", "elo", "n_elo"]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="week"), dtype=float)
+    week = pd.to_datetime(frame["week"]).dt.date.rename("week")
+    out = {}
+    for names, scores, count in ((("model",), ("log_loss",), "n"),
+                                 (("model_on_odds", "market"), ("model_log_loss_on_odds", "market_log_loss"),
+                                  "n_with_odds"),
+                                 (("model_on_elo", "elo"), ("model_log_loss_on_elo", "elo_log_loss"), "n_elo")):
+        values = frame[list(scores)].apply(pd.to_numeric, errors="coerce")
+        weight = pd.to_numeric(frame[count], errors="coerce").fillna(0)
+        weight = weight.where(values.notna().all(axis=1) & (weight > 0), 0)
+        total = weight.groupby(week).sum().cumsum()
+        out[count] = total
+        for name, score in zip(names, scores, strict=True):
+            sums = (values[score].fillna(0) * weight).groupby(week).sum().cumsum()
+            out[name] = sums / total.where(total > 0)
+    return pd.DataFrame(out)[columns].sort_index()
 
 
 # --- page ---------------------------------------------------------------------------------------------------
@@ -193,6 +231,78 @@ def matches_section(divisions: dict[str, str]) -> None:
         st.table(table, hide_index=True)
 
 
+def quality_section(divisions: dict[str, str], info: dict) -> None:
+    st.header("Live quality")
+    try:
+        rows = get(SERVICE_URL, "/quality")["rows"]
+    except ServiceError as exc:
+        if exc.error == "no_live_quality":
+            st.info(NO_LIVE_QUALITY)
+        else:
+            st.error(f"Could not read the live quality: {exc}")
+        return
+    if not rows:
+        st.info(NO_LIVE_QUALITY)
+        return
+    models = sorted({(r["model_version"], r["variant"]) for r in rows},
+                    key=lambda m: (int(m[0]) if m[0].isdigit() else 0, m[0], m[1]))
+    served = (info["version"], "champion")
+    codes = ["ALL", *sorted({r["division"] for r in rows} - {"ALL"})]
+    division_col, model_col = st.columns([2, 1])
+    division = division_col.selectbox(
+        "Division", codes, key="quality_division",
+        format_func=lambda d: "ALL (every division)" if d == "ALL" else f"{d} ({divisions.get(d, d)})")
+    model = model_col.selectbox("Model", models, index=models.index(served) if served in models else len(models) - 1,
+                                key="quality_model", format_func=lambda m: f"v{m[0]} ({m[1]})")
+    cumulative = cumulative_log_loss([r for r in rows if (r["model_version"], r["variant"]) == model
+                                      and r["division"] == division])
+    with st.container(key="quality"):
+        if cumulative.empty or not cumulative["n"].iloc[-1]:
+            st.info(f"v{model[0]} ({model[1]}) has no scored match in {division}.")
+            return
+        last = cumulative.iloc[-1]
+        st.caption(f"Cumulative log-loss (lower is better) of v{model[0]} ({model[1]}) on the {int(last['n'])} "
+                   f"matches it predicted before kickoff, kickoff weeks {cumulative.index[0]} to "
+                   f"{cumulative.index[-1]}; each comparison on the matches it has figures for.")
+        model_metric, market_metric, elo_metric = st.columns(3)
+        model_metric.metric("Model", f"{last['model']:.4f}", help=f"on {int(last['n'])} matches")
+        for column, label, (_, count, pairs) in zip((market_metric, elo_metric),
+                                                    ("Market (de-margined)", "Elo-only reference"), COMPARISONS,
+                                                    strict=True):
+            (_, ours), (_, theirs) = pairs
+            if last[count]:
+                column.metric(label, f"{last[theirs]:.4f}", delta=f"{last[ours] - last[theirs]:+.4f} model",
+                              delta_color="inverse", help=f"on {int(last[count])} matches; the delta is the model's "
+                                                          "log-loss minus this one on the same matches")
+            else:
+                column.metric(label, "–", help="no match with these figures")
+        for column, (title, count, pairs) in zip(st.columns(2), COMPARISONS, strict=True):
+            column.markdown(f"**Model {title}**")
+            if not last[count]:
+                column.caption("No match has these figures yet.")
+                continue
+            column.altair_chart(comparison_chart(cumulative, pairs), width="stretch")
+
+
+def comparison_chart(cumulative: pd.DataFrame, pairs) -> alt.Chart:
+    """Lines with points (a replay of a few weeks has few of them) of the pairs' cumulative log-loss by week."""
+    names = {column: name for name, column in pairs}
+    long = cumulative.reset_index().melt(id_vars="week", value_vars=list(names), var_name="series",
+                                         value_name="log_loss").dropna()
+    long["series"] = long["series"].map(names)
+    long["week"] = pd.to_datetime(long["week"])
+    # a tick on each kickoff week, in UTC like the time unit: a week is a date, whatever the browser's time zone
+    weeks = [alt.DateTime(year=w.year, month=w.month, date=w.day, utc=True) for w in cumulative.index]
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("utcyearmonthdate(week):T", title="kickoff week",
+                axis=alt.Axis(values=weeks, format="%d %b", labelOverlap=True)),
+        y=alt.Y("log_loss:Q", title="cumulative log-loss", scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=None, sort=list(names.values())),
+        tooltip=[alt.Tooltip("utcyearmonthdate(week):T", title="kickoff week"), "series:N",
+                 alt.Tooltip("log_loss:Q", format=".4f")],
+    ).properties(height=260)
+
+
 def main() -> None:
     st.set_page_config(page_title="Time2Bet forecasts", layout="wide")
     st.title("Time2Bet match-outcome forecasts")
@@ -212,6 +322,9 @@ def main() -> None:
     predict_section(divisions)
     st.divider()
     matches_section(divisions)
+    st.divider()
+    quality_section(divisions, info)
 
 
-main()
+if __name__ == "__main__":   # `streamlit run` (and AppTest) run this file as __main__; the tests import it too
+    main()

@@ -2,7 +2,9 @@
 
 `streamlit run` is started the way `time2bet ui` starts it (time2bet.cli.main.streamlit_command) on a free loopback
 port; playwright drives Debian's /usr/bin/chromium (no browser download). What the page shows is compared with
-what the service answers to the same requests through `client`."""
+what the service answers to the same requests through `client`. The live-quality section reads GET /quality, which
+serves the scoreboard file the live_quality asset exports: the tests write that file with the asset's own writer
+(time2bet.scoreboard_store), or leave it absent for the 404 case."""
 
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import click
+import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from time2bet.background import Background
 from time2bet.background import free_port as _free_port
 from time2bet.cli.main import REPO_ROOT, streamlit_command
+from ui.streamlit_app import cumulative_log_loss
 
 CHROMIUM = Path("/usr/bin/chromium")
 APP = REPO_ROOT / "ui" / "streamlit_app.py"
@@ -266,3 +270,114 @@ def test_time2bet_ui_runs_streamlit_headless_on_loopback_with_the_service_url(mo
     assert options["--server.headless"] == "true" and options["--server.address"] == "127.0.0.1"
     assert options["--server.port"] == "8765" and options["--browser.gatherUsageStats"] == "false"
     assert seen["env"]["TIME2BET_SERVICE_URL"] == "http://127.0.0.1:3999" and seen["cwd"] == REPO_ROOT
+
+
+# --- live quality -----------------------------------------------------------------------------------------------
+
+
+def week_row(week: str, log_loss: float, n: int, **scores) -> dict:
+    """A GET /quality row of v1 (champion) in E0, window 'week', with the given figures."""
+    return {"week": week, "window": "week", "model_version": "1", "variant": "champion", "division": "E0",
+            "n": n, "log_loss": log_loss, **scores}
+
+
+def test_cumulative_log_loss_weights_every_week_by_its_matches():
+    rows = [week_row("2025-03-10", 0.9, 10, n_with_odds=10, model_log_loss_on_odds=0.9, market_log_loss=1.0,
+                     n_elo=10, model_log_loss_on_elo=0.9, elo_log_loss=1.1),
+            week_row("2025-02-24", 1.2, 30, n_with_odds=20, model_log_loss_on_odds=1.1, market_log_loss=1.0,
+                     n_elo=0, model_log_loss_on_elo=None, elo_log_loss=None),
+            week_row("2025-03-17", 1.0, 5, n_with_odds=5, model_log_loss_on_odds=1.0, market_log_loss=None,
+                     n_elo=5, model_log_loss_on_elo=1.0, elo_log_loss=0.8)]
+    got = cumulative_log_loss(rows)
+    assert [str(w) for w in got.index] == ["2025-02-24", "2025-03-10", "2025-03-17"]   # by week, not by arrival
+    # the model on every match: (1.2*30 + 0.9*10) / 40, then + 1.0*5 over 45 (not the mean of weekly means)
+    assert got["model"].tolist() == pytest.approx([1.2, 45 / 40, 50 / 45])
+    assert got["n"].tolist() == [30, 40, 45]
+    # against the market on the matches with odds only; a week without the market's figure adds nothing to either
+    assert got["model_on_odds"].tolist() == pytest.approx([1.1, (22 + 9) / 30, (22 + 9) / 30])
+    assert got["market"].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert got["n_with_odds"].tolist() == [20, 30, 30]
+    # against the Elo-only reference: nothing until a week has it
+    assert got["model_on_elo"].iloc[0] != got["model_on_elo"].iloc[0]   # NaN: no match yet
+    assert got["model_on_elo"].tolist()[1:] == pytest.approx([0.9, (9 + 5) / 15])
+    assert got["elo"].tolist()[1:] == pytest.approx([1.1, (11 + 4) / 15])
+    assert got["n_elo"].tolist() == [0, 10, 15]
+    assert cumulative_log_loss([]).empty
+
+
+def test_no_live_quality_yet_is_a_note_not_an_error(server_url, settings, monkeypatch):
+    """AppTest (no browser) against the session's service before any live_quality export: its 404
+    no_live_quality becomes a note saying what to run."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from time2bet.scoreboard_store import FILE
+
+    (settings.monitoring_dir / FILE).unlink(missing_ok=True)
+    st.cache_data.clear()
+    monkeypatch.setenv("TIME2BET_SERVICE_URL", server_url)
+    app = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    notes = [i.value for i in app.info]
+    assert any("no live quality yet: run the monitor job" in n.lower() for n in notes), notes
+
+
+def scoreboard(weeks: list[str], served: str) -> pd.DataFrame:
+    """Rows in monitoring.live_quality's schema for the served version (champion) and an older one (v0,
+    challenger), divisions E0, E1 and ALL, both windows; figures differ per row so a wrong filter shows."""
+    import datetime as dt
+
+    import numpy as np
+
+    from time2bet.monitoring.store import LIVE_QUALITY
+
+    rng = np.random.default_rng(3)
+    records = []
+    for week in map(dt.date.fromisoformat, weeks):
+        for version, variant in ((served, "champion"), ("0", "challenger")):
+            for window in ("week", "rolling"):
+                for division in ("E0", "E1", "ALL"):
+                    row = {c: rng.uniform(0.85, 1.15) for c, kind in LIVE_QUALITY.items() if kind == "double"}
+                    n = int(rng.integers(3, 12))
+                    row |= {"week": week, "window": window, "window_start": week, "window_end": week + dt.timedelta(6),
+                            "model_name": "match_outcome", "model_version": version, "variant": variant,
+                            "division": division, "n": n, "n_with_odds": n - 1, "n_elo": n, "elo_reference": "logged",
+                            "first_kickoff": week, "last_kickoff": week, "computed_at": pd.Timestamp("2026-01-01")}
+                    records.append(row)
+    return pd.DataFrame(records)[list(LIVE_QUALITY)]
+
+
+def test_live_quality_shows_the_cumulative_log_loss_against_market_and_elo(page, client, settings, tmp_path):
+    from time2bet.scoreboard_store import FILE, write_scoreboard
+
+    served = client.get("/model/info").json()["version"]
+    write_scoreboard(scoreboard(["2025-02-24", "2025-03-03", "2025-03-10"], served), settings.monitoring_dir)
+    try:
+        page.reload()
+        section = page.locator(".st-key-quality")
+        section.wait_for()
+        assert page.locator(".st-key-quality_model input").input_value() == f"v{served} (champion)"
+        choose(page, "quality_division", f"E0 ({client.get('/teams').json()['divisions']['E0']})")
+        rows = client.get("/quality", params={"model_version": served, "division": "E0"}).json()["rows"]
+        rows = [r for r in rows if r["variant"] == "champion"]
+        assert len(rows) == 3
+
+        def total(score: str, weight: str) -> float:
+            return sum(r[score] * r[weight] for r in rows) / sum(r[weight] for r in rows)
+
+        expected = [f"{total('log_loss', 'n'):.4f}", f"{total('market_log_loss', 'n_with_odds'):.4f}",
+                    f"{total('elo_log_loss', 'n_elo'):.4f}"]
+        shown = settle(lambda: [t.strip() for t in section.locator("[data-testid=stMetricValue]").all_inner_texts()],
+                       expected)
+        assert shown == expected
+        model_vs_market = total("model_log_loss_on_odds", "n_with_odds") - total("market_log_loss", "n_with_odds")
+        assert f"{model_vs_market:+.4f} model" in section.inner_text()
+        charts = section.locator("[data-testid=stVegaLiteChart], [data-testid=stArrowVegaLiteChart]")
+        expect(charts).to_have_count(2, timeout=UI_TIMEOUT_MS)
+        charts.first.locator("canvas, svg").first.wait_for()   # drawn by the bundled Vega, no CDN
+        shot = tmp_path / "quality.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert_png(shot)
+    finally:
+        (settings.monitoring_dir / FILE).unlink(missing_ok=True)

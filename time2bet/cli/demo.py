@@ -1,6 +1,11 @@
-"""The end of ``time2bet demo``: once the champion exists, the forecast service (as ``time2bet serve``) and the
-Dagster UI run in the background, a real POST /predict for an upcoming fixture is printed with the URLs to try,
-and both keep running until Ctrl-C (or SIGTERM), then both are stopped.
+"""``time2bet demo`` after the sample site is generated: the first training and a few replayed weeks, then the
+forecast service (as ``time2bet serve``) and the Dagster UI in the background, a real POST /predict printed with
+the URLs to try, both running until Ctrl-C (or SIGTERM), then both stopped.
+
+The replay is ``time2bet simulate``'s loop (time2bet.cli.simulate.Simulation) on the demo's own home, so a newcomer
+finds the prediction ledger, live quality against the market and drift in the Dagster UI, over GET /quality and on
+the Streamlit page, made by the shipped sensors, schedules and jobs. Its tools' output (dbt, Dagster, MLflow) goes to
+``$TIME2BET_HOME/logs/simulate.log`` the way simulate sends it there: the console keeps progress and results.
 
 Each background process gets its own session (process group): Ctrl-C reaches only the demo, which stops the
 group with SIGTERM and, after a bounded wait, SIGKILL (Dagster's dev server has been seen to ignore SIGTERM),
@@ -9,13 +14,16 @@ so nothing is left behind. Their output goes to ``$TIME2BET_HOME/logs/``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import httpx
@@ -24,8 +32,16 @@ from time2bet.background import REPO_ROOT, Background
 from time2bet.serving_contract import CHAMPION
 from time2bet.settings import Settings
 
+if TYPE_CHECKING:
+    from time2bet.cli.simulate import StepResult
+
 SERVICE_READY_TIMEOUT_S = 180   # loading the champion and the serving snapshot
 UI_READY_TIMEOUT_S = 120
+# Replayed after the first training: the sample site plays a round every second Saturday around DEFAULT_AS_OF
+# (1, 15 and 29 March), so fortnightly steps predict each round on its morning and score it at the next step: the
+# rounds of 1 and 15 March get scored, and the platform ends on 29 March with fixtures to predict.
+REPLAY_STEPS = 2
+REPLAY_STEP_DAYS = 14
 
 
 def service_command(host: str, port: int) -> list[str]:
@@ -46,6 +62,137 @@ def service_env(settings: Settings, base: dict[str, str] | None = None) -> dict[
 def dagster_ui_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", host,
             "-p", str(port)]
+
+
+def _platform_locations(settings: Settings) -> dict[str, str]:
+    """The demo platform's locations, explicit: the replay (which would otherwise derive them from its home) must
+    write where the demo trained, and the Dagster UI must read there too."""
+    return {"TIME2BET_HOME": str(settings.home), "DAGSTER_HOME": str(settings.dagster_home),
+            "TIME2BET_WAREHOUSE_URL": settings.warehouse_url, "TIME2BET_RAW_ZONE": settings.raw_zone,
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "TIME2BET_MLFLOW_ARTIFACTS": settings.mlflow_artifacts}
+
+
+def train_and_replay(settings: Settings, site: Path, port: int, *,
+                     steps: int = REPLAY_STEPS) -> tuple[dt.date, dict[str, str]]:
+    """The first training on the sample site as of DEFAULT_AS_OF, then ``steps`` fortnightly steps of ``time2bet
+    simulate``'s loop, on the replay server at ``port``; prints progress and results. Returns the platform's date at
+    the end (the site is served as of it afterwards) and the environment of the platform (for the Dagster UI).
+
+    A home that was replayed before is past DEFAULT_AS_OF, and the site served as of an earlier date would have
+    fewer matches than loaded (source integrity quarantines such files): it is trained again, without a replay, at
+    the first step date after its latest match (where its replay ended), its live quality kept."""
+    from time2bet.cli.simulate import Simulation, report_rows, step_dates
+    from time2bet.source.sample_site import DEFAULT_AS_OF, DEFAULT_DIVISIONS
+
+    divisions = [d for d in DEFAULT_DIVISIONS if d in settings.divisions]
+    sim = Simulation(site, settings.home, divisions)
+    sim.env.update(_platform_locations(settings))
+    days = (step_dates(DEFAULT_AS_OF, DEFAULT_AS_OF + dt.timedelta(days=REPLAY_STEP_DAYS * steps), REPLAY_STEP_DAYS)
+            if steps > 0 else [])
+    first = DEFAULT_AS_OF
+    loaded = _loaded_until(settings)
+    if loaded is not None and loaded >= DEFAULT_AS_OF:
+        first, days = _step_after(DEFAULT_AS_OF, loaded), []
+        click.echo(f"this home is past {DEFAULT_AS_OF} (replayed before): training again as of {first}, no replay")
+    click.echo(f"platform home {settings.home}; the tools' own output goes to {sim.log_file}")
+    try:
+        sim.start(first, port, progress=lambda text: click.echo(f"  {text}"))
+        click.echo(f"  {_champion_line(settings)}")
+        if days:
+            click.echo(f"replaying to {days[-1]} as `time2bet simulate --step {REPLAY_STEP_DAYS}d` does: the shipped "
+                       "sensors and jobs ingest results, predict fixtures into the ledger, score live quality, drift")
+        previous = first
+        for day in days:
+            sim.failed_checks.clear()
+            result = sim.step(day, previous, port)
+            rows = report_rows(sim.env["TIME2BET_WAREHOUSE_URL"], previous, day, divisions, sim.failed_checks)
+            click.echo(f"  {day}: " + _step_summary(result, rows))
+            previous = day
+    except RuntimeError as exc:   # Simulation's own failures (say the first ingestion)
+        raise click.ClickException(f"{exc}; the tools' output is in {sim.log_file}") from None
+    for line in _monitoring_summary(settings):
+        click.echo(line)
+    return previous, dict(sim.env)
+
+
+def _step_after(start: dt.date, day: dt.date) -> dt.date:
+    """The first date of the replay's fortnightly steps from ``start`` that is after ``day``."""
+    return start + dt.timedelta(days=REPLAY_STEP_DAYS * math.ceil(((day - start).days + 1) / REPLAY_STEP_DAYS))
+
+
+def _loaded_until(settings: Settings) -> dt.date | None:
+    """The latest match the platform's warehouse holds (None when it holds none)."""
+    from time2bet.monitoring.store import table_exists
+    from time2bet.warehouse.client import Warehouse
+
+    warehouse = Warehouse.from_url(settings.warehouse_url)
+    if not table_exists(warehouse, "raw.matches"):
+        return None
+    latest = warehouse.read_sql("SELECT CAST(max(match_date) AS VARCHAR) AS d FROM raw.matches")["d"].iloc[0]
+    return dt.date.fromisoformat(latest[:10]) if isinstance(latest, str) else None
+
+
+def _champion_line(settings: Settings) -> str:
+    from time2bet.ml.registry import describe_champion
+
+    try:
+        champion = describe_champion(settings.model_name, tracking_uri=settings.mlflow_tracking_uri)
+    except LookupError:
+        return "no champion: the promotion gate rejected every candidate (`time2bet why` says why)"
+    gate = champion.gate
+    text = f"champion: {champion.name} v{champion.version}"
+    if gate.get("challenger_log_loss"):
+        text += (f", gate log-loss {float(gate['challenger_log_loss']):.4f} on {gate.get('n')} held-out matches "
+                 f"(logistic-regression baseline {float(gate['baseline_log_loss']):.4f})")
+    return text
+
+
+def _step_summary(result: StepResult, rows: list[dict]) -> str:
+    """One replay step in a line: what was predicted, played and scored, and what went wrong."""
+    total = {k: sum(int(r[k]) for r in rows) for k in ("predicted", "played", "joined")}
+    text = (f"{total['predicted']} predictions into the ledger, {total['played']} matches played, "
+            f"{total['joined']} scored against results and market; {result.runs} runs, {result.seconds:.0f} s")
+    alerts = sorted({a for r in rows for a in r["alerts"].split(";") if a})
+    if alerts:
+        text += f"; checks warned: {', '.join(alerts)}"
+    if result.failed:
+        text += f"; FAILED: {', '.join(result.failed)}"
+    return text
+
+
+def _monitoring_summary(settings: Settings) -> list[str]:
+    """Live quality of the champion against the market and its Elo-only reference, from the scoreboard export
+    (the file GET /quality serves); the ledger's chains; where the drift reports are."""
+    from time2bet.ledger import verify
+    from time2bet.scoreboard_store import Scoreboard
+
+    lines = []
+    rows = Scoreboard(settings.monitoring_dir).query(division="ALL", window="week")
+    rows = rows[(rows["variant"] == "champion") & (rows["n"] > 0)] if rows is not None else None
+    if rows is None or rows.empty:
+        lines.append("live quality: no predicted match played yet")
+    else:
+        version = rows["model_version"].iloc[-1]   # the latest week's champion
+        rows = rows[rows["model_version"] == version]
+
+        def weighted(score: str, weight: str) -> tuple[float, int]:
+            w = rows[weight].fillna(0).astype(float).where(rows[score].notna(), 0)
+            return float((rows[score].fillna(0) * w).sum() / w.sum()) if w.sum() else float("nan"), int(w.sum())
+
+        model, n = weighted("log_loss", "n")
+        on_odds, n_odds = weighted("model_log_loss_on_odds", "n_with_odds")
+        market, _ = weighted("market_log_loss", "n_with_odds")
+        on_elo, n_elo = weighted("model_log_loss_on_elo", "n_elo")
+        elo, _ = weighted("elo_log_loss", "n_elo")
+        lines.append(f"live quality of v{version} (champion) on {n} matches predicted before kickoff, "
+                     f"{len(rows)} kickoff weeks: log-loss {model:.4f}")
+        lines.append(f"  model {on_odds:.4f} vs de-margined market {market:.4f} on the {n_odds} with odds; "
+                     f"model {on_elo:.4f} vs Elo-only {elo:.4f} on the {n_elo} with the reference")
+    ledger = verify(settings.ledger_dir)
+    lines.append(f"prediction ledger {settings.ledger_dir}: {ledger.summary().split(';')[0]}")
+    reports = sorted((settings.monitoring_dir / "drift").rglob("*.html"))
+    lines.append(f"drift reports (Evidently): {len(reports)} under {settings.monitoring_dir / 'drift'}")
+    return lines
 
 
 def sample_prediction(service_url: str) -> tuple[dict, dict] | None:
@@ -76,15 +223,17 @@ def _print_urls(settings: Settings, service_url: str | None, ui_url: str | None,
     if service_url:
         body = json.dumps(request or {"home_team": "...", "away_team": "...", "division": "E0"})
         lines += [f"  forecast API docs     {service_url}/docs",
-                  f"  a prediction          curl -s -X POST {service_url}/predict -H 'content-type: application/json' "
-                  f"-d '{body}'",
+                  (f"  a prediction          curl -s -X POST {service_url}/predict -H 'content-type: application/json' "
+                   f"-d '{body}'"),
                   f"  upcoming matches      {service_url}/matches",
                   f"  model                 {service_url}/model/info",
+                  f"  live quality          {service_url}/quality?division=ALL",
                   f"  metrics (Prometheus)  {service_url}/metrics",
-                  f"  Streamlit page        time2bet ui --service-url {service_url}"]
+                  f"  Streamlit page        time2bet ui --service-url {service_url}  (forecasts and live quality)"]
     if ui_url:
         lines.append(f"  Dagster UI            {ui_url}")
     lines.append(f"  MLflow UI             mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000")
+    lines.append(f"  the ledger's chains   TIME2BET_HOME={settings.home} time2bet ledger verify")
     click.echo("\n".join(lines))
 
 
@@ -166,8 +315,9 @@ def run_after_training(settings: Settings, *, serve: bool = True, serve_port: in
 
 
 def _has_champion(settings: Settings, model_name: str | None = None) -> bool:
-    from time2bet.mlflow_store import registry_client
     from mlflow.exceptions import MlflowException
+
+    from time2bet.mlflow_store import registry_client
 
     name = model_name or settings.model_name
     try:

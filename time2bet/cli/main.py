@@ -9,7 +9,7 @@
     time2bet status                        where the data is and what it holds
     time2bet serve [--port 3000]           the forecast API (BentoML) on 127.0.0.1, following the champion
     time2bet ui [--port 8501]              a Streamlit page on the forecast API: two teams -> probabilities
-    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> service + Dagster UI
+    time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> replay -> service + Dagster UI
     time2bet ledger verify / anchor        check the prediction ledger's hash chains; record their heads
 """
 
@@ -327,29 +327,31 @@ def ui_command(service_url: str, port: int) -> None:
 @click.option("--serve/--no-serve", default=True, show_default=True,
               help="start the forecast service on the champion afterwards and print a sample prediction")
 @click.option("--serve-port", default=3001, show_default=True)
+@click.option("--replay-steps", default=2, show_default=True,
+              help="fortnightly steps replayed after the first training, as `time2bet simulate` runs them (0: none)")
 @click.option("--exit", "exit_after", is_flag=True,
               help="stop everything after the sample prediction instead of running until Ctrl-C")
-def demo(ui: bool, port: int, ui_port: int, serve: bool, serve_port: int, exit_after: bool) -> None:
+def demo(ui: bool, port: int, ui_port: int, serve: bool, serve_port: int, replay_steps: int,
+         exit_after: bool) -> None:
     """Quickstart on embedded defaults, offline: generate a sample site, replay it on 127.0.0.1 as of a date
-    inside its last season, ingest it, build features, train and promote a champion, predict the fixtures,
-    then start the forecast service on the champion and the Dagster UI, print a sample prediction and the URLs
-    to try, and keep both running until Ctrl-C."""
-    from time2bet.cli.demo import run_after_training
+    inside its last season, ingest it, build features, train and promote a champion, then replay a few weeks
+    through the whole loop (ledger, live quality, drift), start the forecast service on the champion and the
+    Dagster UI, print a sample prediction and the URLs to try, and keep both running until Ctrl-C. The tools'
+    own output goes to $TIME2BET_HOME/logs/."""
+    from time2bet.cli.demo import run_after_training, train_and_replay
     from time2bet.source.mirror import ReplayServer
-    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+    from time2bet.source.sample_site import generate_sample_site
 
     settings = Settings.from_env()
     site = settings.home / "sample-site"
-    generate_sample_site(site)
-    with ReplayServer(site, as_of=DEFAULT_AS_OF, port=port) as server:
-        os.environ["TIME2BET_SOURCE_URL"] = server.url
-        settings = Settings.from_env()
-        click.echo(f"sample site replayed at {server.url} as of {DEFAULT_AS_OF}")
-        if not (run_ingest(settings, None, None, True) and run_training(settings)):
-            sys.exit(1)
-        # the replay server stays up meanwhile: the Dagster UI can re-crawl the sample site
+    summary = generate_sample_site(site)
+    click.echo(f"sample site {site}: {len(summary['files'])} season files, {summary['matches']} matches "
+               f"({summary['date_range'][0]} .. {summary['date_range'][1]}), replayed on http://127.0.0.1:{port}")
+    clock, env = train_and_replay(settings, site, port, steps=replay_steps)
+    # the replay server stays up meanwhile, as of the platform's date: the Dagster UI can re-crawl the sample site
+    with ReplayServer(site, as_of=clock, port=port) as server:
         run_after_training(settings, serve=serve, serve_port=serve_port, ui=ui, ui_port=ui_port,
-                           wait=not exit_after, env=dict(os.environ, TIME2BET_SOURCE_URL=server.url))
+                           wait=not exit_after, env={**os.environ, **env, "TIME2BET_SOURCE_URL": server.url})
 
 
 @main.command()
