@@ -272,26 +272,28 @@ def ended_weeks(keys: list[str], since: dt.date, day: dt.date) -> list[str]:
 
 
 @contextlib.contextmanager
-def _quiet_logs(quiet: bool, log_file: Path | None = None) -> Iterator[None]:
+def _quiet_logs(quiet: bool, log_file: Path | None = None, *, keep_warnings: bool = False) -> Iterator[None]:
     """Dagster's, dbt's and MLflow's chatter off the console: into ``log_file`` (the Dagster UI keeps every run's
-    logs too). The progress bar keeps the stream it was given."""
+    logs too), warnings included. The progress bar keeps the stream it was given."""
     if not quiet:
         yield
         return
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), \
-                contextlib.redirect_stderr(sink), _quiet_logs(quiet):
+                contextlib.redirect_stderr(sink), _quiet_logs(quiet, keep_warnings=True):
             yield
         return
-    names = ("dagster", "dagster_dbt", "mlflow", "alembic", "urllib3", "py.warnings", "great_expectations")
+    names = ("dagster", "dagster_dbt", "mlflow", "alembic", "urllib3", "great_expectations",
+             *(() if keep_warnings else ("py.warnings",)))
     loggers = [logging.getLogger(n) for n in names]
     saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     import warnings
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        if not keep_warnings:   # else they go to stderr, which is the log file
+            warnings.simplefilter("ignore")
         try:
             yield
         finally:
