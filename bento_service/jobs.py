@@ -18,7 +18,8 @@ The queue is bounded: a submit is refused (``JobStore.Full``; POST /jobs answers
 TIME2BET_JOBS_MAX_PENDING jobs are waiting, or when its request would take the bytes held for unfinished jobs
 past TIME2BET_JOBS_MAX_PENDING_BYTES. The check and the enqueue are one Lua script (atomic in Redis), so
 concurrent submits from any number of workers cannot overshoot; a job's bytes are released, in the same
-transaction, when its outcome is stored (and its ``request`` dropped).
+transaction, when its outcome is stored (and its ``request`` dropped). The levels and the bounds are exported:
+``time2bet_jobs_queue_depth`` / ``_bytes`` and ``time2bet_jobs_queue_max_pending`` / ``_max_bytes``.
 
 The worker (``JobWorker``) is one thread in the service's worker process; it takes jobs only once the service
 is ready (model and snapshot loaded) and never dies on an error (Redis unreachable: retried with a pause).
@@ -57,6 +58,13 @@ QUEUE_DEPTH = Gauge("time2bet_jobs_queue_depth", "batch jobs waiting in the pend
                     multiprocess_mode="livemax")
 QUEUE_BYTES = Gauge("time2bet_jobs_queue_bytes", "bytes of the requests of unfinished batch jobs (pending or "
                     "running) held in Redis", multiprocess_mode="livemax")
+# the two bounds the queue is held to (set by every JobStore: the service's, at start), so that the alert rules
+# divide the levels above by the bounds configured rather than by the defaults
+QUEUE_MAX_PENDING = Gauge("time2bet_jobs_queue_max_pending", "the bound on batch jobs waiting in the pending queue "
+                          "(TIME2BET_JOBS_MAX_PENDING): at it POST /jobs answers 429", multiprocess_mode="livemax")
+QUEUE_MAX_BYTES = Gauge("time2bet_jobs_queue_max_bytes", "the bound on the request bytes held for unfinished batch "
+                        "jobs (TIME2BET_JOBS_MAX_PENDING_BYTES): past it POST /jobs answers 429",
+                        multiprocess_mode="livemax")
 
 # KEYS: pending, pending_bytes, sizes, the job's record; ARGV: max pending, max bytes, the request's size, job id,
 # then the record's fields and values. Returns {1 (queued) | 0 (too many jobs) | -1 (too many bytes), depth, bytes}.
@@ -111,6 +119,8 @@ class JobStore:
         self.url = url or DEFAULT_REDIS_URL
         self.prefix = prefix if prefix is not None else DEFAULT_JOBS_PREFIX
         self.max_pending, self.max_pending_bytes, self.result_ttl_s = max_pending, max_pending_bytes, result_ttl_s
+        QUEUE_MAX_PENDING.set(max_pending)
+        QUEUE_MAX_BYTES.set(max_pending_bytes)
         # socket_timeout above the BLMOVE block time, so a blocking pop never trips it
         self.redis = client or redis.Redis.from_url(self.url, socket_connect_timeout=5,
                                                     socket_timeout=POP_TIMEOUT_S + 5, decode_responses=True)

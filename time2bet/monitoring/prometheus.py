@@ -15,6 +15,11 @@ Metric names: ``time2bet_live_*``, ``time2bet_drift_*``, ``time2bet_ledger_*``, 
 (and ``time2bet_freshness_last_update_timestamp_seconds``, which stays right between exports:
 ``time() - time2bet_freshness_last_update_timestamp_seconds`` is the age now). Partitioned figures carry their
 partition (``week``, ``day``) as a label.
+
+The pipeline's own figures (:func:`ingestion_figures`, :func:`rejected_files_figures`, :func:`dagster_runs_figures`)
+are exported the same way, by the Dagster sensors of the monitoring area: ``time2bet_ingestion_*`` per season file
+(``division``, ``season``) and ``time2bet_dagster_runs_failed_total`` per job (``job_name``). Each export carries
+the whole current state (a push replaces the asset's group), never a change.
 """
 
 from __future__ import annotations
@@ -157,6 +162,58 @@ def drift_figures(week: str, model_name: str, model_version: str | None, result)
         if _finite(row["statistic"]):
             p_value.labels(**labels).set(row["statistic"])
         drifted.labels(**labels).set(1 if row["drifted"] else 0)
+    return registry
+
+
+# --- the pipeline's own figures ---------------------------------------------------------------------------------
+
+REJECTION_REASONS = ("invalid", "quarantined")   # a file that fails parsing or validation; one cut short or
+                                                  # dropping or changing loaded matches (time2bet.ingestion)
+
+
+def ingestion_figures(partitions: Mapping[tuple[str, str], tuple[float | None, bool]]) -> CollectorRegistry:
+    """The ingestion's freshness, per season file: ``partitions`` maps (division, season) to (when its file was
+    last fetched successfully from the source, Unix time, None if not known; whether its season is being played).
+    Exported as asset ``source_season_files``."""
+    registry = CollectorRegistry()
+    success = Gauge("time2bet_ingestion_last_success_timestamp_seconds", "when the season file was last fetched "
+                    "successfully from the source (found unchanged since loaded, or loaded), Unix time",
+                    ["division", "season"], registry=registry)
+    playing = Gauge("time2bet_ingestion_season_in_progress", "1 while the season of the file is being played (the "
+                    "current season), 0 for the previous one", ["division", "season"], registry=registry)
+    for (division, season), (when, in_progress) in sorted(partitions.items()):
+        if _finite(when):
+            success.labels(division=division, season=season).set(float(when))
+        playing.labels(division=division, season=season).set(1 if in_progress else 0)
+    return registry
+
+
+def rejected_files_figures(states: Mapping[tuple[str, str], str | None]) -> CollectorRegistry:
+    """The season files not loaded: ``states`` maps (division, season) to why the latest version of its file was
+    not loaded (one of :data:`REJECTION_REASONS`), or None/"" when it was (or needed no loading). Every partition
+    has one series per reason, 1 or 0. Exported as asset ``raw_matches``."""
+    registry = CollectorRegistry()
+    rejected = Gauge("time2bet_ingestion_files_rejected", "season files whose latest version was not loaded (the "
+                     "partition keeps its last good data), by reason: invalid (parsing or validation failed), "
+                     "quarantined (cut short, or drops or changes loaded matches)", ["division", "season", "reason"],
+                     registry=registry)
+    for (division, season), state in sorted(states.items()):
+        if state and state not in REJECTION_REASONS:
+            raise ValueError(f"{division}|{season}: unknown rejection reason {state!r}")
+        for reason in REJECTION_REASONS:
+            rejected.labels(division=division, season=season, reason=reason).set(1 if state == reason else 0)
+    return registry
+
+
+def dagster_runs_figures(failed: Mapping[str, int]) -> CollectorRegistry:
+    """Runs in FAILURE status in Dagster's run storage, per job (``failed``: job name -> count; every job of the
+    code location, those without a failure at 0, so that ``increase()`` sees the first one). A gauge that only
+    grows while runs are kept: deleting failed runs lowers it. Exported as asset ``dagster_runs``."""
+    registry = CollectorRegistry()
+    runs = Gauge("time2bet_dagster_runs_failed_total", "runs of the Dagster job in FAILURE status in the run "
+                 "storage (grows by one with each failed run)", ["job_name"], registry=registry)
+    for job_name, count in sorted(failed.items()):
+        runs.labels(job_name=job_name).set(count)
     return registry
 
 

@@ -6,6 +6,11 @@ process and one warehouse transaction for hundreds of files instead of hundreds 
 Bad input never reaches the warehouse: a file that cannot be fetched or parsed is skipped, its partition
 keeps its last good data, the reason is written to the materialization metadata, and the asset's check
 fails saying which file and why (the check on ``raw_matches`` is blocking, so nothing downstream runs on it).
+
+What the alerting needs and Dagster does not record (an unchanged file records nothing) is kept per partition in
+the Dagster instance's key-value store: when its file was last fetched successfully (found the same as the loaded
+one, or loaded) and whether its latest version was rejected. The monitoring area's ingestion_figures sensor
+exports it (``time2bet_ingestion_*``); failing to record it never fails the step.
 """
 
 import time
@@ -30,6 +35,11 @@ FILES_LOADED = "no_file_rejected"
 FILES_TRUSTED = "no_file_quarantined"
 SOURCE_SEASON_FILES = dg.AssetKey("source_season_files")
 RAW_MATCH_FILES = dg.AssetKey("raw_match_files")
+# The ingestion's state for the alerting, in the instance's key-value store by partition key ('E0|2024-25'); the
+# monitoring area reads these keys (named by string there: areas do not import each other).
+LAST_SUCCESS_KEY = "time2bet/ingestion/last_success/{}"   # Unix time the source's file was last fetched successfully
+REJECTED_KEY = "time2bet/ingestion/rejected/{}"           # "invalid" | "quarantined" | "" (latest version loaded)
+_KV_CHUNK = 500   # keys per statement (SQLite's bound on parameters)
 
 
 class RawMatchesConfig(dg.Config):
@@ -52,6 +62,56 @@ def _run_keys(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list
     return [division_and_season(k) for k in context.partition_keys]
 
 
+def _recalled(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
+    """The values of ``keys`` in the instance's key-value store (those it has)."""
+    storage, found = instance.daemon_cursor_storage, {}
+    for i in range(0, len(keys), _KV_CHUNK):
+        found.update(storage.get_cursor_values(set(keys[i:i + _KV_CHUNK])))
+    return found
+
+
+def _remember(context: dg.AssetExecutionContext | dg.OpExecutionContext, pairs: dict[str, str]) -> None:
+    """Record ``pairs`` in the instance's key-value store. Never raises: the step's work is done, and the figures
+    only lag (logged as a warning)."""
+    if not pairs:
+        return
+    try:
+        storage = context.instance.daemon_cursor_storage
+        existing = set(_recalled(context.instance, list(pairs)))
+        # set_cursor_values inserts, or updates when a key exists: one call with new and existing keys would
+        # update the existing ones only, so each call gets keys of one kind
+        for wanted in (True, False):
+            items = [(k, v) for k, v in pairs.items() if (k in existing) is wanted]
+            for i in range(0, len(items), _KV_CHUNK):
+                storage.set_cursor_values(dict(items[i:i + _KV_CHUNK]))
+    except Exception as exc:  # noqa: BLE001 - the alerting's state must never fail ingestion
+        context.log.warning(f"could not record the ingestion state for the alerting ({len(pairs)} key(s)): "
+                            f"{type(exc).__name__}: {exc}")
+
+
+def _fetched_as_loaded(keys, now: float) -> dict[str, str]:
+    """State of partitions whose file the source served as it is loaded: fetched successfully now, and its latest
+    version is the loaded one (nothing rejected)."""
+    out = {}
+    for division, season in keys:
+        name = f"{division}|{season}"
+        out |= {LAST_SUCCESS_KEY.format(name): repr(now), REJECTED_KEY.format(name): ""}
+    return out
+
+
+def _loaded_at(warehouse, keys) -> dict[str, str]:
+    """When ``keys`` were loaded (raw.match_files), for partitions without a recorded success: loaded before this
+    state was kept, their load is the last success known."""
+    frame = warehouse.read_sql("SELECT division, season, loaded_at FROM raw.match_files")
+    wanted, out = set(keys), {}
+    for division, season, loaded_at in frame.itertuples(index=False, name=None):
+        if (division, season) in wanted and not pd.isna(loaded_at):
+            stamp = pd.Timestamp(loaded_at)
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+            out[LAST_SUCCESS_KEY.format(f"{division}|{season}")] = repr(stamp.timestamp())
+    return out
+
+
 @dg.observable_source_asset(
     partitions_def=season_file_partitions,
     group_name="ingestion",
@@ -69,11 +129,14 @@ def source_season_files(context: dg.OpExecutionContext, source: FootballDataSour
         results = source.crawl(divisions=sorted({d for d, _ in keys}), seasons=sorted({s for _, s in keys}),
                                fixtures=False, staging_dir=staging)
     by_key = {(r.division, r.season): r for r in results if r.kind == "season_file"}
-    loaded = warehouse.open().loaded_match_files()
+    wh = warehouse.open()
+    loaded = wh.loaded_match_files()
     ingested = set(context.instance.get_materialized_partitions(RAW_MATCH_FILES))
-    changed = 0
+    changed, as_loaded = 0, []
     for key in keys:
         result = by_key.get(key)
+        if result is not None and result.status == "fetched" and key in loaded and result.sha256 == loaded[key]:
+            as_loaded.append(key)
         if result is None or result.status == "not_published" or str(partition_key(*key)) not in ingested or (
                 result.status == "fetched" and result.sha256 == loaded.get(key)):
             continue
@@ -86,6 +149,17 @@ def source_season_files(context: dg.OpExecutionContext, source: FootballDataSour
             partition=str(partition_key(*key)),
             tags={DATA_VERSION_TAG: result.sha256} if result.sha256 else None,
             metadata={k: v for k, v in metadata.items() if v is not None}))
+    state = _fetched_as_loaded(as_loaded, time.time())
+    # loaded partitions not found as loaded (changed, or not fetched) without a success recorded (loaded before
+    # this state was kept): their load is the last success known, so that a source failing since then shows
+    unknown = [k for k in keys if k in loaded and k not in as_loaded]
+    if unknown:
+        try:
+            recorded = _recalled(context.instance, [LAST_SUCCESS_KEY.format(f"{d}|{s}") for d, s in unknown])
+            state |= {k: v for k, v in _loaded_at(wh, unknown).items() if k not in recorded}
+        except Exception as exc:  # noqa: BLE001 - as in _remember
+            context.log.warning(f"could not read when the partitions were loaded: {type(exc).__name__}: {exc}")
+    _remember(context, state)
     context.log.info(f"observed {len(keys)} partition(s) in {time.perf_counter() - started:.1f}s: "
                      f"{changed} changed or failed since ingested; the others as loaded, new or not published")
     return dg.DataVersionsByPartition({})   # recorded above, with metadata; nothing for unchanged partitions
@@ -101,12 +175,15 @@ def source_season_files(context: dg.OpExecutionContext, source: FootballDataSour
     ],
 )
 def raw_match_files(
-    context: dg.AssetExecutionContext, source: FootballDataSource, raw_zone: RawZoneResource
+    context: dg.AssetExecutionContext, source: FootballDataSource, raw_zone: RawZoneResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Season CSVs crawled from the source and landed unchanged in the raw zone (content-addressed, never
     overwritten). The content hash is the data version: an unchanged file does not make downstream stale."""
     keys = _run_keys(context)
     zone = raw_zone.open()
+    loaded = warehouse.open().loaded_match_files()
+    as_loaded = []
     started = time.perf_counter()
     with staging_tempdir() as staging:
         results = source.crawl(
@@ -132,6 +209,8 @@ def raw_match_files(
                 row |= {"status": "FAILED: " + str(result.error), "kept": previous.uri if previous else "nothing yet"}
             else:
                 landed, is_new = zone.land(season_subject(*key), Path(result.path).read_bytes())
+                if loaded.get(key) == landed.sha256:
+                    as_loaded.append(key)
                 new_files += is_new
                 total_bytes += result.bytes
                 row |= {"status": "new version" if is_new else "unchanged", "sha256": landed.sha256[:12], "url": result.url}
@@ -157,6 +236,7 @@ def raw_match_files(
         metadata |= {"sha256": current.sha256, "raw_uri": current.uri, "source_url": rows[0]["url"]}
     if failures:
         context.log.error(f"{len(failures)} season file(s) could not be fetched: {failures}")
+    _remember(context, _fetched_as_loaded(as_loaded, time.time()))
     return dg.MaterializeResult(
         metadata=metadata,
         data_version=data_version,
@@ -200,10 +280,12 @@ def raw_matches(
     loaded = wh.loaded_match_files()
     accept = set(config.accept_rewrite)
     loads, rows, rejected, quarantined, accepted, unchanged = [], [], {}, {}, {}, 0
+    judged = {}   # partition key -> why its latest file is not loaded ("" when it is, or there is none)
     for key in keys:
         current = zone.latest(season_subject(*key))
         name = f"{key[0]}|{key[1]}"
         row = {"division": key[0], "season": key[1]}
+        judged[name] = ""
         if current is None:
             row["status"] = "no file"
         elif loaded.get(key) == current.sha256:
@@ -215,12 +297,14 @@ def raw_matches(
             except RejectedFile as exc:   # a truncated file is quarantined, any other bad file rejected
                 truncated = isinstance(exc, TruncatedFile)
                 (quarantined if truncated else rejected)[name] = str(exc)
+                judged[name] = "quarantined" if truncated else "invalid"
                 row |= {"status": f"{'QUARANTINED' if truncated else 'REJECTED'}: {exc}", "sha256": current.sha256[:12]}
                 rows.append(row)
                 continue
             rewrite = check_rewrite(wh.partition_matches(*key, IDENTITY), frame) if key in loaded else None
             if rewrite is not None and not rewrite.safe and name not in accept:
                 quarantined[name] = rewrite.describe()
+                judged[name] = "quarantined"
                 row |= {"status": f"QUARANTINED: {rewrite.describe()}", "sha256": current.sha256[:12]}
             else:
                 if rewrite is not None and not rewrite.safe:
@@ -235,6 +319,9 @@ def raw_matches(
     parse_s = time.perf_counter() - started
     wh.replace_match_partitions(loads)
     load_s = time.perf_counter() - started - parse_s
+    now = repr(time.time())
+    _remember(context, {**{REJECTED_KEY.format(name): why for name, why in judged.items()},
+                        **{LAST_SUCCESS_KEY.format(f"{l.division}|{l.season}"): now for l in loads}})
     rows_loaded = sum(len(l.frame) for l in loads)
     context.log.info(f"loaded {len(loads)} partition(s), {rows_loaded} rows; {unchanged} unchanged; "
                      f"{len(rejected)} rejected; {len(quarantined)} quarantined")
