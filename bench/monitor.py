@@ -14,7 +14,8 @@
    00:00 UTC, the rule of time2bet.monitoring.live_quality), one per (match, model version). ``missing`` is
    expected minus joined: the target is 0. ``live_logloss`` and ``market_logloss`` are over the same weekly rows
    (the market's on the matches with odds, beside the model's on those: ``model_logloss_on_odds``).
-3. Unless ``--no-ledger-ratio``: ``bench/serve.py --workload real --ledger-ratio`` on the replay's final platform
+3. Unless ``--no-ledger-ratio``: ``bench/serve.py --workload real --ledger-ratio --horizon-days 365`` (five
+   divisions' pairs need a year of dates to give every phase bodies of its own) on the replay's final platform
    (not counted in ``sim_s``): ``ledger_ratio`` = saturation throughput of POST /predict with the ledger on over
    off, ``ledger_batch_ratio`` the same for batch rows/s, in the same run.
 
@@ -79,7 +80,7 @@ def replay_figures(warehouse_url: str, first: dt.date, last: dt.date, divisions:
 def ledger_ratio(home: Path) -> dict:
     """bench/serve.py --workload real --ledger-ratio on the replay's platform: (ledger_ratio, ledger_batch_ratio)."""
     out = subprocess.run([sys.executable, str(REPO / "bench" / "serve.py"), "--workload", "real", "--home",
-                          str(home), "--runs", "1", "--ledger-ratio"], capture_output=True, text=True,
+                          str(home), "--runs", "1", "--ledger-ratio", "--horizon-days", "365"], capture_output=True, text=True,
                          timeout=SERVE_TIMEOUT_S, check=False)
     sys.stdout.write("".join(f"  serve: {line}\n" for line in out.stdout.splitlines()))
     if out.returncode != 0:
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
     p.add_argument("--divisions", default=BIG_FIVE, help=f"default: the big five ({BIG_FIVE})")
     p.add_argument("--home", help="the replay's platform home (default: a new temporary directory, kept)")
     p.add_argument("--no-ledger-ratio", dest="ratio", action="store_false", help="skip the ledger's price")
+    p.add_argument("--figures-only", action="store_true",
+                   help="no replay: the figures (and the ledger's price) of the replay already in --home (sim_s=nan)")
     args = p.parse_args(argv)
 
     from time2bet.cli.sample_platform import env_for_home
@@ -110,8 +113,13 @@ def main(argv=None) -> int:
             ",".join(divisions), "--home", str(home), "--report", str(report)]
     print(f"replay home {home}; report {report}", flush=True)
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, timeout=SIMULATE_TIMEOUT_S, check=False)   # its progress bar shows
-    sim_s = time.perf_counter() - started
+    if args.figures_only:
+        if not args.home or not report.exists():
+            p.error("--figures-only needs the --home of a finished replay (its report beside it)")
+        done, sim_s = subprocess.CompletedProcess(argv, 0), float("nan")
+    else:
+        done = subprocess.run(argv, env=env, timeout=SIMULATE_TIMEOUT_S, check=False)   # its progress bar shows
+        sim_s = time.perf_counter() - started
     if done.returncode != 0:
         print(f"time2bet simulate failed ({done.returncode}): see {home / 'logs'}", file=sys.stderr)
         return 1

@@ -139,19 +139,20 @@ class RealBodies:
     body. The service caches feature rows per pair (bento_service.snapshot), so a body is cold for a server
     process only while its pair is new to it: ``cold(server, bodies)`` counts those (and marks them seen)."""
 
-    def __init__(self, teams: dict[str, list[str]], as_of: dt.date, seed: int = REAL_SEED):
+    def __init__(self, teams: dict[str, list[str]], as_of: dt.date, seed: int = REAL_SEED, horizon_days: int = 90):
         import random
 
         rng = random.Random(seed)
         self.pairs = [(d, h, a) for d, names in sorted(teams.items()) for h in names for a in names if h != a]
         rng.shuffle(self.pairs)
-        self.shift = [rng.randrange(90) for _ in self.pairs]
+        self.horizon = horizon_days
+        self.shift = [rng.randrange(horizon_days) for _ in self.pairs]
         self.as_of = as_of
         self.next = 0
         self.seen: dict[str, set] = {}
 
     def __len__(self) -> int:
-        return len(self.pairs) * 90
+        return len(self.pairs) * self.horizon
 
     def take(self, n: int) -> list[dict]:
         if self.next + n > len(self):
@@ -160,7 +161,7 @@ class RealBodies:
         for k in range(self.next, self.next + n):
             i, r = k % len(self.pairs), k // len(self.pairs)
             d, h, a = self.pairs[i]
-            day = self.as_of + dt.timedelta(days=1 + (self.shift[i] + r) % 90)
+            day = self.as_of + dt.timedelta(days=1 + (self.shift[i] + r) % self.horizon)
             out.append({"home_team": h, "away_team": a, "division": d, "kickoff_date": day.isoformat()})
         self.next += n
         return out
@@ -311,9 +312,9 @@ def run(args) -> int:
         print(f"service {service_url} (from {service_root}), baseline {baseline_url}; logs in {work}", flush=True)
         if args.workload == "real":
             teams, as_of = restrict_to_service(service_url, teams, as_of)
-            real = RealBodies(teams, as_of)
+            real = RealBodies(teams, as_of, horizon_days=args.horizon_days)
             print(f"real workload: {len(real.pairs)} ordered pairs of {sum(map(len, teams.values()))} teams in "
-                  f"{len(teams)} divisions, kickoff {as_of + dt.timedelta(days=1)}..{as_of + dt.timedelta(days=90)}; "
+                  f"{len(teams)} divisions, kickoff {as_of + dt.timedelta(days=1)}..{as_of + dt.timedelta(days=args.horizon_days)}; "
                   f"{len(real)} distinct bodies", flush=True)
             warm = real.take(REAL_WARMUP_BODIES)
         else:
@@ -431,6 +432,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-requests", type=int, default=5)
     p.add_argument("--runs", type=int, default=3, help="repeat the measurements; the last line is the median run")
     p.add_argument("--baseline-latency", action="store_true", help="also measure the baseline's open-loop latency")
+    p.add_argument("--horizon-days", type=int, default=90,
+                   help="real workload: kickoff dates as-of + 1..N days (90); more for a platform of few divisions, "
+                        "whose pairs x 90 days would not give every phase bodies of its own")
     p.add_argument("--ledger-ratio", action="store_true",
                    help="also measure the service with its prediction ledger off (ledger_ratio, ledger_batch_ratio)")
     p.add_argument("--profile", action="store_true", help="profile one request in-process instead (no servers)")
