@@ -448,11 +448,12 @@ class Snapshot:
         rows = np.flatnonzero(years > latest[fixtures.codes])
         if not len(rows):
             return
-        frame = pd.DataFrame([fixtures.ids[fixtures.codes[i]] for i in rows],
-                             columns=["division", "home_team_id", "away_team_id"])
-        frame["match_id"], frame["match_date"] = None, [fixtures.kickoffs[i] for i in rows]
-        ratings = self.next_match.frame(frame)
-        out[np.ix_(rows, _SLICES["ratings"])] = ratings[list(RATING_FEATURES)].to_numpy(dtype=np.float64)
+        ids = [fixtures.ids[c] for c in fixtures.codes[rows].tolist()]
+        season = {o: season_of(k) for o, k in dict(zip(fixtures.ordinals[rows].tolist(),
+                                                       [fixtures.kickoffs[i] for i in rows.tolist()])).items()}
+        ratings = self.next_match.columns([i[0] for i in ids], [i[1] for i in ids], [i[2] for i in ids],
+                                          [season[o] for o in fixtures.ordinals[rows].tolist()])
+        out[np.ix_(rows, _SLICES["ratings"])] = np.column_stack([ratings[c] for c in RATING_FEATURES])
 
     def team_table(self) -> TeamTable | None:
         """The precomputed :class:`TeamTable`, built and checked once: its rows must equal ``features()``'s on

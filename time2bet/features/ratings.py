@@ -721,24 +721,30 @@ class NextMatchRatings:
     def frame(self, fixtures: pd.DataFrame, *, b: float = 10.0, c: float = 3.0) -> pd.DataFrame:
         """The ``ratings.fixture_ratings`` columns for fixtures (match_id, division, match_date or season,
         home_team_id, away_team_id), in their row order (and index)."""
-        seasons = (fixtures["season"].astype(str) if "season" in fixtures.columns
-                   else pd.Series([season_of(d.date()) for d in pd.to_datetime(fixtures["match_date"])],
-                                  index=fixtures.index, dtype=object))
-        home_ids, away_ids = fixtures["home_team_id"].tolist(), fixtures["away_team_id"].tolist()
-        divisions = fixtures["division"].tolist()
+        seasons = (fixtures["season"].astype(str).tolist() if "season" in fixtures.columns
+                   else [season_of(d.date()) for d in pd.to_datetime(fixtures["match_date"])])
+        out = pd.DataFrame({"match_id": fixtures["match_id"].to_numpy()}, index=fixtures.index)
+        for name, values in self.columns(fixtures["division"].tolist(), fixtures["home_team_id"].tolist(),
+                                         fixtures["away_team_id"].tolist(), seasons, b=b, c=c).items():
+            out[name] = values
+        return out
+
+    def columns(self, divisions: list[str], home_ids: list[str], away_ids: list[str], seasons: list[str], *,
+                b: float = 10.0, c: float = 3.0) -> dict[str, np.ndarray]:
+        """:meth:`frame`'s rating columns as arrays, from plain lists (no DataFrame: the service calls it for a
+        request's rows, where building frames cost milliseconds per request)."""
         home_elo = np.array([self.elo(h, d, s, a) for h, a, d, s in zip(home_ids, away_ids, divisions, seasons)],
                             dtype=float)
         away_elo = np.array([self.elo(a, d, s, h) for h, a, d, s in zip(home_ids, away_ids, divisions, seasons)],
                             dtype=float)
-        out = pd.DataFrame({"match_id": fixtures["match_id"].to_numpy()}, index=fixtures.index)
-        out["home_elo"], out["away_elo"] = home_elo, away_elo
-        out["elo_diff"] = home_elo - away_elo + self.params["home_advantage"]
-        out["elo_home_expectation"] = elo_expectation(out["elo_diff"].to_numpy())
+        out = {"home_elo": home_elo, "away_elo": away_elo,
+               "elo_diff": home_elo - away_elo + self.params["home_advantage"]}
+        out["elo_home_expectation"] = elo_expectation(out["elo_diff"])
         for side, ids in (("home", home_ids), ("away", away_ids)):
             out[f"{side}_pi_home"] = np.array([self.pi_home.get(t, 0.0) for t in ids], dtype=float)
             out[f"{side}_pi_away"] = np.array([self.pi_away.get(t, 0.0) for t in ids], dtype=float)
-        out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"].to_numpy(), b=b, c=c)
-                                        - pi_goal_difference(out["away_pi_away"].to_numpy(), b=b, c=c))
+        out["pi_expected_goal_diff"] = (pi_goal_difference(out["home_pi_home"], b=b, c=c)
+                                        - pi_goal_difference(out["away_pi_away"], b=b, c=c))
         return out
 
 
