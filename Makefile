@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup demo test bench-ingest lock
+.PHONY: setup demo test lint bench-ingest lock
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Lint (ruff's default rules, configured in pyproject.toml [tool.ruff]); run by .ci/run before the tests.
+LINT_PATHS := time2bet time2bet_assets bento_service ui tests bench .ci
+lint: setup
+	$(BIN)/ruff check $(LINT_PATHS)
 
 bench-ingest: setup
 	$(BIN)/python bench/ingest.py --root ../shared/data/football-data

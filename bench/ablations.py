@@ -48,7 +48,7 @@ def table_features(frame: pd.DataFrame, relegated: int = 3, europe: int = 4) -> 
             rank = {t: i + 1 for i, t in enumerate(table)}
 
             def points_at(position: int) -> int:
-                return points[table[position - 1]] if len(table) >= position else 0
+                return points[table[position - 1]] if len(table) >= position else 0  # noqa: B023 - called within this iteration
 
             leader, europe_line, safe_line = points_at(1), points_at(europe), points_at(n - relegated)
             for match in day.itertuples():
@@ -95,7 +95,7 @@ def division_context(frame: pd.DataFrame, halflife: float = 300.0) -> pd.DataFra
     out = pd.DataFrame(index=ordered.index)
     for name, values in signals.items():
         column = pd.Series(np.nan, index=ordered.index)
-        for _, rows in ordered.groupby("division").groups.items():
+        for rows in ordered.groupby("division").groups.values():
             dates = ordered.loc[rows, "match_date"]
             weighted = values.loc[rows].ewm(halflife=halflife).mean()
             at_end_of_day = weighted.groupby(dates.to_numpy()).last().shift(1)  # earlier dates only
@@ -117,13 +117,13 @@ def main() -> None:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
+    from time2bet.features.ratings import RATING_PARAMS, elo_ratings
     from time2bet.football import season_start_year
-    from time2bet.warehouse.client import Warehouse
     from time2bet.ml import training as T
     from time2bet.ml.metrics import encode_outcomes, log_loss
-    from time2bet.features.ratings import RATING_PARAMS, elo_ratings
     from time2bet.serving_contract import ELO_COLUMNS
     from time2bet.settings import Settings
+    from time2bet.warehouse.client import Warehouse
 
     frame = Warehouse.from_url(Settings.from_env().warehouse_url).read_sql(
         "SELECT * FROM analytics.fct_match_features ORDER BY match_date, match_id")

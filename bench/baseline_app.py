@@ -20,19 +20,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:   # bento_service lives at the repo root (not installed)
     sys.path.insert(0, str(REPO))
 
-import orjson  # noqa: E402
-import uvicorn  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.concurrency import run_in_threadpool  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+import orjson
+import uvicorn
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from bento_service import scoring  # noqa: E402
-from bento_service.model import ModelSet, ServedModel  # noqa: E402
-from bento_service.schemas import BatchRequest, MatchColumns, MatchRequest  # noqa: E402
-from bento_service.snapshot import RequestError, Snapshot  # noqa: E402
+from bento_service import scoring
+from bento_service.model import ModelSet, ServedModel
+from bento_service.schemas import BatchRequest, MatchColumns, MatchRequest
+from bento_service.snapshot import RequestError, Snapshot
 
 STATE: dict = {}
 

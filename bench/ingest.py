@@ -72,10 +72,10 @@ def main() -> None:
 
         from time2bet.cli.main import prepare_dagster_home
         from time2bet.ingestion.discovery import discover_season_files
-        from time2bet.warehouse.client import Warehouse
         from time2bet.settings import Settings
-        from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
+        from time2bet.warehouse.client import Warehouse
         from time2bet_assets.definitions import build_definitions
+        from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 
         settings = Settings.from_env()
         defs = build_definitions(settings)

@@ -125,11 +125,11 @@ def ledger_cost(fixtures: list[dict], n: int) -> None:
     """What the prediction ledger costs per single-row request: the request path's hand-over, and the flush
     thread's work (records built, serialized, hash-chained, written, fsynced), both run here on this thread with
     the same snapshot and model as the service (the flush thread is invisible to cProfile in the service)."""
-    import baseline_app  # noqa: PLC0415
+    import baseline_app
 
-    from bento_service import scoring  # noqa: PLC0415
-    from bento_service.ledger import ServiceLedger  # noqa: PLC0415
-    from time2bet.ledger import LedgerWriter  # noqa: PLC0415
+    from bento_service import scoring
+    from bento_service.ledger import ServiceLedger
+    from time2bet.ledger import LedgerWriter
 
     if not baseline_app.STATE:
         baseline_app.load()
@@ -177,7 +177,7 @@ async def profile(args) -> None:
         # unprofiled first: the service against the bare baseline app (bench/baseline_app.py), same process,
         # same requests, one after the other (no batching): the difference is the framework's cost per request
         sys.path.insert(0, str(REPO / "bench"))
-        import baseline_app  # noqa: PLC0415
+        import baseline_app
 
         baseline_app.load()
         bare = Client(baseline_app.app)
@@ -210,13 +210,13 @@ async def profile(args) -> None:
                 pstats.Stats(prof).sort_stats("tottime").print_callers(name)
     if args.route in ("batch", "both"):
         sys.path.insert(0, str(REPO / "bench"))
-        from serve import batch_body  # noqa: PLC0415
+        from serve import batch_body
 
         body = batch_body(fixtures, args.batch_rows)
         status, out = await client.request("POST", "/predict/batch", body)
         assert status == 200, out[:500]
     if args.route in ("batch", "both") and args.compare:
-        import baseline_app  # noqa: PLC0415
+        import baseline_app
 
         if not baseline_app.STATE:
             baseline_app.load()
@@ -230,8 +230,8 @@ async def profile(args) -> None:
             print(f"unprofiled POST /predict/batch of {args.batch_rows}, {label:>13}: {per * 1e3:.1f} ms per request "
                   f"({args.batch_rows / per:.0f} rows/s)")
         # the parts, in this thread (the service runs them on a worker thread, which cProfile does not see)
-        from bento_service import scoring  # noqa: PLC0415
-        from bento_service.schemas import BatchRequest, MatchColumns  # noqa: PLC0415
+        from bento_service import scoring
+        from bento_service.schemas import BatchRequest, MatchColumns
 
         st = baseline_app.STATE
         parts = {}

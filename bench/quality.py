@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import start_mirror  # noqa: E402  (same folder)
+from ingest import start_mirror  # (same folder)
 
 BIG_FIVE = "E0,D1,SP1,I1,F1"
 
@@ -47,14 +47,14 @@ def main() -> None:
 
         from time2bet.cli.main import QUIET_CONSOLE, prepare_dagster_home
         from time2bet.ingestion.discovery import discover_season_files
-        from time2bet.warehouse.client import Warehouse
         from time2bet.ml.metrics import encode_outcomes, evaluate
         from time2bet.ml.training import train_candidate
         from time2bet.serving_contract import model_input
         from time2bet.settings import Settings
+        from time2bet.warehouse.client import Warehouse
+        from time2bet_assets.definitions import build_definitions
         from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
         from time2bet_assets.defs.ml.assets import MODEL_FEATURES, PLAYED_MATCHES_SQL
-        from time2bet_assets.definitions import build_definitions
 
         settings = Settings.from_env()
         prepare_dagster_home(settings)

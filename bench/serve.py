@@ -76,10 +76,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
+import httpx
 
-from time2bet.background import Background, free_port  # noqa: E402
-from time2bet.cli.demo import service_command  # noqa: E402
+from time2bet.background import Background, free_port
+from time2bet.cli.demo import service_command
 
 READY_TIMEOUT_S = 180
 
@@ -441,7 +441,7 @@ def main(argv=None) -> int:
     args, rest = p.parse_known_args(argv)
     if args.profile:
         sys.path.insert(0, str(REPO / "bench"))
-        import profile_request  # noqa: PLC0415
+        import profile_request
         return profile_request.main((["--home", args.home] if args.home else []) + rest)
     return run(args)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from bentoml import get_current_service   # bound once: ``bentoml.<name>`` goes through a lazy module __getattr__
+from bentoml import get_current_service  # bound once: ``bentoml.<name>`` goes through a lazy module __getattr__
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 

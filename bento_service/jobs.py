@@ -38,8 +38,12 @@ import redis
 from prometheus_client import Counter, Gauge
 
 from time2bet.settings import (
-    DEFAULT_JOBS_MAX_PENDING, DEFAULT_JOBS_MAX_PENDING_BYTES, DEFAULT_JOBS_PREFIX, DEFAULT_JOBS_RESULT_TTL_S,
-    DEFAULT_REDIS_URL, Settings,
+    DEFAULT_JOBS_MAX_PENDING,
+    DEFAULT_JOBS_MAX_PENDING_BYTES,
+    DEFAULT_JOBS_PREFIX,
+    DEFAULT_JOBS_RESULT_TTL_S,
+    DEFAULT_REDIS_URL,
+    Settings,
 )
 
 logger = logging.getLogger("time2bet.serving.jobs")
@@ -283,7 +287,7 @@ class JobWorker:
             except redis.RedisError:
                 logger.exception("jobs: Redis error; retrying in %.0fs", RETRY_PAUSE_S)
                 self._stop.wait(RETRY_PAUSE_S)
-            except Exception:  # noqa: BLE001 - the worker thread must survive anything
+            except Exception:  # deliberately broad: the worker thread must survive anything
                 logger.exception("jobs: unexpected error in the worker loop")
                 self._stop.wait(RETRY_PAUSE_S)
 
@@ -301,7 +305,7 @@ class JobWorker:
             result = self._run(body)
         except JobInputError as exc:
             self._fail(job_id, str(exc))
-        except Exception as exc:  # noqa: BLE001 - reported on the job
+        except Exception as exc:  # deliberately broad: reported on the job
             logger.exception("job %s failed", job_id)
             self._fail(job_id, f"{type(exc).__name__}: {exc}")
         else:

@@ -45,6 +45,7 @@ class ServedModel:
              version: str | None = None) -> ServedModel:
         """The version ``alias`` points to now, or ``version`` (served under ``alias``) when given."""
         import mlflow
+
         from time2bet.mlflow_store import registry_client
 
         client = registry_client(tracking_uri)
@@ -359,7 +360,7 @@ class ModelWatcher:
                     new = dataclasses.replace(other, alias=variant)
                 else:
                     new = self._loader(want, variant)
-            except Exception as exc:  # noqa: BLE001 - keep serving what we have
+            except Exception as exc:  # deliberately broad: keep serving what we have
                 logger.exception("loading %s v%s as %s failed; keeping %s", self.name, want, variant,
                                  f"v{have.version}" if have else "nothing")
                 self.last_error = f"{variant} v{want}: {type(exc).__name__}: {exc}"

@@ -33,27 +33,51 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bento_service import scoring, traffic
 from bento_service.app import app
 from bento_service.errors import (
-    MALFORMED_BODY, PREDICT_REFUSALS, NotReady, describe_validation_errors, documented, error_response, unknown_job,
+    MALFORMED_BODY,
+    PREDICT_REFUSALS,
+    NotReady,
+    describe_validation_errors,
+    documented,
+    error_response,
+    unknown_job,
 )
 from bento_service.fast_path import FAST_PATHS, PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.ledger import ServiceLedger
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
-from bento_service.shedding import ShedLoad
 from bento_service.schemas import (
-    DIVISION_SCHEMA, JOB_ID_SCHEMA, MATCH_ID_SCHEMA, MAX_BATCH, MAX_DIVISION, MAX_ID, BatchRequest, BatchResponse,
-    IsoDate, JobAccepted, JobStatus, MatchColumns, MatchesResponse, MatchRequest, ModelDetails, ModelInfo, Prediction,
-    QualityResponse, QualityRow, StoredPrediction, TeamsResponse,
+    DIVISION_SCHEMA,
+    JOB_ID_SCHEMA,
+    MATCH_ID_SCHEMA,
+    MAX_BATCH,
+    MAX_DIVISION,
+    MAX_ID,
+    BatchRequest,
+    BatchResponse,
+    IsoDate,
+    JobAccepted,
+    JobStatus,
+    MatchColumns,
+    MatchesResponse,
+    MatchRequest,
+    ModelDetails,
+    ModelInfo,
+    Prediction,
+    QualityResponse,
+    QualityRow,
+    StoredPrediction,
+    TeamsResponse,
 )
+from bento_service.shedding import ShedLoad
 
 # ?division= of GET /matches and /teams: as MatchRequest.division (a code past 8 characters is string_too_long; one
 # with no data is unknown_division)
 DivisionQuery = Annotated[str, Query(max_length=MAX_DIVISION, json_schema_extra=DIVISION_SCHEMA)]
 from bento_service.snapshot import RequestError, Snapshot
 from time2bet.scoreboard_store import Scoreboard
-from time2bet.serving_snapshot_store import read_pointer
 from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
+from time2bet.serving_snapshot_store import read_pointer
 from time2bet.settings import Settings
 
 logger = logging.getLogger("time2bet.serving")
@@ -123,7 +147,7 @@ class Time2BetService:
     def _refresh(self) -> None:
         try:
             models = self.watcher.refresh()
-        except Exception as exc:  # noqa: BLE001 - registry unreachable: keep serving, try again next poll
+        except Exception as exc:  # deliberately broad: registry unreachable: keep serving, try again next poll
             logger.exception("reading the registry aliases failed")
             if self.models.champion is None:
                 self.load_error = f"{type(exc).__name__}: {exc}"
@@ -142,7 +166,7 @@ class Time2BetService:
                 or Snapshot.load(self.settings.warehouse_url)
             logger.info("serving snapshot %s of %d teams", self.snapshot.version or "(warehouse)",
                         len(self.snapshot.teams))
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and every route
+        except Exception as exc:  # deliberately broad: reported by /readyz and every route
             logger.exception("loading the serving snapshot failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
@@ -166,7 +190,7 @@ class Time2BetService:
             return False
         try:
             fresh = Snapshot.load_export(self.settings.serving_snapshot_dir)   # team table built and checked
-        except Exception:  # noqa: BLE001 - keep serving the snapshot we have; try again next poll
+        except Exception:  # deliberately broad: keep serving the snapshot we have; try again next poll
             logger.exception("loading the serving snapshot %s failed", pointer.get("version"))
             SNAPSHOT_SWAPS.labels(outcome="failure").inc()
             return False

@@ -31,12 +31,23 @@ import pandas as pd
 
 from bento_service.schemas import MatchColumns
 from time2bet.features.ratings import (
-    RATING_PARAMS, NextMatchRatings, elo_expectation, pi_goal_difference, tier_initial_rating,
+    RATING_PARAMS,
+    NextMatchRatings,
+    elo_expectation,
+    pi_goal_difference,
+    tier_initial_rating,
 )
 from time2bet.football import season_of
-from time2bet.serving_contract import (   # the service's input contract
-    FORM_STATS, FORM_WINDOWS, ID_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP,
-    REST_DAYS_FEATURES, VENUE_STATS, model_input,
+from time2bet.serving_contract import (  # the service's input contract
+    FORM_STATS,
+    FORM_WINDOWS,
+    ID_COLUMNS,
+    MODEL_FEATURES,
+    RATING_FEATURES,
+    REST_DAYS_CAP,
+    REST_DAYS_FEATURES,
+    VENUE_STATS,
+    model_input,
 )
 from time2bet.serving_snapshot_store import features_as_of, read_snapshot, read_tables
 from time2bet.warehouse.client import Warehouse
@@ -98,7 +109,7 @@ _H2H = ["h2h_meetings_last5", "h2h_home_points_last5", "h2h_home_goal_diff_last5
 _SLICES = {name: [MODEL_FEATURES.index(c) for c in columns]
            for name, columns in (("home", _HOME_SIDE), ("away", _AWAY_SIDE), ("h2h", _H2H),
                                  ("ratings", list(RATING_FEATURES)))}
-assert sorted(sum(_SLICES.values(), [])) == list(range(len(MODEL_FEATURES))), "every feature has one source"
+assert sorted(i for s in _SLICES.values() for i in s) == list(range(len(MODEL_FEATURES))), "every feature has one source"
 
 
 @dataclass
@@ -157,8 +168,8 @@ class TeamTable:
         for k, (_, home_id, away_id) in enumerate(ids):   # macro head_to_head_features, as _head_to_head_columns
             lo, hi = min(home_id, away_id), max(home_id, away_id)
             meetings, a_points, b_points, a_diff = self.head_to_head.get((lo, hi), _NO_MEETING)
-            home_is_a = meetings == meetings and home_id == lo   # a pair row without meetings counts as none
-            h2h[k] = (meetings if meetings == meetings else 0.0, a_points if home_is_a else b_points,
+            home_is_a = meetings == meetings and home_id == lo   # noqa: PLR0124 - NaN test; a pair row without meetings counts as none
+            h2h[k] = (meetings if meetings == meetings else 0.0, a_points if home_is_a else b_points,  # noqa: PLR0124 - NaN test
                       a_diff if home_is_a else -a_diff)
         out[:, _SLICES["h2h"]] = h2h
         start = np.array([_tier_start(i[0]) for i in ids])
@@ -362,7 +373,7 @@ class Snapshot:
                     if len(columns) > 1:
                         exc.detail["index"] = i
                     raise
-            raise grouped   # pragma: no cover - the grouped check refused what resolve() accepts
+            raise grouped   # noqa: TRY201  # pragma: no cover - the grouped check refused what resolve() accepts
 
     def _resolve_grouped(self, columns: MatchColumns) -> Fixtures:
         pairs: dict[tuple[str, str, str], int] = {}

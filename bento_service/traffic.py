@@ -38,7 +38,7 @@ class CancellingTimeoutMiddleware(_ORIGINAL):
         fut.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
         try:
             await waiter
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if fut.cancel():
                 response = JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
                                         status_code=504)

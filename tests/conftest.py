@@ -17,9 +17,9 @@ REPO_ROOT = REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the service package lives at the repo root (not installed)
     sys.path.insert(0, str(REPO))
 
-from time2bet.background import Background, free_port  # noqa: E402
-from time2bet.cli.demo import service_command  # noqa: E402
-from time2bet.cli.sample_platform import build_platform  # noqa: E402  (shared with bench/serve.py)
+from time2bet.background import Background, free_port
+from time2bet.cli.demo import service_command
+from time2bet.cli.sample_platform import build_platform  # (shared with bench/serve.py)
 
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "football-data"
 PG_ADMIN_URL = os.environ.get("TIME2BET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

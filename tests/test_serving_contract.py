@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from time2bet.serving_contract import (
-    CHALLENGER, CHAMPION, FEATURE_COLUMNS, MODEL_FEATURES, RATING_FEATURES, REST_DAYS_CAP, VARIANTS, model_input,
+    CHALLENGER,
+    CHAMPION,
+    FEATURE_COLUMNS,
+    MODEL_FEATURES,
+    RATING_FEATURES,
+    REST_DAYS_CAP,
+    VARIANTS,
+    model_input,
 )
 
 

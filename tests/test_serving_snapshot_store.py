@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from time2bet.serving_snapshot_store import (
-    KEEP_VERSIONS, POINTER, SNAPSHOT_QUERIES, read_pointer, read_snapshot, write_snapshot,
+    KEEP_VERSIONS,
+    POINTER,
+    SNAPSHOT_QUERIES,
+    read_pointer,
+    read_snapshot,
+    write_snapshot,
 )
 
 WRITES = 40

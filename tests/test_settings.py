@@ -47,7 +47,7 @@ def test_every_variable_settings_reads_is_in_the_readme_table():
     source = (REPO / "time2bet" / "settings.py").read_text()
     read = set(re.findall(r'env\.get\("([A-Z0-9_]+)"', source))
     readme = (REPO / "README.md").read_text()
-    table = {m for m in re.findall(r"^\| `([A-Z0-9_]+)`", readme, flags=re.M)}
+    table = {m for m in re.findall(r"^\| `([A-Z0-9_]+)`", readme, flags=re.MULTILINE)}
     assert read, "no variables found in settings.py"
     assert read <= table, f"variables missing from the README's configuration table: {sorted(read - table)}"
 

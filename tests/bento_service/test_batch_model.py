@@ -49,7 +49,7 @@ def test_rows_that_only_share_a_hash_are_scored_on_their_own(monkeypatch):
     x[3] = x[0]
     x[3, 7] = np.float64(np.nan) if not np.isnan(x[0, 7]) else np.copysign(np.nan, -1.0)   # NaN of another sign
     monkeypatch.setattr(served, "_hash_weights", lambda n: np.zeros(n))   # every row collides with every other
-    rows, position = _assert_rebuilds(x)   # the same bits as the representative: merged; any other: on its own
+    _rows, position = _assert_rebuilds(x)   # the same bits as the representative: merged; any other: on its own
     assert position[0] == position[1] != position[2] != position[3] != position[0]
 
 

@@ -34,8 +34,8 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
-from schemathesis.config import SchemathesisConfig
 from pydantic import ValidationError
+from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 
 from bento_service.schemas import MAX_BATCH, NOT_BLANK, MatchRequest
@@ -77,13 +77,13 @@ def _content_type(response) -> str:
 def errors_say_what_is_wrong(ctx, response, case) -> None:
     """Every 4xx is a JSON object with a machine-readable ``error`` and a human ``message``."""
     if not 400 <= response.status_code < 500:
-        return None
+        return
     content_type = _content_type(response)
     assert content_type.startswith("application/json"), f"{response.status_code} is {content_type!r}, not JSON"
     body = response.json()
     assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], body
     assert isinstance(body.get("message"), str) and body["message"], body
-    return None
+    return
 
 
 def refused_only_for_the_data(ctx, response, case) -> None:
@@ -92,12 +92,12 @@ def refused_only_for_the_data(ctx, response, case) -> None:
     say."""
     meta = case.meta
     if response.status_code != 422 or meta is None or not meta.generation.mode.is_positive:
-        return None
+        return
     reason = response.json().get("error")
     allowed = DATA_REFUSALS.get(case.operation.label, set())
     assert reason in allowed, (f"a schema-valid request to {case.operation.label} was refused with {reason!r}: "
                                f"the schema allows what the server refuses ({response.json().get('message')})")
-    return None
+    return
 
 
 CHECKS = [errors_say_what_is_wrong, refused_only_for_the_data]

@@ -64,7 +64,7 @@ def test_answered_predictions_survive_a_kill_9(platform_env, tmp_path, start_ben
     assert len(processes) > 1, "no worker process found under the server"
     for process in processes:
         process.send_signal(signal.SIGKILL)
-    gone, alive = psutil.wait_procs(processes, timeout=30)
+    _gone, alive = psutil.wait_procs(processes, timeout=30)
     assert not alive, alive
     server.process.proc.wait(timeout=30)
     server.process = None

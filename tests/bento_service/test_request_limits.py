@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 import pytest
@@ -59,7 +60,7 @@ class PeakRss:
         while not self._stop.wait(SAMPLE_EVERY_S):
             self.peak = max(self.peak, self.process.memory_info().rss)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         try:
             Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")   # 5: reset the peak RSS (Linux >= 4.0)
             self._hwm_reset = True

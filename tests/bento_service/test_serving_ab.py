@@ -7,7 +7,10 @@ import datetime as dt
 import pytest
 
 from bento_service.model import (
-    ModelSet, ModelWatcher, ServedModel, assign_variant,
+    ModelSet,
+    ModelWatcher,
+    ServedModel,
+    assign_variant,
 )
 from time2bet.serving_contract import CHALLENGER, CHAMPION
 from time2bet.settings import parse_share

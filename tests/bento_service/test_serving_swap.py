@@ -55,9 +55,8 @@ def value(client, metric: str, **labels) -> float:
 @pytest.fixture(scope="module")
 def registry(settings, client):
     """MlflowClient + the champion as built; restores champion and (no) challenger at the end."""
-    from time2bet.mlflow_store import registry_client
-
     from time2bet.ml.registry import promote
+    from time2bet.mlflow_store import registry_client
 
     uri = settings.mlflow_tracking_uri
     mc = registry_client(uri)

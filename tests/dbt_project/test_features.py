@@ -18,13 +18,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from time2bet.serving_contract import FEATURE_COLUMNS, ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
 from time2bet.features.dbt import DBT_PROJECT_DIR, DbtError, build_features, dbt_target_env, run_dbt
 from time2bet.football import DIVISIONS, parse_match_date, season_file_path
 from time2bet.ingestion.parsing import parse_fixtures, parse_season_file
-from time2bet.warehouse.client import PartitionLoad, Warehouse
-from time2bet.serving_contract import MODEL_FEATURES, RATING_FEATURES
+from time2bet.serving_contract import (
+    FEATURE_COLUMNS,
+    ID_COLUMNS,
+    MARKET_COLUMNS,
+    MODEL_FEATURES,
+    OUTCOME_COLUMNS,
+    RATING_FEATURES,
+)
 from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+from time2bet.warehouse.client import PartitionLoad, Warehouse
 
 SEASONS = ("2022-23", "2023-24", "2024-25")
 SAMPLE_DIVISIONS = ("E0", "E1", "D1")

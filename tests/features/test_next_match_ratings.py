@@ -11,7 +11,11 @@ import pandas as pd
 import pytest
 
 from time2bet.features.ratings import (
-    RATING_PARAMS, NextMatchRatings, current_ratings, match_ratings, rating_tables,
+    RATING_PARAMS,
+    NextMatchRatings,
+    current_ratings,
+    match_ratings,
+    rating_tables,
 )
 from time2bet.football import season_of
 
@@ -25,7 +29,7 @@ def league(seed: int = 3, seasons: int = 3, size: int = 6) -> tuple[pd.DataFrame
     E1 side drops out and a new club replaces it. Returns the matches and each season's divisions."""
     rng = np.random.default_rng(seed)
     tiers = {"E0": [f"a{i}" for i in range(size)], "E1": [f"b{i}" for i in range(size)]}
-    rows, composition, newcomer = [], {}, 0
+    rows, composition = [], {}
     for s in range(seasons):
         year = 2018 + s
         label = season_of(dt.date(year, 8, 1))
@@ -45,9 +49,8 @@ def league(seed: int = 3, seasons: int = 3, size: int = 6) -> tuple[pd.DataFrame
         down, up = top[:2], low[:2]
         stay_low = [t for t in tiers["E1"] if t not in up]
         stay_low.remove(stay_low[-1])   # drops out of the data
-        newcomer += 1
         tiers = {"E0": [t for t in tiers["E0"] if t not in down] + up,
-                 "E1": stay_low + down + [f"new{newcomer}"]}
+                 "E1": stay_low + down + [f"new{s + 1}"]}
     composition[season_of(dt.date(2018 + seasons, 8, 1))] = tiers
     frame = pd.DataFrame(rows, columns=["division", "season", "match_date", "home_team_id", "away_team_id",
                                         "home_goals", "away_goals"])

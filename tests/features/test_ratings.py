@@ -12,7 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from time2bet.features.ratings import CURRENT_COLUMNS, current_ratings, division_tier, elo_ratings, goal_difference_multiplier, match_ratings, pi_ratings
+from time2bet.features.ratings import (
+    CURRENT_COLUMNS,
+    current_ratings,
+    division_tier,
+    elo_ratings,
+    goal_difference_multiplier,
+    match_ratings,
+    pi_ratings,
+)
 from time2bet.serving_contract import ELO_COLUMNS, PI_COLUMNS
 
 QUICK = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

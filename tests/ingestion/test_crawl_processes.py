@@ -80,7 +80,7 @@ def start_crawler(server: ReplayServer, tmp_path: Path, temp_root: Path, on_sigt
     spider is on its way to the slow file."""
     env = dict(os.environ, TMPDIR=str(temp_root), PYTHONPATH=str(REPO_ROOT))
     tmp_path.mkdir(exist_ok=True)
-    pages_read = lambda: sum(p.endswith(COUNTRY_PAGE) for _, p, _ in server.request_log)  # noqa: E731
+    pages_read = lambda: sum(p.endswith(COUNTRY_PAGE) for _, p, _ in server.request_log)
     before = pages_read()
     proc = subprocess.Popen(
         [sys.executable, "-c", CRAWLER, server.url, str(tmp_path / "staging"), str(tmp_path / "cache"), "60",

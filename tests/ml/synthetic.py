@@ -37,10 +37,10 @@ def synthetic_matches(seasons=SEASONS, per_season: int | tuple[int, ...] = 300, 
     strength = rng.normal(0.0, 0.5, n_teams)
     counts = per_season if isinstance(per_season, tuple) else (per_season,) * len(seasons)
     frames = []
-    for season, per_season in zip(seasons, counts, strict=True):
+    for season, n_matches in zip(seasons, counts, strict=True):
         strength = strength + rng.normal(0.0, 0.15, n_teams)
-        home = rng.integers(0, n_teams, per_season)
-        away = (home + rng.integers(1, n_teams, per_season)) % n_teams
+        home = rng.integers(0, n_teams, n_matches)
+        away = (home + rng.integers(1, n_teams, n_matches)) % n_teams
         diff = strength[home] - strength[away]
         home_rate, away_rate = np.exp(0.3 + 0.5 * diff), np.exp(0.05 - 0.5 * diff)
         joint = _poisson(home_rate)[:, :, None] * _poisson(away_rate)[:, None, :]
@@ -49,30 +49,30 @@ def synthetic_matches(seasons=SEASONS, per_season: int | tuple[int, ...] = 300, 
         home_goals, away_goals = rng.poisson(home_rate), rng.poisson(away_rate)
         market = p_true * np.exp(rng.normal(0.0, 0.05, p_true.shape))
         market /= market.sum(axis=1, keepdims=True)
-        market[rng.random(per_season) < 0.1] = np.nan
+        market[rng.random(n_matches) < 0.1] = np.nan
         start = dt.date(int(season[:4]), 8, 1)
 
         def form(team, sign):
-            return np.exp(0.2 + sign * 0.5 * strength[team]) + rng.normal(0.0, 0.4, per_season)
+            return np.exp(0.2 + sign * 0.5 * strength[team]) + rng.normal(0.0, 0.4, n_matches)  # noqa: B023 - called within this iteration
 
         frame = pd.DataFrame({
-            "match_id": [f"{season}-{i:04d}" for i in range(per_season)],
+            "match_id": [f"{season}-{i:04d}" for i in range(n_matches)],
             "division": "E0",
             "season": season,
-            "match_date": [start + dt.timedelta(days=int(d)) for d in np.sort(rng.integers(0, 280, per_season))],
+            "match_date": [start + dt.timedelta(days=int(d)) for d in np.sort(rng.integers(0, 280, n_matches))],
             "home_team": [f"team{t:02d}" for t in home],
             "away_team": [f"team{t:02d}" for t in away],
-            "home_rest_days": rng.integers(3, 10, per_season),
-            "away_rest_days": rng.integers(3, 10, per_season),
-            "home_points_last5": np.clip(np.round(7 + 3 * strength[home] + rng.normal(0, 2.5, per_season)), 0, 15),
-            "away_points_last5": np.clip(np.round(7 + 3 * strength[away] + rng.normal(0, 2.5, per_season)), 0, 15),
+            "home_rest_days": rng.integers(3, 10, n_matches),
+            "away_rest_days": rng.integers(3, 10, n_matches),
+            "home_points_last5": np.clip(np.round(7 + 3 * strength[home] + rng.normal(0, 2.5, n_matches)), 0, 15),
+            "away_points_last5": np.clip(np.round(7 + 3 * strength[away] + rng.normal(0, 2.5, n_matches)), 0, 15),
             "home_goals_for_ewm": form(home, 1), "home_goals_against_ewm": form(home, -1),
             "away_goals_for_ewm": form(away, 1), "away_goals_against_ewm": form(away, -1),
-            "elo_diff": 400 * diff + rng.normal(0.0, 30.0, per_season),
+            "elo_diff": 400 * diff + rng.normal(0.0, 30.0, n_matches),
             "market_prob_home": market[:, 0], "market_prob_draw": market[:, 1], "market_prob_away": market[:, 2],
             "result": np.where(home_goals > away_goals, "H", np.where(home_goals == away_goals, "D", "A")),
             "home_goals": home_goals, "away_goals": away_goals,
         })
-        frame.loc[rng.random(per_season) < 0.05, "home_goals_for_ewm"] = np.nan  # early-season gaps
+        frame.loc[rng.random(n_matches) < 0.05, "home_goals_for_ewm"] = np.nan  # early-season gaps
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

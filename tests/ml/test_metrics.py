@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from time2bet.ml.metrics import (
-    METRICS, accuracy, brier, demargin, encode_outcomes, evaluate, expected_calibration_error, log_loss, rps,
+    METRICS,
+    accuracy,
+    brier,
+    demargin,
+    encode_outcomes,
+    evaluate,
+    expected_calibration_error,
+    log_loss,
+    rps,
 )
 
 # Four matches: home win, draw, away win, home win.

@@ -11,10 +11,10 @@ import pytest
 
 from time2bet.ml.promotion_gate import gate_with_baseline_fallback, promotion_gate
 from time2bet.ml.registry import describe_champion, promote, register_challenger, rollback
-from time2bet.mlflow_store import registry_client
-from time2bet.serving_contract import CHALLENGER, CHAMPION
 from time2bet.ml.tracking import log_training_run
 from time2bet.ml.training import baseline_log_loss, train_candidate
+from time2bet.mlflow_store import registry_client
+from time2bet.serving_contract import CHALLENGER, CHAMPION
 
 from .synthetic import FEATURES, SEASONS, WEAK_FEATURES, synthetic_matches
 
@@ -115,7 +115,7 @@ def test_champion_lifecycle(window, logged, tracking):
 def test_gate_rejects_a_poorly_calibrated_first_challenger(window, logged, tracking):
     uri = tracking["tracking_uri"]
     name = "match_outcome_ece"
-    train, evaluation = window
+    _train, evaluation = window
     version = register_challenger(logged["full"], name, tracking_uri=uri)
     # home and away results swapped: the model's probabilities no longer match the observed frequencies,
     # far beyond the noise a calibrated model shows on this window (log-loss checks made moot on purpose)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -12,15 +13,21 @@ import pandas as pd
 import pytest
 import skops.io
 
-from .synthetic import FEATURES, SEASONS
-from time2bet.mlflow_store import registry_client
 from time2bet.ml import training
 from time2bet.ml.metrics import encode_outcomes, log_loss
 from time2bet.ml.tracking import SKOPS_TRUSTED_TYPES, canonical_skops, log_training_run
 from time2bet.ml.training import (
-    FORM_PROXY, cross_validate, feature_importance, fit_model, train_candidate, walk_forward_splits,
+    FORM_PROXY,
+    cross_validate,
+    feature_importance,
+    fit_model,
+    train_candidate,
+    walk_forward_splits,
 )
+from time2bet.mlflow_store import registry_client
 from time2bet.serving_contract import model_input
+
+from .synthetic import FEATURES, SEASONS
 
 
 def test_walk_forward_splits_train_on_every_earlier_season():
@@ -154,7 +161,7 @@ def test_logged_model_bytes_are_the_same_for_the_same_model(matches, xgb_result,
         location = registry_client(tracking["tracking_uri"]).get_logged_model(model_id).artifact_location
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/model.skops",
                                                     dst_path=str(tmp_path / str(i)))
-        logged.append(open(local, "rb").read())
+        logged.append(Path(local).read_bytes())
     assert logged[0] == logged[1] == canonical_skops(raw[0])
     loaded = skops.io.load(io.BytesIO(logged[0]), trusted=SKOPS_TRUSTED_TYPES)
     x = model_input(matches, FEATURES)

@@ -13,8 +13,17 @@ from time2bet.ledger import read_records
 from time2bet.ml import metrics
 from time2bet.ml.training import fit_reference, reference_parameters, reference_probabilities
 from time2bet.monitoring.live_quality import (
-    ALL_DIVISIONS, ELO, PROBABILITIES, add_reference, check_against_estimate, check_against_reference,
-    cumulative_figure, join_predictions, kickoff_cutoff, quality_table)
+    ALL_DIVISIONS,
+    ELO,
+    PROBABILITIES,
+    add_reference,
+    check_against_estimate,
+    check_against_reference,
+    cumulative_figure,
+    join_predictions,
+    kickoff_cutoff,
+    quality_table,
+)
 
 from .conftest import UTC, record, write
 

@@ -204,7 +204,7 @@ def test_characters_outside_latin1_are_replaced(tmp_path):
 
 
 def test_etag_and_if_none_match(server):
-    status, headers, body = fetch(server.url, "/" + FILE)
+    status, headers, _body = fetch(server.url, "/" + FILE)
     etag = headers["etag"]
     assert status == 200 and re.fullmatch(r'"[0-9a-f]+"', etag) and headers["last-modified"]
     status, headers304, body304 = fetch(server.url, "/" + FILE, headers={"If-None-Match": etag})
@@ -267,7 +267,7 @@ def test_http_500_for_n_requests_then_recovery(own_server):
 def test_http_404_only_on_matching_paths(own_server):
     own_server.inject_fault("mmz4281/*/D1.csv", "http_404")
     for _ in range(2):
-        status, headers, body = fetch(own_server.url, "/mmz4281/2324/D1.csv")
+        status, headers, _body = fetch(own_server.url, "/mmz4281/2324/D1.csv")
         assert status == 404 and headers["content-type"].startswith("text/html")
     assert fetch(own_server.url, "/mmz4281/2324/E0.csv")[0] == 200
     own_server.clear_faults()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet.warehouse.client import Warehouse
-from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.definitions import build_definitions
+from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 
 
 def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(server, platform, instance):

@@ -16,10 +16,16 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from time2bet.football import season_file_path
 from time2bet.ingestion.discovery import discover_season_files
-from time2bet.warehouse.client import Warehouse
 from time2bet.source.mirror import ReplayServer
 from time2bet.source.sample_site import DEFAULT_AS_OF
-from time2bet_assets.defs.ingestion.assets import FILES_FETCHED, FILES_LOADED, raw_fixtures, raw_match_files, raw_matches
+from time2bet.warehouse.client import Warehouse
+from time2bet_assets.defs.ingestion.assets import (
+    FILES_FETCHED,
+    FILES_LOADED,
+    raw_fixtures,
+    raw_match_files,
+    raw_matches,
+)
 from time2bet_assets.defs.ingestion.backfill import register_partitions
 from time2bet_assets.defs.ingestion.partitions import partition_key, season_file_partitions
 

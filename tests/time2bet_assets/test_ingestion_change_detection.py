@@ -11,10 +11,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from time2bet.football import season_file_path
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet.source.mirror import ReplayServer
+from time2bet_assets.definitions import build_definitions
 from time2bet_assets.defs.ingestion.assets import RAW_MATCH_FILES, SOURCE_SEASON_FILES
 from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.defs.ingestion.sensors import changed_season_files_sensor
-from time2bet_assets.definitions import build_definitions
 
 RAW_MATCHES = dg.AssetKey("raw_matches")
 
@@ -60,7 +60,7 @@ def test_an_unchanged_recrawl_records_no_materialization(site_copy, platform, in
 def test_a_changed_file_is_observed_and_only_its_partition_ingested(site_copy, platform, instance):
     with ReplayServer(site_copy) as server:   # (the replay server renders each file once: a new one serves the change)
         _backfill(server.url, platform, instance)
-        division, season = sorted({(l.division, l.season) for l in discover_season_files(server.url)})[0]
+        division, season = min({(l.division, l.season) for l in discover_season_files(server.url)})
     before = _materializations(instance)
     _append_a_match(site_copy, division, season)
     with ReplayServer(site_copy) as server:
@@ -80,7 +80,7 @@ def test_a_changed_file_is_observed_and_only_its_partition_ingested(site_copy, p
 def test_the_sensor_ingests_what_a_scheduled_observation_found_changed(site_copy, platform, instance):
     with ReplayServer(site_copy) as server:
         _backfill(server.url, platform, instance)
-        division, season = sorted({(l.division, l.season) for l in discover_season_files(server.url)})[-1]
+        division, season = max({(l.division, l.season) for l in discover_season_files(server.url)})
         key = f"{division}|{season}"
         context = dg.build_sensor_context(instance=instance)
         assert isinstance(changed_season_files_sensor(context), dg.SkipReason)   # nothing observed yet
@@ -101,7 +101,7 @@ def test_the_sensor_ingests_what_a_scheduled_observation_found_changed(site_copy
 def test_observations_made_by_a_backfill_are_left_to_it(site_copy, platform, instance):
     with ReplayServer(site_copy) as server:
         _backfill(server.url, platform, instance)
-        division, season = sorted({(l.division, l.season) for l in discover_season_files(server.url)})[0]
+        division, season = min({(l.division, l.season) for l in discover_season_files(server.url)})
     _append_a_match(site_copy, division, season)
     with ReplayServer(site_copy) as server:
         _, results = _backfill(server.url, platform, instance)   # observes and ingests the change itself

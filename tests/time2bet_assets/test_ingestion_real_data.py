@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from time2bet.warehouse.client import Warehouse
 from time2bet.source.mirror import ReplayServer
-from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
+from time2bet.warehouse.client import Warehouse
 from time2bet_assets.definitions import build_definitions
+from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 
 DIVISIONS = ["E0", "D1", "I1"]
 SEASONS = ["2018-19", "2019-20", "2020-21"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from time2bet.mlflow_store import registry_client
 
 from time2bet.ingestion.discovery import discover_season_files
+from time2bet.mlflow_store import registry_client
 from time2bet.warehouse.client import Warehouse
-from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 from time2bet_assets.definitions import build_definitions
+from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
 
 
 @pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -122,8 +122,8 @@ def run_ingest(settings: Settings, divisions: str | None, seasons: str | None, f
     from tqdm import tqdm
 
     from time2bet.ingestion.discovery import discover_season_files
-    from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
     from time2bet_assets.definitions import build_definitions
+    from time2bet_assets.defs.ingestion.backfill import run_season_file_backfill
     from time2bet_assets.lib.runs import process_tags
 
     for key in accept_rewrite:

@@ -240,10 +240,10 @@ def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: 
         q = quality[quality["division"] == division] if len(quality) else pd.DataFrame()
 
         def weighted(score: str, weight: str) -> float:
-            if not len(q) or q[weight].fillna(0).sum() == 0:
+            if not len(q) or q[weight].fillna(0).sum() == 0:  # noqa: B023 - called within this iteration
                 return float("nan")
-            w = q[weight].fillna(0).astype(float)
-            return float((q[score].fillna(0) * w).sum() / w.sum())
+            w = q[weight].fillna(0).astype(float)  # noqa: B023 - called within this iteration
+            return float((q[score].fillna(0) * w).sum() / w.sum())  # noqa: B023 - called within this iteration
 
         rows.append({
             "step_date": day.isoformat(), "division": division,

@@ -87,8 +87,8 @@ MARTS_SELECTOR = "source:ratings+"
 def build_features(warehouse_url: str, command: str = "build", extra_args: list[str] | None = None) -> None:
     """The features outside Dagster (tests, scripts): ``dbt <command>`` of everything the ratings need, the
     ratings (time2bet.features.ratings.rebuild_rating_tables), then ``dbt <command>`` of the marts."""
-    from time2bet.warehouse.client import Warehouse
     from time2bet.features.ratings import rebuild_rating_tables
+    from time2bet.warehouse.client import Warehouse
 
     extra = list(extra_args or [])
     run_dbt([command, "--exclude", MARTS_SELECTOR, *extra], warehouse_url)

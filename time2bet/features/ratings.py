@@ -16,6 +16,7 @@ under a second.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class _Prepared:
 
     def groups(self):
         bounds = self.starts.tolist() + [len(self.order)]
-        return zip(bounds[:-1], bounds[1:])
+        return itertools.pairwise(bounds)
 
 
 def _prepare(matches: pd.DataFrame, *, allow_unplayed: bool = False) -> _Prepared:
@@ -286,11 +287,11 @@ def _new_team_ratings(p: _Prepared, first: np.ndarray, initial: float, tier_offs
     """Starting Elo of every team, from the division of its first match (see ``elo_ratings``)."""
     first_div = p.division[first]
     if new_team_rating is None:
-        rule = lambda d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset)  # noqa: E731
+        rule = lambda d: tier_initial_rating(d, initial=initial, tier_offset=tier_offset)
     elif callable(new_team_rating):
         rule = new_team_rating
     elif isinstance(new_team_rating, Mapping):
-        rule = lambda d: float(new_team_rating.get(d, initial))  # noqa: E731
+        rule = lambda d: float(new_team_rating.get(d, initial))
     else:
         return np.full(p.n_teams, float(new_team_rating))
     by_div = {d: float(rule(d)) for d in set(first_div.tolist())}

@@ -95,7 +95,6 @@ class RevalidatingCacheMiddleware(HttpCacheMiddleware):
 
     def process_exception(self, request: Request, exception: Exception) -> None:
         request.meta.pop("cached_response", None)
-        return None
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -117,7 +116,6 @@ class BackoffRetryMiddleware(RetryMiddleware):
         delay = request.meta.pop("t2b_backoff_s", 0)
         if delay:
             await sleep(delay)
-        return None
 
     def process_response(self, request: Request, response: Response) -> Request | Response:
         return self._with_backoff(super().process_response(request, response), response)
@@ -244,7 +242,7 @@ class FootballDataSpider(scrapy.Spider):
         self.requested: dict[tuple[str, str], str] = {}  # (division, season) -> url, once linked
         self.done: set[tuple[str, str | None, str | None]] = set()  # (kind, division, season)
 
-    async def start(self):  # noqa: ANN201 - Scrapy's async start generator
+    async def start(self):  # Scrapy's async start generator
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         if self.divisions != set() and self.seasons != set():
             yield Request(self.index_url, callback=self.parse_index, errback=self.page_failed)
@@ -262,13 +260,13 @@ class FootballDataSpider(scrapy.Spider):
             return None
         return {DIVISIONS[d].country_page for d in self.divisions}
 
-    def parse_index(self, response: Response):  # noqa: ANN201
+    def parse_index(self, response: Response):
         wanted = self._wanted_country_pages()
         for page in country_pages(_html(response), response.url):
             if wanted is None or _basename(page) in wanted:
                 yield Request(page, callback=self.parse_country, errback=self.page_failed)
 
-    def parse_country(self, response: Response):  # noqa: ANN201
+    def parse_country(self, response: Response):
         for link in season_file_links(_html(response), response.url):
             key = (link.division, link.season)
             if key in self.requested or not self._wanted(*key):

@@ -173,9 +173,9 @@ class GateOutcome:
         if self.rejected is None:
             return self.decision.describe()
         verdict = "PROMOTED to champion" if self.decision.promoted else "REJECTED"
-        return "\n".join([f"Baseline fallback v{self.version} {verdict}: the logistic-regression baseline beat the "
+        return "\n".join([(f"Baseline fallback v{self.version} {verdict}: the logistic-regression baseline beat the "
                           f"chosen candidate v{self.rejected.challenger_version}, so it was registered and gated "
-                          f"instead.", self.rejected.describe(), self.decision.describe()])
+                          f"instead."), self.rejected.describe(), self.decision.describe()])
 
 
 def gate_with_baseline_fallback(

@@ -28,8 +28,8 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI 
 from mlflow.models import infer_signature
 
 from time2bet.ml.metrics import OUTCOME_NAMES, expected_calibration_error
-from time2bet.mlflow_store import use_tracking
 from time2bet.ml.training import TrainingResult, feature_importance, fit_reference, model_params, reference_parameters
+from time2bet.mlflow_store import use_tracking
 from time2bet.serving_contract import MODEL_NAME, model_input
 
 # Every type inside a calibrated logistic-regression pipeline or XGBoost model that skops does not trust by

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 
 from time2bet.ledger import match_key
 from time2bet.ml.metrics import accuracy, brier, demargin, encode_outcomes, evaluate, log_loss, rps
-from time2bet.ml.training import ELO_REFERENCE, _FORM_PROXY_INPUTS, reference_probabilities
+from time2bet.ml.training import _FORM_PROXY_INPUTS, ELO_REFERENCE, reference_probabilities
 
 PROBABILITIES = ("p_home", "p_draw", "p_away")
 MARKET = ("market_p_home", "market_p_draw", "market_p_away")

@@ -7,7 +7,6 @@ offending rows identified by their key columns; and it writes Data Docs (HTML) t
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path

@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 from time2bet.football import DIVISIONS, parse_match_date, season_label, season_start_year
@@ -126,11 +127,11 @@ def _rows(lines: list[str], date_col: int):
 
 
 def _midnight_utc(date: dt.date) -> dt.datetime:
-    return dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc)
+    return dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
 
 
 def _mtime_utc(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(int(path.stat().st_mtime), tz=dt.UTC)
 
 
 def _html_page(title: str, body: str) -> str:
@@ -194,7 +195,7 @@ class ReplayServer:
             self._thread.join(timeout=5)
         self._httpd = self._thread = None
 
-    def __enter__(self) -> ReplayServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -312,7 +313,7 @@ class ReplayServer:
         if self.as_of is not None:
             return _midnight_utc(self.as_of)
         return max((_mtime_utc(p) for p in self._files.values()),
-                   default=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+                   default=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
 
     def served_files(self) -> list[str]:
         """Site paths of the season files on the site as of the date (renders them all on first call)."""
@@ -457,7 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
             except (TypeError, ValueError):
                 return False
             if since.tzinfo is None:
-                since = since.replace(tzinfo=dt.timezone.utc)
+                since = since.replace(tzinfo=dt.UTC)
             return since >= res.last_modified
         return False
 
@@ -478,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = _ERROR_PAGE.format(title="Service temporarily unavailable",
                                       text="The data you requested is being updated. Please try again later.")
             return self._send(200, body.encode(), "text/html; charset=utf-8", head=head,
-                              resource=_Resource(body.encode(), "", dt.datetime.now(dt.timezone.utc)))
+                              resource=_Resource(body.encode(), "", dt.datetime.now(dt.UTC)))
         if kind == "empty":
             ctype = res.content_type if res else "text/csv"
             return self._send(200, b"", ctype, head=head, resource=_Resource(b"", "", _midnight_utc(dt.date.today())))

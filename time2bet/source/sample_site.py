@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,7 +299,7 @@ def generate_sample_site(
 def _promote(divs: list[str], tiers: dict[str, list[_Team]], results: dict[str, list[dict]], n: int) -> None:
     """Swap the bottom n of each tier with the top n of the tier below (both must be generated)."""
     order = list(DIVISIONS)
-    for upper, lower in zip(divs, divs[1:]):
+    for upper, lower in itertools.pairwise(divs):
         if order.index(lower) != order.index(upper) + 1:
             continue
         up, down = _table_order(tiers[upper], results[upper]), _table_order(tiers[lower], results[lower])

@@ -10,7 +10,6 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from time2bet.features.dbt import MARTS_SELECTOR
 from time2bet.features.ratings import RATING_TABLES, rebuild_rating_tables
-
 from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project
 from time2bet_assets.lib.warehouse import WarehouseResource
 

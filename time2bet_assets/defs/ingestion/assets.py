@@ -46,7 +46,7 @@ class RawMatchesConfig(dg.Config):
     """``accept_rewrite``: partitions ('F1|2018-19') whose new file may drop or change loaded matches. Accepting
     a correction is one explicit act, recorded in the run's config and the materialization's metadata."""
 
-    accept_rewrite: list[str] = []
+    accept_rewrite: list[str] = []  # noqa: RUF012 - a pydantic field (dg.Config): the default is copied per instance
 
 def _md_table(rows: list[dict], limit: int = 60) -> dg.MetadataValue:
     """A readable per-partition summary for the Dagster UI (long runs list the first ``limit`` rows)."""

@@ -14,12 +14,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from time2bet.football import season_start_year
 from time2bet_assets.defs.ingestion.assets import RAW_MATCH_FILES, SOURCE_SEASON_FILES
 from time2bet_assets.defs.ingestion.jobs import INGESTED_BY_CALLER_TAG
-from time2bet_assets.lib.runs import process_tags
 from time2bet_assets.defs.ingestion.partitions import (
     division_partitions,
     partition_key,
     season_partitions,
 )
+from time2bet_assets.lib.runs import process_tags
 
 
 def register_partitions(instance: dg.DagsterInstance, divisions: Sequence[str], seasons: Sequence[str]) -> None:

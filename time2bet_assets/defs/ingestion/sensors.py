@@ -6,8 +6,8 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from time2bet.football import season_start_year
 from time2bet.ingestion.discovery import discover_season_files
-from time2bet_assets.defs.ingestion.jobs import INGESTED_BY_CALLER_TAG, ingest_season_files_job
 from time2bet_assets.defs.ingestion.assets import SOURCE_SEASON_FILES
+from time2bet_assets.defs.ingestion.jobs import INGESTED_BY_CALLER_TAG, ingest_season_files_job
 from time2bet_assets.defs.ingestion.partitions import division_partitions, partition_key, season_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
 

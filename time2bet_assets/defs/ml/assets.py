@@ -7,8 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, OUTCOME_COLUMNS
-from time2bet.serving_contract import MODEL_FEATURES
+from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, MODEL_FEATURES, OUTCOME_COLUMNS
 from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
 from time2bet_assets.lib.ledger import LedgerResource, platform_clock
 from time2bet_assets.lib.warehouse import WarehouseResource
@@ -161,9 +160,9 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     prediction is also sealed in the prediction ledger (one record per model, the run's own hash chain), written
     and fsynced before the table is replaced, so no prediction is served that the ledger lacks."""
     import mlflow as mlf
+
     from time2bet.ledger import LedgerRecord, match_key, new_prediction_id, utc_now
     from time2bet.mlflow_store import registry_client
-
     from time2bet.serving_contract import model_input
 
     client = registry_client(mlflow.tracking_uri)

@@ -17,9 +17,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from time2bet.ledger import anchors_from_mapping, anchors_to_mapping, merge_anchors, read_records
-from time2bet.scoreboard_store import write_scoreboard
 from time2bet.monitoring import prometheus, store
 from time2bet.monitoring.ledger_days import newest_record_time, verify_day
+from time2bet.scoreboard_store import write_scoreboard
 from time2bet.serving_contract import CHAMPION, MODEL_FEATURES
 from time2bet_assets.defs.monitoring.partitions import kickoff_weeks, ledger_days
 from time2bet_assets.defs.monitoring.resources import MonitoringResource
@@ -235,8 +235,15 @@ def live_quality(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     the checks judge the rolling window."""
     from time2bet.mlflow_store import registry_client
     from time2bet.monitoring.live_quality import (
-        ALL_DIVISIONS, REFERENCE_INPUTS, add_reference, check_against_estimate, check_against_reference,
-        cumulative_figure, join_predictions, quality_table)
+        ALL_DIVISIONS,
+        REFERENCE_INPUTS,
+        add_reference,
+        check_against_estimate,
+        check_against_reference,
+        cumulative_figure,
+        join_predictions,
+        quality_table,
+    )
     from time2bet.monitoring.versions import elo_reference, training_window, version_facts
 
     week, start, end = _window(context, monitoring.window_weeks)
@@ -346,7 +353,8 @@ def drift_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     results are in, of the outcome shares and goals per match. The HTML is kept under
     ``<home>/monitoring/drift/<week>.html``; every test's p-value in ``monitoring.drift``."""
     from time2bet.mlflow_store import registry_client
-    from time2bet.monitoring.drift import PREDICTIONS, drift_report as run_drift
+    from time2bet.monitoring.drift import PREDICTIONS
+    from time2bet.monitoring.drift import drift_report as run_drift
     from time2bet.monitoring.live_quality import resolve_match_ids
     from time2bet.monitoring.versions import predict, training_window, version_facts
 
