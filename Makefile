@@ -24,7 +24,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 # Lint (ruff's default rules, configured in pyproject.toml [tool.ruff]); run by .ci/run before the tests.
-LINT_PATHS := time2bet time2bet_assets bento_service ui tests bench .ci
+LINT_PATHS := time2bet time2bet_assets bento_service ui tests bench deploy .ci
 lint: setup
 	$(BIN)/ruff check $(LINT_PATHS)
 
