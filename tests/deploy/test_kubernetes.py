@@ -229,8 +229,8 @@ def test_the_rules_configmap_carries_every_rule_file_unchanged(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 def test_every_grafana_dashboard_is_in_a_configmap(overlay):
-    """None exist yet (deploy/k8s/base/kustomization.yaml has the TODO); once one is added under deploy/grafana/, this
-    fails until a ConfigMap of the overlays carries it."""
+    """A dashboard added under deploy/grafana/dashboards/ fails this until the overlays' ConfigMap carries it (it must
+    be listed in deploy/grafana/kustomization.yaml)."""
     shipped = {key for config in config_maps(rendered(overlay)) for key in config.get("data", {})}
     assert not {path.name for path in DASHBOARDS} - shipped
 
