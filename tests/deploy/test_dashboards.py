@@ -338,14 +338,17 @@ def started(stack: contextlib.ExitStack, name: str, command: list[str], ready_ur
 
 
 @pytest.mark.heavy
-def test_every_panel_query_returns_data_from_a_real_prometheus(bento_server, binary, tmp_path):
+def test_every_panel_query_returns_data_from_a_real_prometheus(platform_env, start_bento_server, binary, tmp_path):
     from time2bet.background import free_port
 
     commands = {name: binary(name) for name in ("prometheus", "prometheus-pushgateway")}
-    ports = {"prometheus": free_port(), "pushgateway": free_port(), SERVICE_JOB: bento_server.port}
-    prometheus = f"http://127.0.0.1:{ports['prometheus']}"
-    gateway = f"http://127.0.0.1:{ports['pushgateway']}"
     with contextlib.ExitStack() as stack:
+        # a service of its own: late in a full run the session's shared service missed the second round of scrapes
+        bento_server = start_bento_server(platform_env)
+        stack.callback(bento_server.stop)
+        ports = {"prometheus": free_port(), "pushgateway": free_port(), SERVICE_JOB: bento_server.port}
+        prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+        gateway = f"http://127.0.0.1:{ports['pushgateway']}"
         started(stack, "pushgateway", [commands["prometheus-pushgateway"],
                                        f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
                 f"{gateway}/-/ready", tmp_path / "pushgateway.log")
