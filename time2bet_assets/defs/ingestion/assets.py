@@ -8,8 +8,8 @@ keeps its last good data, the reason is written to the materialization metadata,
 fails saying which file and why (the check on ``raw_matches`` is blocking, so nothing downstream runs on it).
 
 What the alerting needs and Dagster does not record (an unchanged file records nothing) is kept per partition in
-the Dagster instance's key-value store: when its file was last fetched successfully (found the same as the loaded
-one, or loaded) and whether its latest version was rejected. The monitoring area's ingestion_figures sensor
+the Dagster instance's key-value store (time2bet_assets.lib.ingestion_state): when its file was last fetched
+successfully (found the same as the loaded one, or loaded) and whether its latest version was rejected. The monitoring area's ingestion_figures sensor
 exports it (``time2bet_ingestion_*``); failing to record it never fails the step.
 """
 
@@ -28,6 +28,7 @@ from time2bet.ingestion.raw_zone import FIXTURES_SUBJECT, season_subject
 from time2bet.warehouse.client import PartitionLoad
 from time2bet_assets.defs.ingestion.partitions import division_and_season, partition_key, season_file_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource, RawZoneResource
+from time2bet_assets.lib.ingestion_state import LAST_SUCCESS_KEY, REJECTED_KEY, recall, remember
 from time2bet_assets.lib.warehouse import WarehouseResource
 
 FILES_FETCHED = "all_requested_files_fetched"
@@ -35,11 +36,6 @@ FILES_LOADED = "no_file_rejected"
 FILES_TRUSTED = "no_file_quarantined"
 SOURCE_SEASON_FILES = dg.AssetKey("source_season_files")
 RAW_MATCH_FILES = dg.AssetKey("raw_match_files")
-# The ingestion's state for the alerting, in the instance's key-value store by partition key ('E0|2024-25'); the
-# monitoring area reads these keys (named by string there: areas do not import each other).
-LAST_SUCCESS_KEY = "time2bet/ingestion/last_success/{}"   # Unix time the source's file was last fetched successfully
-REJECTED_KEY = "time2bet/ingestion/rejected/{}"           # "invalid" | "quarantined" | "" (latest version loaded)
-_KV_CHUNK = 500   # keys per statement (SQLite's bound on parameters)
 
 
 class RawMatchesConfig(dg.Config):
@@ -62,28 +58,13 @@ def _run_keys(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> list
     return [division_and_season(k) for k in context.partition_keys]
 
 
-def _recalled(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
-    """The values of ``keys`` in the instance's key-value store (those it has)."""
-    storage, found = instance.daemon_cursor_storage, {}
-    for i in range(0, len(keys), _KV_CHUNK):
-        found.update(storage.get_cursor_values(set(keys[i:i + _KV_CHUNK])))
-    return found
-
-
 def _remember(context: dg.AssetExecutionContext | dg.OpExecutionContext, pairs: dict[str, str]) -> None:
     """Record ``pairs`` in the instance's key-value store. Never raises: the step's work is done, and the figures
     only lag (logged as a warning)."""
     if not pairs:
         return
     try:
-        storage = context.instance.daemon_cursor_storage
-        existing = set(_recalled(context.instance, list(pairs)))
-        # set_cursor_values inserts, or updates when a key exists: one call with new and existing keys would
-        # update the existing ones only, so each call gets keys of one kind
-        for wanted in (True, False):
-            items = [(k, v) for k, v in pairs.items() if (k in existing) is wanted]
-            for i in range(0, len(items), _KV_CHUNK):
-                storage.set_cursor_values(dict(items[i:i + _KV_CHUNK]))
+        remember(context.instance, pairs)
     except Exception as exc:  # noqa: BLE001 - the alerting's state must never fail ingestion
         context.log.warning(f"could not record the ingestion state for the alerting ({len(pairs)} key(s)): "
                             f"{type(exc).__name__}: {exc}")
@@ -155,7 +136,7 @@ def source_season_files(context: dg.OpExecutionContext, source: FootballDataSour
     unknown = [k for k in keys if k in loaded and k not in as_loaded]
     if unknown:
         try:
-            recorded = _recalled(context.instance, [LAST_SUCCESS_KEY.format(f"{d}|{s}") for d, s in unknown])
+            recorded = recall(context.instance, [LAST_SUCCESS_KEY.format(f"{d}|{s}") for d, s in unknown])
             state |= {k: v for k, v in _loaded_at(wh, unknown).items() if k not in recorded}
         except Exception as exc:  # noqa: BLE001 - as in _remember
             context.log.warning(f"could not read when the partitions were loaded: {type(exc).__name__}: {exc}")

@@ -13,8 +13,8 @@ Pushgateway when one is configured), under the asset names the alert rules (depl
 expect. Every export is the whole current state, as a push replaces the group. Exporting never raises: a
 Pushgateway that is down, or a textfile that cannot be written, is logged and the next tick tries again.
 
-The ingestion's partitions and state keys belong to the ingestion area: they are named here by string (areas do
-not import each other; time2bet_assets/defs/ingestion/assets.py and partitions.py define them).
+The state's keys are shared with the ingestion area through time2bet_assets.lib.ingestion_state; the dynamic
+partitions are named here by string (areas do not import each other; ingestion/partitions.py defines them).
 """
 
 from __future__ import annotations
@@ -27,19 +27,10 @@ from prometheus_client import CollectorRegistry
 from time2bet.football import season_of, season_start_year
 from time2bet.monitoring import prometheus
 from time2bet_assets.defs.monitoring.resources import MonitoringResource
+from time2bet_assets.lib.ingestion_state import LAST_SUCCESS_KEY, REJECTED_KEY, recall
 
 DIVISIONS, SEASONS = "division", "season"   # the dynamic partitions of the season files
-LAST_SUCCESS_KEY = "time2bet/ingestion/last_success/{}"   # partition key -> Unix time
-REJECTED_KEY = "time2bet/ingestion/rejected/{}"           # partition key -> "invalid" | "quarantined" | ""
-KV_CHUNK = 500
 PUSH_TIMEOUT_S = 5.0   # two pushes a tick stay well within the sensor's evaluation timeout
-
-
-def _recalled(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, str]:
-    storage, found = instance.daemon_cursor_storage, {}
-    for i in range(0, len(keys), KV_CHUNK):
-        found.update(storage.get_cursor_values(set(keys[i:i + KV_CHUNK])))
-    return found
 
 
 def failed_runs(instance: dg.DagsterInstance, job_names: list[str]) -> dict[str, int]:
@@ -62,7 +53,7 @@ def ingestion_state(instance: dg.DagsterInstance, today: dt.date) -> tuple[
     divisions, seasons = instance.get_dynamic_partitions(DIVISIONS), instance.get_dynamic_partitions(SEASONS)
     current = season_of(today)
     recent = [s for s in seasons if s in (current, previous_season(current))]
-    successes = _recalled(instance, [LAST_SUCCESS_KEY.format(f"{d}|{s}") for d in divisions for s in recent])
+    successes = recall(instance, [LAST_SUCCESS_KEY.format(f"{d}|{s}") for d in divisions for s in recent])
     freshness = {}
     for division in divisions:
         for season in recent:
@@ -72,7 +63,7 @@ def ingestion_state(instance: dg.DagsterInstance, today: dt.date) -> tuple[
             except ValueError:
                 stamp = None
             freshness[(division, season)] = (stamp, season == current)
-    judged = _recalled(instance, [REJECTED_KEY.format(f"{d}|{s}") for d in divisions for s in seasons])
+    judged = recall(instance, [REJECTED_KEY.format(f"{d}|{s}") for d in divisions for s in seasons])
     rejections = {}
     for division in divisions:
         for season in seasons:
