@@ -49,6 +49,7 @@ SERVE_TIMEOUT_S = 1800
 def replay_figures(warehouse_url: str, first: dt.date, last: dt.date, divisions: list[str]) -> dict:
     """The replay's counts and log-losses, from its warehouse (see the module's docstring)."""
     from time2bet.monitoring import store
+    from time2bet.monitoring.live_quality import pooled
     from time2bet.warehouse.client import Warehouse
 
     wh = Warehouse.from_url(warehouse_url)
@@ -68,8 +69,7 @@ def replay_figures(warehouse_url: str, first: dt.date, last: dt.date, divisions:
                         f"'champion' AND division IN ({names}) AND week < DATE '{monitored}'")
 
     def weighted(score: str, weight: str) -> float:
-        w = weeks[weight].fillna(0).astype(float)
-        return float((weeks[score].fillna(0) * w).sum() / w.sum()) if w.sum() else float("nan")
+        return pooled(weeks, score, weight)[0]
 
     return {"predicted": int(predicted["n"].iloc[0]), "played": int(played["n"].iloc[0]),
             "joined": int(weeks["n"].sum()), "expected_joined": int(expected["n"].iloc[0]),

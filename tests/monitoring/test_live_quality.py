@@ -187,3 +187,12 @@ def test_live_log_loss_against_the_elo_only_reference(n, live, elo, passed, says
     assert verdict.passed is passed and says in verdict.note
     [none] = check_against_reference(_overall(200, 3.0, np.nan, n_elo=0), min_matches=100)
     assert none.passed and "no Elo-only reference" in none.note
+
+
+def test_pooled_weighs_each_row_by_its_matches_and_skips_rows_without_the_score():
+    from time2bet.monitoring.live_quality import pooled
+
+    weeks = pd.DataFrame({"log_loss": [1.0, 0.5, None], "n": [10, 30, 5]})
+    assert pooled(weeks, "log_loss", "n") == (pytest.approx((10 * 1.0 + 30 * 0.5) / 40), 40)
+    score, n = pooled(pd.DataFrame(), "log_loss", "n")
+    assert np.isnan(score) and n == 0

@@ -164,6 +164,7 @@ def _monitoring_summary(settings: Settings) -> list[str]:
     """Live quality of the champion against the market and its Elo-only reference, from the scoreboard export
     (the file GET /quality serves); the ledger's chains; where the drift reports are."""
     from time2bet.ledger import verify
+    from time2bet.monitoring.live_quality import pooled
     from time2bet.scoreboard_store import Scoreboard
 
     lines = []
@@ -175,15 +176,11 @@ def _monitoring_summary(settings: Settings) -> list[str]:
         version = rows["model_version"].iloc[-1]   # the latest week's champion
         rows = rows[rows["model_version"] == version]
 
-        def weighted(score: str, weight: str) -> tuple[float, int]:
-            w = rows[weight].fillna(0).astype(float).where(rows[score].notna(), 0)
-            return float((rows[score].fillna(0) * w).sum() / w.sum()) if w.sum() else float("nan"), int(w.sum())
-
-        model, n = weighted("log_loss", "n")
-        on_odds, n_odds = weighted("model_log_loss_on_odds", "n_with_odds")
-        market, _ = weighted("market_log_loss", "n_with_odds")
-        on_elo, n_elo = weighted("model_log_loss_on_elo", "n_elo")
-        elo, _ = weighted("elo_log_loss", "n_elo")
+        model, n = pooled(rows, "log_loss", "n")
+        on_odds, n_odds = pooled(rows, "model_log_loss_on_odds", "n_with_odds")
+        market, _ = pooled(rows, "market_log_loss", "n_with_odds")
+        on_elo, n_elo = pooled(rows, "model_log_loss_on_elo", "n_elo")
+        elo, _ = pooled(rows, "elo_log_loss", "n_elo")
         lines.append(f"live quality of v{version} (champion) on {n} matches predicted before kickoff, "
                      f"{len(rows)} kickoff weeks: log-loss {model:.4f}")
         lines.append(f"  model {on_odds:.4f} vs de-margined market {market:.4f} on the {n_odds} with odds; "

@@ -218,6 +218,7 @@ def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: 
     ended within the step, live quality of the champion variant (``monitoring.live_quality``, window 'week';
     log-losses combined over weeks weighted by their match counts) and drift (``monitoring.drift``)."""
     from time2bet.monitoring import store
+    from time2bet.monitoring.live_quality import pooled
     from time2bet.warehouse.client import Warehouse
 
     wh = Warehouse.from_url(warehouse_url)
@@ -238,20 +239,14 @@ def report_rows(warehouse_url: str, previous: dt.date, day: dt.date, divisions: 
     rows = []
     for division in divisions:
         q = quality[quality["division"] == division] if len(quality) else pd.DataFrame()
-
-        def weighted(score: str, weight: str) -> float:
-            if not len(q) or q[weight].fillna(0).sum() == 0:  # noqa: B023 - called within this iteration
-                return float("nan")
-            w = q[weight].fillna(0).astype(float)  # noqa: B023 - called within this iteration
-            return float((q[score].fillna(0) * w).sum() / w.sum())  # noqa: B023 - called within this iteration
-
         rows.append({
             "step_date": day.isoformat(), "division": division,
             "predicted": int(ledger.loc[ledger["division"] == division, "n"].sum()),
             "played": int(played.loc[played["division"] == division, "n"].sum()),
             "joined": int(q["n"].sum()) if len(q) else 0,
-            "live_logloss": weighted("log_loss", "n"), "market_logloss": weighted("market_log_loss", "n_with_odds"),
-            "elo_logloss": weighted("elo_log_loss", "n_elo"), "feature_drift_share": share,
+            "live_logloss": pooled(q, "log_loss", "n")[0],
+            "market_logloss": pooled(q, "market_log_loss", "n_with_odds")[0],
+            "elo_logloss": pooled(q, "elo_log_loss", "n_elo")[0], "feature_drift_share": share,
             "target_drift": bool(target["drifted"].fillna(False).any()) if len(target) else False,
             "target_drift_p_value": float(target["statistic"].min()) if len(target) else float("nan"),
             "alerts": ";".join(sorted(set(alerts))),

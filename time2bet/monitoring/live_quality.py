@@ -199,6 +199,15 @@ class Verdict:
                 "bar": None if self.bar is None else round(self.bar, 5), "passed": self.passed, "note": self.note}
 
 
+def pooled(rows: pd.DataFrame, score: str, weight: str) -> tuple[float, int]:
+    """A score of :func:`quality_table`'s rows (say several kickoff weeks) combined over them: their mean weighted by
+    their match counts ``weight`` (``n``, ``n_with_odds``, ``n_elo``), rows without the score left out; (score or
+    NaN, matches)."""
+    w = rows[weight].fillna(0).astype(float).where(rows[score].notna(), 0) if len(rows) else pd.Series(dtype=float)
+    total = float(w.sum())
+    return (float((rows[score].fillna(0) * w).sum() / total) if total else float("nan")), int(total)
+
+
 def too_few(n: int, min_matches: int) -> str:
     se = 0.35 / math.sqrt(max(n, 1))
     return (f"not judged: {n} matches < {min_matches} (the mean log-loss of n matches varies by about 0.35/sqrt(n) "
