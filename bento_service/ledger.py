@@ -44,8 +44,8 @@ class _Answered:
         fixtures = scored.fixtures
         names, codes = scored.variant_codes()
         kickoffs = fixtures.kickoff_days()
-        pairs = fixtures.pairs
-        keys = [match_key(*_key(pairs[c], k)) for c, k in zip(fixtures.codes.tolist(), kickoffs)]
+        pairs = fixtures.pairs   # (division, home, away) as asked
+        keys = [match_key(pairs[c][0], k, pairs[c][1], pairs[c][2]) for c, k in zip(fixtures.codes.tolist(), kickoffs)]
         ids, probs = fixtures.match_ids(kickoffs), scored.probs
         request_id = new_prediction_id() if len(names) > 1 else None
         out = []
@@ -64,11 +64,6 @@ class _Answered:
                 match_key=rows_keys, match_id=rows_ids, kickoff_date=rows_kickoffs,
                 p_home=rows_probs[:, 0], p_draw=rows_probs[:, 1], p_away=rows_probs[:, 2], request_id=request_id))
         return out
-
-
-def _key(pair: tuple[str, str, str], kickoff: str) -> tuple[str, str, str, str]:
-    division, home, away = pair
-    return division, kickoff, home, away
 
 
 class ServiceLedger:
