@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,12 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 
-import click
 import httpx
 import pytest
 import yaml
 
-from time2bet.background import Background, free_port
+from time2bet.background import free_port
+
+from .conftest import started, wait_until
 
 pytestmark = pytest.mark.heavy
 
@@ -94,17 +94,6 @@ class Webhook:
                 self.changed.wait(min(left, 1.0))
 
 
-def started(stack: contextlib.ExitStack, name: str, command: list[str], ready_url: str, log: Path) -> None:
-    """``command`` in the background, stopped (its whole process group) when ``stack`` closes; ready when
-    ``ready_url`` answers 200."""
-    process = Background(name, command, dict(os.environ), log).start()
-    stack.callback(process.stop)
-    try:
-        process.wait_ready(ready_url, START_S)
-    except click.ClickException as exc:
-        pytest.fail(exc.message)
-
-
 def alertmanager_config(webhook_port: int) -> dict:
     """The shipped configuration delivering to the test's webhook (same paths), with a shorter group_wait."""
     config = yaml.safe_load(ALERTMANAGER_YML.read_text())
@@ -144,15 +133,6 @@ def query(prometheus: str, promql: str) -> list[dict]:
     return answer["data"]["result"]
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout_s:.0f}s")
-        time.sleep(0.25)
-    return result
-
-
 def api_alert(name: str, instance: str, **labels: str) -> dict:
     now = dt.datetime.now(dt.UTC)
     return {"labels": {"alertname": name, "severity": "page", "job": SERVICE_JOB, "instance": instance, **labels},
@@ -180,16 +160,16 @@ def test_service_down_pages_and_inhibits_its_request_alerts(platform_env, start_
             f"--storage.path={tmp_path / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
             "--cluster.listen-address="],   # no gossip port (9094 by default)
-            f"{alertmanager}/-/ready", tmp_path / "alertmanager.log")
+            f"{alertmanager}/-/ready", tmp_path / "alertmanager.log", START_S)
         started(stack, "pushgateway", [
             commands["prometheus-pushgateway"], f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
-            f"http://127.0.0.1:{ports['pushgateway']}/-/ready", tmp_path / "pushgateway.log")
+            f"http://127.0.0.1:{ports['pushgateway']}/-/ready", tmp_path / "pushgateway.log", START_S)
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(ports, ports["alertmanager"])))
         started(stack, "prometheus", [
             commands["prometheus"], f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
-            f"{prometheus}/-/ready", tmp_path / "prometheus.log")
+            f"{prometheus}/-/ready", tmp_path / "prometheus.log", START_S)
 
         # every shipped rule loaded, and evaluated without error
         shipped = [group["name"] for path in sorted(RULES.glob("*.yml"))
@@ -199,7 +179,7 @@ def test_service_down_pages_and_inhibits_its_request_alerts(platform_env, start_
             groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
             rules = [r for g in groups for r in g["rules"]]
             return groups if all(r["health"] != "unknown" for r in rules) else None
-        groups = wait_until(evaluated, START_S, "every rule evaluated once")
+        groups = wait_until(evaluated, "every rule evaluated once", START_S)
         assert sorted(g["name"] for g in groups) == sorted(shipped)
         failing = [(r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"]
         assert not failing, failing
@@ -208,7 +188,7 @@ def test_service_down_pages_and_inhibits_its_request_alerts(platform_env, start_
         def targets_up():
             active = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
             return {t["labels"]["job"] for t in active if t["health"] == "up"} == set(ports)
-        wait_until(targets_up, START_S, f"every target up ({sorted(ports)})")
+        wait_until(targets_up, f"every target up ({sorted(ports)})", START_S)
         assert query(prometheus, f'time2bet_model_info{{job="{SERVICE_JOB}", variant="champion"}} == 1')
 
         # the monitoring figures, pushed as the assets push them, keep their own job (honor_labels): the label
@@ -220,7 +200,7 @@ def test_service_down_pages_and_inhibits_its_request_alerts(platform_env, start_
             pushgateway_url=f"http://127.0.0.1:{ports['pushgateway']}")
         assert exported.pushed, exported.push_error
         wait_until(lambda: query(prometheus, f'push_time_seconds{{job="{MONITORING_JOB}", asset="prediction_ledger"}}'),
-                   START_S, "the pushed figures scraped under their own job")
+                   "the pushed figures scraped under their own job", START_S)
 
         # the outage
         stopped_at = time.monotonic()

@@ -24,18 +24,18 @@ import contextlib
 import datetime as dt
 import json
 import math
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import click
 import httpx
 import pandas as pd
 import pytest
 import yaml
+
+from .conftest import started, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
@@ -310,31 +310,11 @@ def exercise_the_service(url: str) -> tuple[list[str], dict]:
     return sorted({m["division"] for m in matches}), answer.json()["model"]
 
 
-def wait_until(condition, what: str, timeout_s: float = DATA_S, explain=lambda: ""):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout_s:.0f}s {explain()}")
-        time.sleep(0.25)
-    return result
-
-
 def targets_health(prometheus: str) -> str:
     """Each target's health, last error and scrape duration: why a series may not have moved."""
     targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     return "; ".join(f"{t['labels']['job']}: {t['health']} {t.get('lastError', '')!r} "
                      f"{t.get('lastScrapeDuration', 0):.2f}s" for t in targets)
-
-
-def started(stack: contextlib.ExitStack, name: str, command: list[str], ready_url: str, log: Path) -> None:
-    from time2bet.background import Background
-
-    process = Background(name, command, dict(os.environ), log).start()
-    stack.callback(process.stop)
-    try:
-        process.wait_ready(ready_url, START_S)
-    except click.ClickException as exc:
-        pytest.fail(exc.message)
 
 
 @pytest.mark.heavy
@@ -351,24 +331,24 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(platform_env, sta
         gateway = f"http://127.0.0.1:{ports['pushgateway']}"
         started(stack, "pushgateway", [commands["prometheus-pushgateway"],
                                        f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
-                f"{gateway}/-/ready", tmp_path / "pushgateway.log")
+                f"{gateway}/-/ready", tmp_path / "pushgateway.log", START_S)
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config(ports)))
         started(stack, "prometheus", [
             commands["prometheus"], f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
-            f"{prometheus}/-/ready", tmp_path / "prometheus.log")
+            f"{prometheus}/-/ready", tmp_path / "prometheus.log", START_S)
 
         # Prometheus takes its targets a few seconds after it starts: every job's target up first
         wait_until(lambda: {t["labels"]["job"] for t in httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()[
-            "data"]["activeTargets"] if t["health"] == "up"} == set(ports), "every target up")
+            "data"]["activeTargets"] if t["health"] == "up"} == set(ports), "every target up", DATA_S)
         divisions, model = exercise_the_service(bento_server.url)
         push_monitoring_figures(gateway, tmp_path / "home", divisions, model)
         batch = f'time2bet_requests_total{{job="{SERVICE_JOB}", route="/predict/batch"}}'
-        wait_until(lambda: query(prometheus, batch)["result"], "the first requests scraped")
+        wait_until(lambda: query(prometheus, batch)["result"], "the first requests scraped", DATA_S)
         exercise_the_service(bento_server.url)   # more of them, for the rates to see
         wait_until(lambda: query(prometheus, f"sum(increase({batch}[{WINDOW}])) > 0")["result"],
-                   "the second requests scraped", explain=lambda: targets_health(prometheus))
+                   "the second requests scraped", DATA_S, explain=lambda: targets_health(prometheus))
 
         # every dashboard's every target, with its variables resolved, until all have data (bounded)
         deadline = time.monotonic() + EVAL_S
