@@ -1,0 +1,144 @@
+"""Betting markets from a score matrix, and the market's own prices for them.
+
+A score matrix ``m`` is (n, G, G): ``m[k, i, j]`` = P(match k ends i-j, home goals first), as
+:func:`time2bet.ml.goals.score_matrix` makes it. Every market here is a sum over its cells, so all of them stay
+consistent with one another (and with the 1X2).
+
+Asian handicap (AH) lines are the home side's handicap, as football-data.co.uk's ``AHh`` / ``BbAHh`` /
+``AHCh`` columns give them: ``-0.75`` means the home side starts 0.75 goals down. A quarter line splits the
+stake over the two neighbouring lines (-0.75 = half on -0.5, half on -1), a whole line refunds a draw after
+the handicap (push).
+
+Floor layer: numpy and pandas only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+
+def _grid(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    g = np.arange(m.shape[-1])
+    return g[:, None], g[None, :]
+
+
+def one_x_two(m: np.ndarray) -> np.ndarray:
+    """(n, 3) P(home win), P(draw), P(away win)."""
+    i, j = _grid(m)
+    return np.stack([(m * (i > j)).sum(axis=(1, 2)), (m * (i == j)).sum(axis=(1, 2)),
+                     (m * (i < j)).sum(axis=(1, 2))], axis=1)
+
+
+def over_under(m: np.ndarray, line: float = 2.5) -> np.ndarray:
+    """(n,) P(total goals > line), for a half line."""
+    i, j = _grid(m)
+    return (m * ((i + j) > line)).sum(axis=(1, 2))
+
+
+def both_teams_to_score(m: np.ndarray) -> np.ndarray:
+    """(n,) P(both sides score)."""
+    i, j = _grid(m)
+    return (m * ((i > 0) & (j > 0))).sum(axis=(1, 2))
+
+
+def expected_goals(m: np.ndarray) -> np.ndarray:
+    """(n, 2) expected home and away goals over the matrix."""
+    i, j = _grid(m)
+    return np.stack([(m * i).sum(axis=(1, 2)), (m * j).sum(axis=(1, 2))], axis=1)
+
+
+def most_likely_scores(m: np.ndarray, k: int = 3) -> list[list[tuple[int, int, float]]]:
+    """Per match, the ``k`` likeliest scores as (home goals, away goals, probability), likeliest first."""
+    g = m.shape[-1]
+    flat = m.reshape(len(m), -1)
+    top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    return [[(int(c // g), int(c % g), float(row[c])) for c in cells] for row, cells in zip(flat, top, strict=True)]
+
+
+def _split_line(line: float) -> tuple[float, float]:
+    """A quarter line as its two half-stakes' lines; other lines twice themselves."""
+    quarter = round(line * 4) % 2 == 1
+    return (line - 0.25, line + 0.25) if quarter else (line, line)
+
+
+def asian_handicap(m: np.ndarray, line: np.ndarray | float) -> np.ndarray:
+    """(n, 3) P(home bet wins), P(push), P(home bet loses) at the home handicap ``line`` (per match or one
+    for all), in stake units: on a quarter line a half win counts half to win and half to push."""
+    n = len(m)
+    lines = np.broadcast_to(np.asarray(line, float), (n,))
+    i, j = _grid(m)
+    margin = (i - j)[None, :, :]
+    out = np.zeros((n, 3))
+    for part in (0, 1):
+        part_line = np.array([_split_line(x)[part] for x in lines])[:, None, None]
+        d = margin + part_line
+        out += 0.5 * np.stack([(m * (d > 0)).sum(axis=(1, 2)), (m * (d == 0)).sum(axis=(1, 2)),
+                               (m * (d < 0)).sum(axis=(1, 2))], axis=1)
+    return out
+
+
+def settle_asian_handicap(home_goals: np.ndarray, away_goals: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """(n,) the home bet's result in stake units of win (1), push (0) and loss (-1), halves on quarter lines."""
+    result = np.zeros(len(line))
+    for part in (0, 1):
+        part_line = np.array([_split_line(x)[part] for x in line])
+        result += 0.5 * np.sign(home_goals - away_goals + part_line)
+    return result
+
+
+def demargin(odds: np.ndarray) -> np.ndarray:
+    """(n, k) decimal odds -> probabilities with the margin removed proportionally (NaN rows stay NaN)."""
+    implied = 1.0 / np.asarray(odds, float)
+    return implied / implied.sum(axis=1, keepdims=True)
+
+
+# --- the market's prices in the raw rows ------------------------------------------------------------------
+
+# Over/under 2.5 sources in order of preference: Pinnacle closing, Pinnacle, market average (then the older
+# BetBrain average), Bet365. Raw warehouse columns (time2bet.warehouse.schema).
+OVER_UNDER_SOURCES = ("pinnacle_close", "pinnacle", "avg", "bb_avg", "b365")
+# Asian handicap in the raw rows' `extra` JSON: (source, line column, home odds, away odds), same preference.
+ASIAN_HANDICAP_SOURCES = (
+    ("pinnacle_close", "AHCh", "PCAHH", "PCAHA"),
+    ("pinnacle", "AHh", "PAHH", "PAHA"),
+    ("avg", "AHh", "AvgAHH", "AvgAHA"),
+    ("bb_avg", "BbAHh", "BbAvAHH", "BbAvAHA"),
+    ("b365", "AHh", "B365AHH", "B365AHA"),
+)
+
+
+def market_over_under(raw: pd.DataFrame) -> pd.DataFrame:
+    """De-margined P(over 2.5) per raw row from the first source with both prices, and the source's name."""
+    p_over = pd.Series(np.nan, index=raw.index)
+    source = pd.Series(None, index=raw.index, dtype=object)
+    for name in OVER_UNDER_SOURCES:
+        over, under = f"odds_{name}_over_2_5", f"odds_{name}_under_2_5"
+        if over not in raw or under not in raw:
+            continue
+        odds = raw[[over, under]].to_numpy(float)
+        ok = (odds > 1).all(axis=1) & p_over.isna().to_numpy()
+        p_over[ok] = demargin(odds[ok])[:, 0]
+        source[ok] = name
+    return pd.DataFrame({"market_p_over_2_5": p_over, "market_over_under_source": source})
+
+
+def market_asian_handicap(extra: pd.Series) -> pd.DataFrame:
+    """Home line and de-margined P(home bet wins | no push) per raw row from its ``extra`` JSON (NaN when none)."""
+    rows = []
+    for text in extra:
+        fields: Mapping[str, object] = json.loads(text) if isinstance(text, str) and text else {}
+        found = (np.nan, np.nan, None)
+        for name, line_col, home_col, away_col in ASIAN_HANDICAP_SOURCES:
+            try:
+                line, home, away = (float(fields[c]) for c in (line_col, home_col, away_col))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if home > 1 and away > 1 and np.isfinite(line):
+                found = (line, demargin(np.array([[home, away]]))[0, 0], name)
+                break
+        rows.append(found)
+    return pd.DataFrame(rows, index=extra.index, columns=["ah_line", "market_p_ah_home", "market_ah_source"])
