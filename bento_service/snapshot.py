@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -244,6 +245,8 @@ class Snapshot:
     _table_checked: bool = field(default=False, init=False, repr=False)
     # the ratings of a team's next match (team_state + season_entry), as the rating run gives them
     next_match: NextMatchRatings = field(init=False, repr=False)
+    # where feature_matrix reads teams' and pairs' features when not from this snapshot (bento_service.online_features)
+    online: Any = field(default=None, repr=False)
 
     def __post_init__(self):
         self.next_match = NextMatchRatings(self.team_state, self.season_entry, **RATING_PARAMS)
@@ -413,6 +416,8 @@ class Snapshot:
         computes every row with :meth:`features` for its own date instead (slow, never skewed). The one planned
         exception is a season start: a row whose date lies in a later season than a team's latest match gets its
         ratings from NextMatchRatings for that date (:meth:`_season_starts`), as features() does."""
+        if self.online is not None:   # TIME2BET_FEATURES=feast: the rows of Feast's online store
+            return self.online.feature_matrix(self, fixtures)
         table = self.team_table()
         if self._date_dependent:
             return self._rows_for_dates(fixtures)
@@ -431,7 +436,11 @@ class Snapshot:
                 rows.clear()
             # each cached row ends with the pair's earliest latest season (see _season_starts)
             rows.update(zip(missing, np.column_stack([built, self._latest_seasons(missing)])))
-        unique = np.stack([rows[k] for k in fixtures.ids])
+        return self.dated_rows(fixtures, np.stack([rows[k] for k in fixtures.ids]))
+
+    def dated_rows(self, fixtures: Fixtures, unique: np.ndarray) -> np.ndarray:
+        """Each request's row from its pair's REFERENCE_DATE row (``unique``, one per ``fixtures.ids``, ending with
+        the pair's earliest latest season): rest days moved to its date and capped, season starts rated."""
         out = unique[fixtures.codes, :-1]
         shift = (fixtures.ordinals - REFERENCE_DATE.toordinal()).astype(np.float64)
         out[:, _REST_COLUMNS] = np.minimum(out[:, _REST_COLUMNS] + shift[:, None], REST_DAYS_CAP)  # as model_input

@@ -42,6 +42,14 @@ def _default_home() -> Path:
     return Path.home() / ".time2bet"
 
 
+def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (unset or empty: the first)."""
+    chosen = (value or "").strip().lower() or choices[0]
+    if chosen not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return chosen
+
+
 def _flag(value: str | None) -> bool | None:
     if value is None or value.strip() == "" or value.strip().lower() == "auto":
         return None
@@ -93,6 +101,10 @@ class Settings:
     max_in_flight: int              # requests in flight per worker at most, then 503 overloaded (0: no limit)
     redis_url: str                  # durable async jobs
     jobs_prefix: str
+    features: str                   # TIME2BET_FEATURES: the service's feature rows from its "snapshot" or from "feast"
+    feast_dir: Path                 # the Feast repository: feature_store.yaml, registry, dev offline and online stores
+    feast_project: str              # the Feast project (Redis keys end with it)
+    feast_online_store: str         # "sqlite" (a file in feast_dir) or "redis" (TIME2BET_REDIS_URL)
     jobs_max_pending: int           # jobs waiting in the queue at most (POST /jobs: 429 beyond)
     jobs_max_pending_bytes: int     # bytes of the requests of unfinished jobs at most (429 beyond)
     jobs_result_ttl_s: int          # how long a finished job's record and result are kept
@@ -149,6 +161,11 @@ class Settings:
             max_in_flight=parse_max_in_flight(env.get("TIME2BET_MAX_IN_FLIGHT")),
             redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
             jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,
+            features=_choice("TIME2BET_FEATURES", env.get("TIME2BET_FEATURES"), ("snapshot", "feast")),
+            feast_dir=Path(env.get("TIME2BET_FEAST_DIR") or home / "feast").expanduser().resolve(),
+            feast_project=env.get("TIME2BET_FEAST_PROJECT") or "time2bet",
+            feast_online_store=_choice("TIME2BET_FEAST_ONLINE_STORE", env.get("TIME2BET_FEAST_ONLINE_STORE"),
+                                       ("sqlite", "redis")),
             jobs_max_pending=max(1, int(env.get("TIME2BET_JOBS_MAX_PENDING") or DEFAULT_JOBS_MAX_PENDING)),
             jobs_max_pending_bytes=max(1, int(env.get("TIME2BET_JOBS_MAX_PENDING_BYTES")
                                               or DEFAULT_JOBS_MAX_PENDING_BYTES)),
