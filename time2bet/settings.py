@@ -27,6 +27,9 @@ DEFAULT_MAX_IN_FLIGHT = 64                       # requests in flight per servic
 DEFAULT_LEDGER_FLUSH_MS = 200                    # the ledger writes and fsyncs buffered predictions this often
 DEFAULT_LEDGER_MAX_BUFFERED = 10_000             # ledger records a worker buffers at most; beyond, dropped and counted
 DEFAULT_LIVE_LOGLOSS_MARGIN = 0.02               # live log-loss this much above the promotion-time estimate: a warning
+DEFAULT_RETRAIN_EVERY_DAYS = 7.0                 # automatic retraining when the last training is older (0: never)
+DEFAULT_RETRAIN_FEATURE_DRIFT_SHARE = 0.5        # automatic retraining from this share of drifted features
+DEFAULT_RETRAIN_MIN_MATCHES = 100                # live quality triggers a retraining only judged on this many matches
 
 
 def monitoring_dir(home: Path | str) -> Path:
@@ -119,6 +122,12 @@ class Settings:
     # monitoring (time2bet.monitoring, the Dagster area defs/monitoring)
     pushgateway_url: str | None     # a Prometheus Pushgateway the monitoring assets push to (None: textfile only)
     live_logloss_margin: float      # live log-loss above the version's promotion-time estimate by more: a warning
+    # automatic retraining (time2bet.monitoring.retraining, the ml area's sensor retrain_when_needed)
+    retrain_every_days: float       # the last training older than this: retrain (0: no scheduled retraining)
+    retrain_feature_drift_share: float   # a week's share of drifted features from which to retrain (above 1: never)
+    retrain_on_prediction_drift: bool
+    retrain_on_target_drift: bool
+    retrain_min_matches: int        # live quality triggers only when judged on at least this many matches
 
     @property
     def monitoring_dir(self) -> Path:
@@ -179,6 +188,12 @@ class Settings:
             ledger_max_buffered=max(1, int(env.get("TIME2BET_LEDGER_MAX_BUFFERED") or DEFAULT_LEDGER_MAX_BUFFERED)),
             pushgateway_url=(env.get("TIME2BET_PUSHGATEWAY_URL") or "").strip().rstrip("/") or None,
             live_logloss_margin=max(0.0, float(env.get("TIME2BET_LIVE_LOGLOSS_MARGIN") or DEFAULT_LIVE_LOGLOSS_MARGIN)),
+            retrain_every_days=max(0.0, float(env.get("TIME2BET_RETRAIN_EVERY_DAYS") or DEFAULT_RETRAIN_EVERY_DAYS)),
+            retrain_feature_drift_share=float(env.get("TIME2BET_RETRAIN_FEATURE_DRIFT_SHARE")
+                                              or DEFAULT_RETRAIN_FEATURE_DRIFT_SHARE),
+            retrain_on_prediction_drift=_flag(env.get("TIME2BET_RETRAIN_ON_PREDICTION_DRIFT")) is not False,
+            retrain_on_target_drift=_flag(env.get("TIME2BET_RETRAIN_ON_TARGET_DRIFT")) is not False,
+            retrain_min_matches=max(1, int(env.get("TIME2BET_RETRAIN_MIN_MATCHES") or DEFAULT_RETRAIN_MIN_MATCHES)),
         )
 
     @property

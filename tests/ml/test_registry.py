@@ -197,3 +197,19 @@ def test_no_fallback_when_the_candidate_passes(window, tracking):
     assert _aliases(name, uri) == {CHAMPION: "1"}
     assert "gate.fallback_version" not in _tags(name, "1", uri)
     assert outcome.describe() == outcome.decision.describe()
+
+
+def test_an_automatic_training_says_why_in_the_audit_trail(window, logged, tracking):
+    """The retraining sensor's reason (run tag -> registered_model -> the gate) lands in the audit trail and on the
+    champion it promoted."""
+    uri, name = tracking["tracking_uri"], "match_outcome_automatic"
+    train, evaluation = window
+    why = "automatic: new season: matches of 2025-26 loaded; the last training saw seasons up to 2024-25"
+    version = register_challenger(logged["full"], name, tracking_uri=uri)
+    decision = promotion_gate(name, version, evaluation, FEATURES, baseline_logloss=baseline_log_loss(
+        train, evaluation, FEATURES), tracking_uri=uri, training_reason=why)
+    assert decision.promoted, decision.describe()
+    champion = describe_champion(name, tracking_uri=uri)
+    assert champion.reason.startswith(f"{why}; passed the promotion gate")
+    assert any(event.endswith(f"trained because {why}") for event in champion.audit if " gate v" in event)
+    assert any(f"promote: champion v- -> v{version}: {why}" in event for event in champion.audit)

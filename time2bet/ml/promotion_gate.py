@@ -95,6 +95,7 @@ def promotion_gate(
     tolerance: float = 0.002,
     max_ece: float = 0.05,
     tracking_uri: str,
+    training_reason: str | None = None,
 ) -> GateDecision:
     """Score challenger and current champion on the same recent window and promote only if the challenger
 
@@ -106,7 +107,9 @@ def promotion_gate(
        the window should hold a season of several divisions).
 
     ``eval_frame`` must be later than every model's training window. The decision goes to the challenger's
-    tags and description, and a promotion is made and recorded through :func:`promote`.
+    tags and description, and a promotion is made and recorded through :func:`promote`; ``training_reason`` (why
+    the training ran, e.g. ``automatic: new season: ...``) goes with it into the audit trail and the champion's
+    reason.
     """
     client = registry_client(tracking_uri)
     challenger_version = str(challenger_version)
@@ -150,10 +153,12 @@ def promotion_gate(
         client.set_model_version_tag(name, challenger_version, key, value)
     client.update_model_version(name, challenger_version, description=decision.describe())
     append_audit(client, name, f"gate v{challenger_version}: {tags['gate.decision']}"
-                         + ("" if decision.promoted else f" ({tags['gate.failed']})"))
+                         + ("" if decision.promoted else f" ({tags['gate.failed']})")
+                         + (f"; trained because {training_reason}" if training_reason else ""))
     if decision.promoted:
-        promote(name, challenger_version, f"passed the promotion gate on {decision.window}: "
-                                          + "; ".join(decision.passed), tracking_uri=tracking_uri)
+        promote(name, challenger_version, (f"{training_reason}; " if training_reason else "")
+                + f"passed the promotion gate on {decision.window}: " + "; ".join(decision.passed),
+                tracking_uri=tracking_uri)
     return decision
 
 
@@ -191,6 +196,7 @@ def gate_with_baseline_fallback(
     tolerance: float = 0.002,
     max_ece: float = 0.05,
     tracking_uri: str,
+    training_reason: str | None = None,
 ) -> GateOutcome:
     """Register the logged ``candidate`` (a ``model_name`` model) as challenger and gate it (:func:`promotion_gate`).
 
@@ -206,7 +212,8 @@ def gate_with_baseline_fallback(
         version = register_challenger(run.model_uri, name, {**(tags or {}), "mlflow_run_id": run.run_id, **extra_tags},
                                       tracking_uri=tracking_uri)
         return promotion_gate(name, version, eval_frame, features, baseline_logloss=baseline_logloss,
-                              tolerance=tolerance, max_ece=max_ece, tracking_uri=tracking_uri)
+                              tolerance=tolerance, max_ece=max_ece, tracking_uri=tracking_uri,
+                              training_reason=training_reason)
 
     first = register_and_gate(candidate, {})
     if first.promoted or model_name == BASELINE_MODEL or first.challenger_log_loss <= first.baseline_log_loss:

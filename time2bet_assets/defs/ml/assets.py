@@ -21,6 +21,10 @@ UPCOMING_MATCH_FEATURES = dg.AssetKey(["upcoming_match_features"])
 PLAYED_MATCHES_SQL = "SELECT * FROM analytics.fct_match_features ORDER BY match_date, match_id"
 UPCOMING_FIXTURES_SQL = "SELECT * FROM analytics.upcoming_match_features ORDER BY match_date, match_id"
 
+# Why a training run was started, as a run tag (the retraining sensor's "automatic: <trigger>: ..."; none when
+# started by hand): registered_model writes it into the registry's audit trail and its metadata.
+TRAINING_REASON_TAG = "time2bet/training_reason"
+
 
 def _dataset_version(frame: pd.DataFrame) -> str:
     """Content hash of the dataset (row order fixed by match_date, match_id): the data version."""
@@ -43,6 +47,8 @@ def training_dataset(
     content hash, so a model can always be traced to (and retrained on) exactly the data it saw."""
     frame = warehouse.open().read_sql(PLAYED_MATCHES_SQL)
     frame = frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]]
+    from time2bet.ml.training import season_order
+
     version = _dataset_version(frame)
     path = datasets.path("training_dataset", version)
     if not path.exists():
@@ -57,6 +63,7 @@ def training_dataset(
             "data_version": version,
             "path": dg.MetadataValue.path(str(path)),
             "seasons": f"{seasons.index.min()} .. {seasons.index.max()} ({len(seasons)})",
+            "latest_season": season_order(seasons.index)[-1],   # read by the retraining sensor
             "divisions": ", ".join(sorted(frame["division"].unique())),
             "features": len(MODEL_FEATURES),
         },
@@ -125,6 +132,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
 
     frame = pd.read_parquet(candidate_model["dataset"])
     data_version = candidate_model["data_version"]
+    training_reason = context.run.tags.get(TRAINING_REASON_TAG)
     train, evaluation, _ = _latest_season_split(frame)
     outcome = gate_with_baseline_fallback(
         mlflow.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
@@ -132,7 +140,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
         baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES)),
         train_baseline=lambda: _train_and_log(context, frame, data_version, mlflow, gate, BASELINE_MODEL)[1],
         tags={"data_version": data_version}, tolerance=gate.tolerance, max_ece=gate.max_ece,
-        tracking_uri=mlflow.tracking_uri)
+        tracking_uri=mlflow.tracking_uri, training_reason=training_reason)
     decision, rejected = outcome.decision, outcome.rejected
     context.log.info(outcome.describe())
     return dg.Output(
@@ -143,6 +151,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
             "decision": ("promoted to champion" if decision.promoted else "rejected (stays challenger)")
                         + (f"; baseline fallback of rejected v{rejected.challenger_version}" if rejected else ""),
             "rejected_version": rejected.challenger_version if rejected else "none",
+            "training_reason": training_reason or "started by hand",
             "gate": dg.MetadataValue.md(outcome.describe().replace("\n", "\n\n")),
             "challenger_log_loss": decision.challenger_log_loss,
             "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else "none",

@@ -31,6 +31,36 @@ class DatasetStoreResource(dg.ConfigurableResource):
         return folder / f"{version}.parquet"
 
 
+class RetrainingResource(dg.ConfigurableResource):
+    """The retraining sensor's thresholds (time2bet.monitoring.retraining.RetrainingPolicy, from Settings) and the
+    monitoring folder whose live-quality scoreboard it reads (time2bet.scoreboard_store; never the warehouse)."""
+
+    monitoring_dir: str
+    every_days: float = 7.0
+    feature_drift_share: float = 0.5
+    on_prediction_drift: bool = True
+    on_target_drift: bool = True
+    live_logloss_margin: float = 0.02
+    min_matches: int = 100
+
+    def policy(self):
+        from time2bet.monitoring.retraining import RetrainingPolicy
+
+        return RetrainingPolicy(every_days=self.every_days, feature_drift_share=self.feature_drift_share,
+                                on_prediction_drift=self.on_prediction_drift, on_target_drift=self.on_target_drift,
+                                live_logloss_margin=self.live_logloss_margin, min_matches=self.min_matches)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RetrainingResource":
+        from time2bet.monitoring.retraining import RetrainingPolicy
+
+        policy = RetrainingPolicy.from_settings(settings)
+        return cls(monitoring_dir=str(settings.monitoring_dir), every_days=policy.every_days,
+                   feature_drift_share=policy.feature_drift_share, on_prediction_drift=policy.on_prediction_drift,
+                   on_target_drift=policy.on_target_drift, live_logloss_margin=policy.live_logloss_margin,
+                   min_matches=policy.min_matches)
+
+
 class GatePolicy(dg.ConfigurableResource):
     """Promotion gate thresholds (see time2bet.ml.promotion_gate.promotion_gate)."""
 
@@ -45,6 +75,7 @@ def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                                  model_name=settings.model_name),
         "datasets": DatasetStoreResource(root=str(settings.home / "datasets")),
         "gate": GatePolicy(),
+        "retraining": RetrainingResource.from_settings(settings),
         "warehouse": warehouse_resource(settings),
         "ledger": ledger_resource(settings),
     }
