@@ -42,10 +42,16 @@ def _one_hot(y: np.ndarray) -> np.ndarray:
     return np.eye(3)[y]
 
 
+def log_losses(y, p) -> np.ndarray:
+    """Per match, the negative log-probability of the observed outcome (probabilities clipped at 1e-15): what a
+    paired comparison of two models on the same matches needs (time2bet.ml.bootstrap)."""
+    y, p = _check(y, p)
+    return -np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0))
+
+
 def log_loss(y, p) -> float:
     """Mean negative log-probability of the observed outcome (probabilities clipped at 1e-15)."""
-    y, p = _check(y, p)
-    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0))))
+    return float(np.mean(log_losses(y, p)))
 
 
 def rps(y, p) -> float:

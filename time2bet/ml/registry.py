@@ -112,15 +112,40 @@ class ChampionDescription:
         lines = [f"{self.name} v{self.version} is champion since {self.since}: {self.reason}",
                  f"It replaced: {replaced}."]
         if self.gate:
-            lines.append(f"Gate on {self.gate.get('window')} (n={self.gate.get('n')}): "
-                         f"log-loss {self.gate.get('challenger_log_loss')} vs champion "
-                         f"{self.gate.get('champion_log_loss') or '-'} (tolerance {self.gate.get('tolerance')}), "
-                         f"baseline {self.gate.get('baseline_log_loss')}, ECE {self.gate.get('challenger_ece')} "
-                         f"(threshold {self.gate.get('ece_threshold', self.gate.get('max_ece'))}).")
-        if self.gate.get("fallback_of"):
-            lines.append(f"Registered as the logistic-regression baseline fallback of v{self.gate['fallback_of']}, "
-                         f"which the baseline beat on that window.")
+            lines += self._gate_lines()
         return "\n".join(lines)
+
+    def _gate_lines(self) -> list[str]:
+        from time2bet.ml.promotion_gate import FALLBACKS  # the gate's module builds on this one
+
+        gate = self.gate
+
+        def figure(key: str) -> str:
+            return f"{float(gate[key]):.5f}" if gate.get(key) else "-"
+
+        lines = [(f"Gate on {gate.get('window')} (n={gate.get('n')}): log-loss {figure('challenger_log_loss')} vs "
+                 f"champion {figure('champion_log_loss')} (tolerance {gate.get('tolerance')}), logistic-regression "
+                 f"baseline {figure('baseline_log_loss')}, Elo-only model {figure('elo_only_log_loss')}, ECE "
+                 f"{figure('challenger_ece')} (threshold {gate.get('ece_threshold', gate.get('max_ece'))}).")]
+        if gate.get("ci_hi"):
+            lines.append(f"Against champion v{gate.get('champion_version')}: log-loss difference "
+                         f"{float(gate['log_loss_diff']):+.5f}, {float(gate['ci_level']):.0%} paired bootstrap interval "
+                         f"[{float(gate['ci_lo']):+.5f}, {float(gate['ci_hi']):+.5f}] ({gate['ci_n_resamples']} resamples "
+                         f"of {gate['ci_n_blocks']} {gate['ci_block']} blocks, seed {gate['ci_seed']}); the gate promotes only "
+                         f"when the upper bound is below the tolerance.")
+        elif gate.get("champion_log_loss"):
+            lines.append("Judged against the champion by the point estimate (gated before the bootstrap interval).")
+        else:
+            lines.append("No champion to compare with: the first challenger that passed became champion.")
+        if gate.get("elo_only_log_loss"):
+            champion, elo = float(gate["challenger_log_loss"]), float(gate["elo_only_log_loss"])
+            lines.append(f"Simplest-model floor: gate-window log-loss {champion:.5f} "
+                         f"{'<=' if champion <= elo else '>'} the Elo-only model's {elo:.5f}.")
+        if gate.get("fallback_of"):
+            long = FALLBACKS[gate.get("fallback_model", "logreg")][1]
+            lines.append(f"Registered as the {long} fallback of v{gate['fallback_of']}, which the {long} beat on that "
+                         f"window.")
+        return lines
 
 
 def describe_champion(name: str = MODEL_NAME, *, tracking_uri: str) -> ChampionDescription:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -35,6 +36,10 @@ from time2bet.serving_contract import model_input
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
 BASELINE_MODEL = "logreg"  # the promotion gate's bar (baseline_log_loss) and its fallback when it wins
+# The simplest model: the logistic-regression candidate on the Elo difference alone (the other inputs are read and
+# dropped, so it serves through the same signature as every candidate). The promotion gate's floor and last
+# fallback (elo_only_log_loss); never a walk-forward candidate.
+ELO_ONLY_MODEL = "elo_only"
 LOGREG_PARAMS = {"C": 0.1, "max_iter": 2000}
 # Shallow, slow, subsampled trees: match outcomes are mostly noise, so a small model that stops early on a
 # later season generalises better than a deep one. n_jobs=1 keeps the trees bit-for-bit reproducible.
@@ -99,12 +104,18 @@ def single_threaded_blas():
     return threadpool_limits(limits=1)
 
 
-def _base_model(model_name: str):
+def _base_model(model_name: str, features: Sequence[str] = ()):
     if model_name == "logreg":
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
             LogisticRegression(**LOGREG_PARAMS),
         )
+    if model_name == ELO_ONLY_MODEL:
+        if ELO_REFERENCE not in features:
+            raise ValueError(f"the {ELO_ONLY_MODEL} model needs {ELO_REFERENCE} among the features")
+        # by position, not name: the service's fast path passes arrays in the signature's order
+        only_elo = ColumnTransformer([(ELO_REFERENCE, "passthrough", [list(features).index(ELO_REFERENCE)])])
+        return make_pipeline(only_elo, *(step for _, step in _base_model(BASELINE_MODEL).steps))
     if model_name == "xgboost":
         return XGBClassifier(**XGB_FIXED, **XGB_PARAMS)
     raise ValueError(f"unknown model {model_name!r}; candidates are {CANDIDATES}")
@@ -125,7 +136,7 @@ def fit_model(train: pd.DataFrame, features: Sequence[str], model_name: str) -> 
     fit_part = train[train["season"] != seasons[-1]]
     cal_part = train[train["season"] == seasons[-1]]
     x_cal, y_cal = model_input(cal_part, features), _labels(cal_part)
-    base = _base_model(model_name)
+    base = _base_model(model_name, features)
     with single_threaded_blas():
         if model_name == "xgboost":
             base.fit(model_input(fit_part, features), _labels(fit_part), eval_set=[(x_cal, y_cal)], verbose=False)
@@ -153,6 +164,10 @@ def feature_importance(model: CalibratedClassifierCV, features: Sequence[str]) -
         values, label = [gain.get(f, 0.0) for f in features], "total_gain"
     else:
         values, label = np.abs(base[-1].coef_).mean(axis=0), "mean_abs_coef"
+        if isinstance(base[0], ColumnTransformer):  # the Elo-only model: the columns it dropped weigh nothing
+            kept = np.zeros(len(features))
+            kept[base[0].transformers_[0][2]] = values
+            values = kept
     return pd.Series(values, index=list(features), name=label, dtype="float64").sort_values(ascending=False)
 
 
@@ -164,6 +179,8 @@ def model_params(model: CalibratedClassifierCV, model_name: str) -> dict[str, ob
         params |= {**XGB_FIXED, **XGB_PARAMS, "best_iteration": base.best_iteration}
     else:
         params |= {"imputer": "median", "scaler": "standard", **LOGREG_PARAMS}
+    if model_name == ELO_ONLY_MODEL:
+        params["only_feature"] = ELO_REFERENCE
     return params
 
 
@@ -365,8 +382,18 @@ def train_candidate(
     )
 
 
-def baseline_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str]) -> float:
-    """Log-loss on ``evaluation`` of the logistic-regression candidate fitted on ``train`` exactly as a
-    challenger would be: the bar every challenger must clear in the promotion gate."""
-    model = fit_model(train, features, BASELINE_MODEL)
+def baseline_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str],
+                      model_name: str = BASELINE_MODEL) -> float:
+    """Log-loss on ``evaluation`` of the logistic-regression candidate (or ``model_name``) fitted on ``train``
+    exactly as a challenger would be: the bar every challenger must clear in the promotion gate."""
+    model = fit_model(train, features, model_name)
     return log_loss(encode_outcomes(evaluation["result"]), model.predict_proba(model_input(evaluation, features)))
+
+
+def elo_only_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str]) -> float | None:
+    """Log-loss on ``evaluation`` of the Elo-only model (ELO_ONLY_MODEL) fitted on ``train`` as a challenger
+    would be: the promotion gate's floor, so no champion is worse than the simplest model. None when the
+    features carry no Elo difference (ratings not joined in), where there is no such model."""
+    if ELO_REFERENCE not in features or reference_feature(train) != ELO_REFERENCE:
+        return None
+    return baseline_log_loss(train, evaluation, features, ELO_ONLY_MODEL)

@@ -123,12 +123,13 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
                      gate: GatePolicy) -> dg.Output[dict]:
     """The candidate becomes a new registry version with alias ``challenger``; the promotion gate compares
     it with the champion on the held-out latest season and moves ``champion`` only if it passes. If the
-    logistic-regression baseline beats it there, the baseline is trained and logged like a candidate and gated
-    as a further version (``time2bet.ml.promotion_gate.gate_with_baseline_fallback``). Decisions and numbers are written to the
-    versions' tags and descriptions."""
+    logistic-regression baseline or the Elo-only model beats it there, the better of them is trained and logged like
+    a candidate and gated as a further version (``time2bet.ml.promotion_gate.gate_with_baseline_fallback``), so no
+    champion is worse than the simplest model. Decisions and numbers are written to the versions' tags and
+    descriptions."""
     from time2bet.ml.promotion_gate import gate_with_baseline_fallback
     from time2bet.ml.tracking import LoggedRun
-    from time2bet.ml.training import BASELINE_MODEL, baseline_log_loss
+    from time2bet.ml.training import BASELINE_MODEL, ELO_ONLY_MODEL, baseline_log_loss, elo_only_log_loss
 
     frame = pd.read_parquet(candidate_model["dataset"])
     data_version = candidate_model["data_version"]
@@ -139,6 +140,8 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
         candidate_model["model_name"], evaluation, list(MODEL_FEATURES),
         baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES)),
         train_baseline=lambda: _train_and_log(context, frame, data_version, mlflow, gate, BASELINE_MODEL)[1],
+        elo_only_logloss=elo_only_log_loss(train, evaluation, list(MODEL_FEATURES)),
+        train_elo_only=lambda: _train_and_log(context, frame, data_version, mlflow, gate, ELO_ONLY_MODEL)[1],
         tags={"data_version": data_version}, tolerance=gate.tolerance, max_ece=gate.max_ece,
         tracking_uri=mlflow.tracking_uri, training_reason=training_reason)
     decision, rejected = outcome.decision, outcome.rejected
@@ -149,13 +152,16 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
         metadata={
             "model_version": outcome.version,
             "decision": ("promoted to champion" if decision.promoted else "rejected (stays challenger)")
-                        + (f"; baseline fallback of rejected v{rejected.challenger_version}" if rejected else ""),
+                        + (f"; {outcome.fallback_model} fallback of rejected v{rejected.challenger_version}"
+                           if rejected else ""),
             "rejected_version": rejected.challenger_version if rejected else "none",
             "training_reason": training_reason or "started by hand",
             "gate": dg.MetadataValue.md(outcome.describe().replace("\n", "\n\n")),
             "challenger_log_loss": decision.challenger_log_loss,
             "champion_log_loss": decision.champion_log_loss if decision.champion_log_loss is not None else "none",
             "baseline_log_loss": decision.baseline_log_loss,
+            "elo_only_log_loss": decision.elo_only_log_loss if decision.elo_only_log_loss is not None else "none",
+            "interval_vs_champion": str(decision.interval) if decision.interval is not None else "none",
             "ece": decision.challenger_ece,
         },
     )
