@@ -1,16 +1,21 @@
 """One environment switch: every variable the platform reads, in one object (``Settings.from_env()``).
 
 The same code runs on a laptop (embedded defaults: local files, DuckDB, SQLite) and in production
-(PostgreSQL, S3-compatible storage, an MLflow server) by changing only these variables. The README's
-configuration table lists them all; a test checks that no module outside this one reads the environment
-(except ``ui/``, a pure HTTP client that never imports the platform).
+(PostgreSQL, S3-compatible storage, an MLflow server) by changing only configuration. The values come from the
+Hydra configuration in ``conf/`` (an environment, TIME2BET_ENV: dev, staging or prod, picks them), and the
+variables of the README's configuration table override them; a test checks that no module outside this one reads
+the environment (except ``ui/``, a pure HTTP client that never imports the platform).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from time2bet.football import DIVISIONS, season_code
@@ -43,6 +48,120 @@ def _default_home() -> Path:
     if (repo / "pyproject.toml").exists() and (repo / "time2bet_assets").exists():
         return repo / ".time2bet"
     return Path.home() / ".time2bet"
+
+
+# --- the composed configuration (conf/, Hydra) ------------------------------------------------------------
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+# conf/ beside the packages: found in a checkout and in its editable install (`pip install -e .`), which is how
+# every image installs the project (deploy/docker)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# The variable that overrides each configuration key (the README's configuration table).
+VARIABLES = {
+    "TIME2BET_HOME": "home",
+    "TIME2BET_SOURCE_URL": "ingestion.source_url",
+    "TIME2BET_DIVISIONS": "ingestion.divisions",
+    "TIME2BET_FIRST_SEASON": "ingestion.first_season",
+    "TIME2BET_CRAWL_TIMEOUT_S": "ingestion.crawl_timeout_s",
+    "TIME2BET_CRAWL_RETRIES": "ingestion.crawl_retries",
+    "TIME2BET_POLITE": "ingestion.polite",
+    "TIME2BET_WAREHOUSE_URL": "warehouse.url",
+    "TIME2BET_RAW_ZONE": "raw_zone.path",
+    "AWS_ENDPOINT_URL": "raw_zone.endpoint_url",
+    "MLFLOW_TRACKING_URI": "mlflow.tracking_uri",
+    "TIME2BET_MLFLOW_ARTIFACTS": "mlflow.artifacts",
+    "TIME2BET_MODEL_NAME": "mlflow.model_name",
+    "DAGSTER_HOME": "dagster.home",
+    "TIME2BET_MODEL_POLL_S": "serving.model_poll_s",
+    "TIME2BET_SNAPSHOT_POLL_S": "serving.snapshot_poll_s",
+    "TIME2BET_SERVING_SNAPSHOT_DIR": "serving.snapshot_dir",
+    "TIME2BET_CHALLENGER_SHARE": "serving.challenger_share",
+    "TIME2BET_MAX_IN_FLIGHT": "serving.max_in_flight",
+    "TIME2BET_REDIS_URL": "serving.redis_url",
+    "TIME2BET_JOBS_PREFIX": "serving.jobs.prefix",
+    "TIME2BET_JOBS_MAX_PENDING": "serving.jobs.max_pending",
+    "TIME2BET_JOBS_MAX_PENDING_BYTES": "serving.jobs.max_pending_bytes",
+    "TIME2BET_JOBS_RESULT_TTL_S": "serving.jobs.result_ttl_s",
+    "TIME2BET_ACCESS_LOG": "serving.access_log",
+    "TIME2BET_TRACING": "serving.tracing",
+    "TIME2BET_SERVICE_URL": "serving.service_url",
+    "TIME2BET_LEDGER": "ledger.enabled",
+    "TIME2BET_LEDGER_DIR": "ledger.dir",
+    "TIME2BET_LEDGER_FLUSH_MS": "ledger.flush_ms",
+    "TIME2BET_LEDGER_MAX_BUFFERED": "ledger.max_buffered",
+    "TIME2BET_PUSHGATEWAY_URL": "monitoring.pushgateway_url",
+    "TIME2BET_LIVE_LOGLOSS_MARGIN": "monitoring.live_logloss_margin",
+}
+_SECRET_KEY = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/:@\s]*):(?P<password>[^/\s]+)@", re.IGNORECASE)
+_COMPOSE_LOCK = threading.Lock()   # Hydra's compose API keeps global state (GlobalHydra)
+
+
+@functools.lru_cache(maxsize=16)
+def _composed(environment: str, overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"TIME2BET_ENV must be one of {ENVIRONMENTS}, got {environment!r}")
+    if not (CONF_DIR / "config.yaml").exists():
+        raise FileNotFoundError(f"no configuration at {CONF_DIR}: install the project editable (pip install -e .) "
+                                "from a checkout, which keeps conf/ beside the packages")
+    with _COMPOSE_LOCK, initialize_config_dir(config_dir=str(CONF_DIR), job_name="time2bet"):
+        return compose("config", overrides=[f"env={environment}", *overrides])
+
+
+def load_config(env: Mapping[str, str] | None = None, *, environment: str | None = None,
+                overrides: Sequence[str] = ()):
+    """The composed configuration of ``environment`` (else TIME2BET_ENV, else dev) with Hydra ``overrides``
+    (``key=value``), its home decided (TIME2BET_HOME, else the file's, else the checkout's or ~/.time2bet) and
+    every interpolation resolved: an OmegaConf DictConfig. Secrets in it come from the process environment."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
+    env = os.environ if env is None else env
+    cfg = _composed(environment or env.get("TIME2BET_ENV") or "dev", tuple(overrides)).copy()
+    cfg.home = str(Path(env.get("TIME2BET_HOME") or cfg.home or _default_home()).expanduser().resolve())
+    try:
+        OmegaConf.resolve(cfg)
+    except InterpolationResolutionError as exc:   # a secret the environment does not hold, say
+        raise ValueError(f"the {cfg.environment} configuration does not resolve: {exc}") from exc
+    return cfg
+
+
+def config_variables(cfg) -> dict[str, str]:
+    """The configuration as the variables it stands for (``VARIABLES``); unset keys (null) are left out."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for variable, key in VARIABLES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[variable] = "1" if value else "0"
+        elif OmegaConf.is_list(value) or isinstance(value, list | tuple):
+            out[variable] = ",".join(str(v) for v in value)
+        else:
+            out[variable] = str(value)
+    return out
+
+
+def overridden_keys(env: Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """The configuration keys that variables set in ``env`` (the process's) override: key -> (variable, value)."""
+    env = os.environ if env is None else env
+    return {key: (variable, env[variable]) for variable, key in VARIABLES.items() if env.get(variable)}
+
+
+def masked(value):
+    """A configuration (plain containers) with secrets hidden: keys named like a password, secret or token, and
+    the password part of URLs (``scheme://user:***@host``)."""
+    if isinstance(value, Mapping):
+        return {k: "***" if _SECRET_KEY.search(str(k)) and v is not None else masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<scheme>:***@", value)
+    return value
 
 
 def _choice(name: str, value: str | None, choices: tuple[str, ...]) -> str:
@@ -114,6 +233,10 @@ class Settings:
     access_log: bool
     tracing: bool
     service_url: str                # where `time2bet ui` finds the service
+    # from the configuration only (conf/): which environment, the candidates' hyper-parameters, the promotion gate
+    environment: str
+    hyperparameters: Mapping | None = field(hash=False)   # conf/model; None: time2bet.ml.training's own
+    gate_policy: Mapping | None = field(hash=False)       # conf/gate; None: the gate's own defaults
     # the prediction ledger (time2bet.ledger)
     ledger_enabled: bool            # TIME2BET_LEDGER=0 turns the service's ledger off (benchmarks measure its cost)
     ledger_dir: Path                # segment files <ledger_dir>/<yyyy-mm-dd>/<writer>.jsonl
@@ -135,8 +258,22 @@ class Settings:
         return monitoring_dir(self.home)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, environment: str | None = None,
+                 overrides: Sequence[str] = ()) -> Settings:
+        """The settings of an environment (``environment``, else TIME2BET_ENV, else dev): its composed
+        configuration (with Hydra ``overrides``), under the non-empty variables of ``env`` (the process's)."""
+        from omegaconf import OmegaConf
+
         env = os.environ if env is None else env
+        cfg = load_config(env, environment=environment, overrides=overrides)
+        settings = cls.from_variables({**config_variables(cfg), **{k: v for k, v in env.items() if v}})
+        return dataclasses.replace(
+            settings, environment=cfg.environment, dagster_postgres=settings.dagster_postgres or cfg.dagster.postgres,
+            hyperparameters=OmegaConf.to_container(cfg.model), gate_policy=OmegaConf.to_container(cfg.gate))
+
+    @classmethod
+    def from_variables(cls, env: Mapping[str, str]) -> Settings:
+        """The settings from variables alone, over the built-in defaults (which equal the dev configuration's)."""
         home = Path(env.get("TIME2BET_HOME") or _default_home()).expanduser().resolve()
         divisions = tuple(
             d.strip() for d in env.get("TIME2BET_DIVISIONS", ",".join(DIVISIONS)).split(",") if d.strip()
@@ -147,6 +284,7 @@ class Settings:
         first_season = env.get("TIME2BET_FIRST_SEASON", "1993-94")
         season_code(first_season)  # validates the label
         return cls(
+            environment="dev", hyperparameters=None, gate_policy=None,   # set by from_env, from the configuration
             home=home,
             source_url=env.get("TIME2BET_SOURCE_URL", LIVE_SOURCE_URL).rstrip("/"),
             divisions=divisions,

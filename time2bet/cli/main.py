@@ -11,6 +11,7 @@
     time2bet ui [--port 8501]              a Streamlit page on the forecast API: two teams -> probabilities
     time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> replay -> service + Dagster UI
     time2bet ledger verify / anchor        check the prediction ledger's hash chains; record their heads
+    time2bet config show [--env E] [k=v]   the resolved configuration of an environment (conf/), secrets masked
 """
 
 from __future__ import annotations
@@ -463,6 +464,10 @@ def ledger_anchor(out: Path) -> None:
         sys.exit(1)
     click.echo(f"anchored {len(written)} chain(s), {report.records} records, to {out}")
 
+
+from time2bet.cli.config import config
+
+main.add_command(config)
 
 if __name__ == "__main__":
     main()
