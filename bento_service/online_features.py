@@ -9,12 +9,16 @@ both paths give the same float64 rows and the same probabilities.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import numpy as np
 
-from bento_service.snapshot import NO_SEASON, Fixtures, Snapshot, TeamTable
+from bento_service.snapshot import _AWAY_SIDE as AWAY_SIDE
+from bento_service.snapshot import _HOME_SIDE as HOME_SIDE
+from bento_service.snapshot import NO_SEASON, REFERENCE_DATE, Fixtures, Snapshot, TeamTable
 from time2bet.features import feature_store
+from time2bet.features.ratings import pi_goal_difference
 
 
 class FeastFeatures:
@@ -36,11 +40,42 @@ class FeastFeatures:
         teams = list(dict.fromkeys(t for _, home, away in fixtures.ids for t in (home, away)))
         pairs = list(dict.fromkeys(feature_store.pair_id(home, away) for _, home, away in fixtures.ids))
         started = time.perf_counter()
-        state = feature_store.online_state(self.store, teams, pairs)
+        team_columns, pair_columns = feature_store.online_columns(self.store, teams, pairs)
         self.last_lookup_s = time.perf_counter() - started
-        table = TeamTable.build(teams, state["form"], state["head_to_head"], state["team_state"])
-        seasons = {t: int(str(s)[:4]) for t, s in zip(state["team_state"]["team_id"], state["team_state"]["last_season"])
-                   if s is not None}
+        table = team_table(teams, team_columns, pair_columns)
+        seasons = {t: int(s[:4]) for t, s in zip(teams, team_columns["last_season"]) if s is not None}
         latest = np.array([min(seasons.get(h, NO_SEASON), seasons.get(a, NO_SEASON)) for _, h, a in fixtures.ids],
                           dtype=np.float64)
         return snapshot.dated_rows(fixtures, np.column_stack([table.rows(fixtures.ids), latest]))
+
+
+def team_table(teams: list[str], columns: dict[str, list], pairs: dict[str, list]) -> TeamTable:
+    """:meth:`TeamTable.build` of Feast's columns, on arrays (no DataFrame: on the request path pandas cost more
+    than the lookup): the same values through the same operations, so the same rows (the parity tests check it)."""
+    def numbers(name: str) -> np.ndarray:
+        return np.array(columns[name], dtype=np.float64)   # None (no row) -> NaN, as the snapshot's reindex
+
+    reference = REFERENCE_DATE.toordinal()
+    rest = np.array([np.nan if d is None else float(reference - dt.date.fromisoformat(d).toordinal())
+                     for d in columns["previous_match_date"]])
+
+    def side(role: str, names: list[str]) -> np.ndarray:   # as _side_columns(form, role, REFERENCE_DATE)
+        out = []
+        for name in names:
+            column = name[len(role) + 1:]
+            if column == "rest_days":
+                out.append(rest)
+            elif column in ("matches_played", "venue_matches_last5"):
+                out.append(np.nan_to_num(numbers(column if column == "matches_played" else f"{role}_{column}"),
+                                         nan=0.0))
+            else:
+                out.append(numbers(f"{role}_{column}" if column.startswith("venue_") else column))
+        return np.column_stack(out)
+
+    pi_home, pi_away = np.nan_to_num(numbers("pi_home"), nan=0.0), np.nan_to_num(numbers("pi_away"), nan=0.0)
+    head_to_head = {tuple(p.split("|", 1)): r for p, r in zip(pairs["pair_id"], zip(
+        *(np.array(pairs[c], dtype=np.float64).tolist() for c in feature_store.H2H_FEATURES)))}
+    return TeamTable(codes={t: i for i, t in enumerate(teams)}, home=side("home", HOME_SIDE),
+                     away=side("away", AWAY_SIDE), elo=numbers("elo"), pi_home=pi_home, pi_away=pi_away,
+                     goal_diff_home=pi_goal_difference(pi_home), goal_diff_away=pi_goal_difference(pi_away),
+                     head_to_head=head_to_head)

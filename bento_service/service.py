@@ -46,6 +46,7 @@ from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.ledger import ServiceLedger
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
 from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
+from bento_service.online_features import FeastFeatures
 from bento_service.schemas import (
     DIVISION_SCHEMA,
     JOB_ID_SCHEMA,
@@ -112,6 +113,7 @@ class Time2BetService:
         self.challenger_share = self.settings.challenger_share
         self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed)
         self.snapshot: Snapshot | None = None
+        self.online_features: FeastFeatures | None = None   # TIME2BET_FEATURES=feast: rows from Feast's online store
         self.load_error: str | None = None
         self._started = False   # swaps are counted once the first champion is served
         self._stop = threading.Event()
@@ -162,8 +164,11 @@ class Time2BetService:
         try:
             # the version Dagster exported (never the DuckDB file a run may be writing); the warehouse itself
             # only until a first export exists
-            self.snapshot = Snapshot.load_export(self.settings.serving_snapshot_dir) \
+            self.online_features = FeastFeatures.from_settings(self.settings)
+            snapshot = Snapshot.load_export(self.settings.serving_snapshot_dir) \
                 or Snapshot.load(self.settings.warehouse_url)
+            snapshot.online = self.online_features
+            self.snapshot = snapshot
             logger.info("serving snapshot %s of %d teams", self.snapshot.version or "(warehouse)",
                         len(self.snapshot.teams))
         except Exception as exc:  # deliberately broad: reported by /readyz and every route
@@ -196,6 +201,7 @@ class Time2BetService:
             return False
         if fresh is None or (current is not None and fresh.version == current.version):
             return False
+        fresh.online = self.online_features
         self.snapshot = fresh
         SNAPSHOT_SWAPS.labels(outcome="success").inc()
         logger.info("serving snapshot %s (features as of %s)", fresh.version, fresh.features_as_of)

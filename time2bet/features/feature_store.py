@@ -249,13 +249,19 @@ TEAM_REFS = feature_refs(FORM_VIEW) + feature_refs(RATINGS_VIEW)
 PAIR_REFS = feature_refs(H2H_VIEW)
 
 
+def online_columns(store, team_ids: Sequence[str], pair_ids: Sequence[str]) -> tuple[dict, dict]:
+    """The online rows of teams and of pairs, as Feast's columns ({name: [value per entity]}, None where there is
+    no row): two lookups, one per entity."""
+    teams = store.get_online_features(features=TEAM_REFS, entity_rows={"team_id": list(team_ids)}).to_dict()
+    pairs = store.get_online_features(features=PAIR_REFS, entity_rows={"pair_id": list(pair_ids)}).to_dict()
+    return teams, pairs
+
+
 def online_state(store, team_ids: Sequence[str], pair_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
     """The online rows of teams and pairs as the snapshot's frames: ``form`` and ``team_state`` indexed by
     team_id, ``head_to_head`` indexed by (team_a_id, team_b_id); absent rows are NaN (a team without a
     played match, a pair that never met), as the snapshot's reindex gives them. Two lookups: teams, pairs."""
-    teams = store.get_online_features(features=TEAM_REFS, entity_rows={"team_id": list(team_ids)}).to_dict()
-    pairs = store.get_online_features(features=PAIR_REFS, entity_rows={"pair_id": list(pair_ids)}).to_dict()
-    return frames_of(teams, pairs)
+    return frames_of(*online_columns(store, team_ids, pair_ids))
 
 
 def frames_of(teams: Mapping[str, list], pairs: Mapping[str, list]) -> dict[str, pd.DataFrame]:
