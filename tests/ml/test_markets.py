@@ -61,3 +61,23 @@ def test_market_prices_follow_the_preference_order():
     assert list(ah["ah_line"].iloc[:2]) == [-0.75, 0.25]
     assert list(ah["market_ah_source"]) == ["bb_avg", "pinnacle", None]
     assert np.isnan(ah["market_p_ah_home"].iloc[2])
+
+
+def test_evaluate_markets_scores_over_under_and_asian_handicap_against_the_market():
+    lam, mu, rho = np.array([1.5, 1.2, 2.0, 1.0, 1.4]), np.array([1.0, 1.3, 0.6, 1.1, 1.2]), np.full(5, -0.1)
+    m = score_matrix(lam, mu, rho)
+    p_over = markets.over_under(m)
+    lines = np.array([-0.5, 0.0, -1.0, -0.25, np.nan])
+    ah = markets.asian_handicap(m, np.nan_to_num(lines))
+    frame = pd.DataFrame({
+        "home_goals": [2, 1, 2, 0, 3], "away_goals": [0, 0, 1, 0, 3],
+        "goals_exp_home": lam, "goals_exp_away": mu, "goals_rho": rho, "goals_p_over_2_5": p_over,
+        "market_p_over_2_5": p_over, "ah_line": lines, "market_p_ah_home": ah[:, 0] / (ah[:, 0] + ah[:, 2]),
+    })
+    out = markets.evaluate_markets(frame)
+    assert out["ou_n"] == 5 and out["ou_gap"] == pytest.approx(0.0)
+    # -0.5 (won) and 0.0 (won) count; -1.0 is a push after 2-1, -0.25 a quarter line, the last has no line
+    assert out["ah_n"] == 2 and out["ah_gap"] == pytest.approx(0.0)
+    assert out["ah_model_log_loss"] == pytest.approx(-np.mean(np.log(ah[:2, 0] / (ah[:2, 0] + ah[:2, 2]))))
+    worse = markets.evaluate_markets(frame.assign(goals_p_over_2_5=0.5))
+    assert worse["ou_gap"] > 0

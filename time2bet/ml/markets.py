@@ -9,7 +9,7 @@ Asian handicap (AH) lines are the home side's handicap, as football-data.co.uk's
 stake over the two neighbouring lines (-0.75 = half on -0.5, half on -1), a whole line refunds a draw after
 the handicap (push).
 
-Floor layer: numpy and pandas only.
+Imports only numpy, pandas and (for score matrices of rows) the goals model.
 """
 
 from __future__ import annotations
@@ -142,3 +142,53 @@ def market_asian_handicap(extra: pd.Series) -> pd.DataFrame:
                 break
         rows.append(found)
     return pd.DataFrame(rows, index=extra.index, columns=["ah_line", "market_p_ah_home", "market_ah_source"])
+
+
+def binary_log_losses(outcome: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per match, -log of the probability given to what happened (``outcome`` 1/0), clipped at 1e-15."""
+    p = np.clip(np.asarray(p, float), 1e-15, 1 - 1e-15)
+    return -np.where(np.asarray(outcome) == 1, np.log(p), np.log1p(-p))
+
+
+def evaluate_markets(frame: pd.DataFrame) -> dict[str, float]:
+    """Over/under 2.5 and Asian-handicap log-loss of the goals model against the de-margined market.
+
+    ``frame``: played matches with home_goals/away_goals, the goals model's ``goals_p_over_2_5``,
+    ``goals_exp_home``/``goals_exp_away``/``goals_rho``, and the market's ``market_p_over_2_5``, ``ah_line``,
+    ``market_p_ah_home`` (NaN where absent). Over/under on every match with both prices. Asian handicap on the
+    half and whole lines (a quarter line settles in halves, not as one yes/no), whole-line pushes left out, as
+    P(home bet wins | no push)."""
+    goals = (frame["home_goals"] + frame["away_goals"]).to_numpy(float)
+    out: dict[str, float] = {}
+    ou = frame["market_p_over_2_5"].notna().to_numpy() & frame["goals_p_over_2_5"].notna().to_numpy()
+    over = (goals[ou] > 2.5).astype(int)
+    model_ou = binary_log_losses(over, frame.loc[ou, "goals_p_over_2_5"]).mean() if ou.any() else np.nan
+    market_ou = binary_log_losses(over, frame.loc[ou, "market_p_over_2_5"]).mean() if ou.any() else np.nan
+    out |= {"ou_n": int(ou.sum()), "ou_model_log_loss": float(model_ou), "ou_market_log_loss": float(market_ou),
+            "ou_gap": float(model_ou - market_ou)}
+    line = frame["ah_line"].to_numpy(float)
+    whole_or_half = np.isfinite(line) & (np.round(line * 4) % 2 == 0)
+    ah = whole_or_half & frame["market_p_ah_home"].notna().to_numpy() & frame["goals_exp_home"].notna().to_numpy()
+    settled = settle_asian_handicap(frame["home_goals"].to_numpy(float), frame["away_goals"].to_numpy(float),
+                                    np.nan_to_num(line))
+    ah &= settled != 0
+    if ah.any():
+        sub = frame.loc[ah]
+        m = score_matrix_of(sub)
+        win, _, lose = asian_handicap(m, line[ah]).T
+        won = (settled[ah] > 0).astype(int)
+        model_ah = binary_log_losses(won, win / (win + lose)).mean()
+        market_ah = binary_log_losses(won, sub["market_p_ah_home"]).mean()
+    else:
+        model_ah = market_ah = np.nan
+    out |= {"ah_n": int(ah.sum()), "ah_model_log_loss": float(model_ah), "ah_market_log_loss": float(market_ah),
+            "ah_gap": float(model_ah - market_ah)}
+    return out
+
+
+def score_matrix_of(frame: pd.DataFrame) -> np.ndarray:
+    """Score matrices of rows carrying the goals model's goals_exp_home/goals_exp_away/goals_rho."""
+    from time2bet.ml.goals import score_matrix  # (the goals model imports this module's sums)
+
+    return score_matrix(frame["goals_exp_home"].to_numpy(float), frame["goals_exp_away"].to_numpy(float),
+                        frame["goals_rho"].to_numpy(float))

@@ -194,9 +194,11 @@ def log_training_run(
     use_tracking(tracking_uri)
     experiment_id = _experiment_id(experiment, artifact_location)
     cv = result.cv
-    with mlflow.start_run(experiment_id=experiment_id, tags={"data_version": data_version, **(tags or {})}) as run:
+    run_tags = {"data_version": data_version, "family": result.family, **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
         mlflow.log_params({
             "data_version": data_version,
+            "family": result.family,
             "model_name": result.model_name,
             "candidates": ",".join(result.candidate_log_loss),
             "n_features": len(result.features),

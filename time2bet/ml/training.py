@@ -25,7 +25,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
@@ -35,6 +35,12 @@ from time2bet.serving_contract import model_input
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
+# The Dixon-Coles goals model's 1X2 (time2bet.ml.goals), recalibrated by a multinomial logistic regression on
+# its log-probabilities: a candidate where the frame carries the goals model's walk-forward outputs.
+GOALS_CANDIDATE = "goals"
+GOALS_1X2 = ("goals_p_home", "goals_p_draw", "goals_p_away")
+FAMILIES = ("independent", "market-aware")  # market-aware models may read the odds of earlier matches
+DEFAULT_FAMILY = "independent"
 BASELINE_MODEL = "logreg"  # the promotion gate's bar (baseline_log_loss) and its fallback when it wins
 # The simplest model: the logistic-regression candidate on the Elo difference alone (the other inputs are read and
 # dropped, so it serves through the same signature as every candidate). The promotion gate's floor and last
@@ -118,6 +124,12 @@ def _base_model(model_name: str, features: Sequence[str] = ()):
         return make_pipeline(only_elo, *(step for _, step in _base_model(BASELINE_MODEL).steps))
     if model_name == "xgboost":
         return XGBClassifier(**XGB_FIXED, **XGB_PARAMS)
+    if model_name == GOALS_CANDIDATE:
+        return make_pipeline(
+            ColumnTransformer([(GOALS_CANDIDATE, "passthrough", list(GOALS_1X2))]),
+            SimpleImputer(strategy="median", keep_empty_features=True), FunctionTransformer(np.log),
+            LogisticRegression(max_iter=1000),
+        )
     raise ValueError(f"unknown model {model_name!r}; candidates are {CANDIDATES}")
 
 
@@ -164,6 +176,9 @@ def feature_importance(model: CalibratedClassifierCV, features: Sequence[str]) -
         values, label = [gain.get(f, 0.0) for f in features], "total_gain"
     else:
         values, label = np.abs(base[-1].coef_).mean(axis=0), "mean_abs_coef"
+        if isinstance(base[0], ColumnTransformer) and base[0].transformers_[0][0] == GOALS_CANDIDATE:
+            # the goals candidate reads its own columns only
+            return pd.Series(values, index=list(GOALS_1X2), name=label, dtype="float64").sort_values(ascending=False)
         if isinstance(base[0], ColumnTransformer):  # the Elo-only model: the columns it dropped weigh nothing
             kept = np.zeros(len(features))
             kept[base[0].transformers_[0][2]] = values
@@ -179,6 +194,9 @@ def model_params(model: CalibratedClassifierCV, model_name: str) -> dict[str, ob
         params |= {**XGB_FIXED, **XGB_PARAMS, "best_iteration": base.best_iteration}
     else:
         params |= {"imputer": "median", "scaler": "standard", **LOGREG_PARAMS}
+    if model_name == GOALS_CANDIDATE:
+        params = {k: v for k, v in params.items() if k in ("calibration", "temperature")}
+        params |= {"inputs": ",".join(GOALS_1X2), "transform": "log", "imputer": "median"}
     if model_name == ELO_ONLY_MODEL:
         params["only_feature"] = ELO_REFERENCE
     return params
@@ -354,6 +372,7 @@ class TrainingResult:
     candidate_log_loss: dict[str, float]  # pooled walk-forward log-loss of every candidate tried
     train_seasons: tuple[str, ...]
     n_train: int
+    family: str = DEFAULT_FAMILY  # which model family's features it may read (FAMILIES)
 
 
 def train_candidate(
@@ -363,10 +382,13 @@ def train_candidate(
     *,
     n_folds: int = 3,
     candidates: Sequence[str] = CANDIDATES,
+    family: str = DEFAULT_FAMILY,
 ) -> TrainingResult:
     """Validate each candidate (or only ``model_name``) walk-forward on ``frame``, the training window, pick
     the lowest pooled log-loss (ties go to the earlier candidate, the simpler one), and refit it on the
     whole window. Nothing outside ``frame`` is looked at, so a later window stays fair for the gate."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
     names = tuple(candidates) if model_name is None else (model_name,)
     cvs = cross_validate_all(frame, features, names, n_folds)
     scores = {name: cv.summary["model_log_loss"] for name, cv in cvs.items()}
@@ -379,6 +401,7 @@ def train_candidate(
         candidate_log_loss=scores,
         train_seasons=tuple(season_order(frame["season"])),
         n_train=len(frame),
+        family=family,
     )
 
 

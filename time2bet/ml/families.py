@@ -1,0 +1,46 @@
+"""Model families and the features each may read, beyond the dbt marts' (serving_contract.MODEL_FEATURES).
+
+- ``independent`` (default): results-derived features only, plus the Dixon-Coles goals model's walk-forward
+  outputs (expected goals, its 1X2 and over/under 2.5); never any odds. Users looking for value against the
+  market need a model that has not read it.
+- ``market-aware``: the same, plus team ratings fitted to the de-margined odds of earlier matches
+  (:mod:`time2bet.features.market_ratings`); a match's own odds never reach its features.
+
+Both sets are computed from a frame of played matches (and, for the predicted rows, the same frame: every
+feature of a row reads earlier dates only), so a training window, its walk-forward folds and a later test
+window see what was known at each kickoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from time2bet.features.market_ratings import MARKET_RATING_FEATURES, market_ratings
+from time2bet.ml.goals import GOALS_FEATURES, walk_forward_goals
+from time2bet.ml.training import DEFAULT_FAMILY, FAMILIES
+
+GOALS_DETAIL = ("goals_rho",)  # with goals_exp_*, rebuilds a row's score matrix (markets); not a model input
+
+
+def family_features(base: Sequence[str], family: str = DEFAULT_FAMILY, *, goals: bool = True) -> list[str]:
+    """The model inputs of ``family``: ``base`` and the goals model's outputs (unless ``goals`` is False), plus
+    the market-implied ratings for the market-aware family."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    extra = list(GOALS_FEATURES) if goals else []
+    if family == "market-aware":
+        extra += list(MARKET_RATING_FEATURES)
+    return [*base, *extra]
+
+
+def with_family_columns(frame: pd.DataFrame, family: str = DEFAULT_FAMILY) -> pd.DataFrame:
+    """``frame`` (played matches, market_prob_* where odds exist) with the goals model's walk-forward columns and,
+    for the market-aware family, the market-implied ratings."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    parts = [frame, walk_forward_goals(frame)]
+    if family == "market-aware":
+        parts.append(market_ratings(frame))
+    return pd.concat(parts, axis=1)
