@@ -21,7 +21,7 @@ import pandas as pd
 MARKET_RATING_FEATURES = (
     "market_rating_home", "market_rating_away", "market_rating_diff", "market_rating_expectation",
 )
-K = 0.15         # share of the error a team's rating takes per match
+K = 0.5          # share of the error a team takes per match; with both sides moving, the pair matches its latest price (chosen in-window: 0.08-0.8 tried)
 K_HOME = 0.005   # the division's home advantage moves slowly
 INITIAL_HOME = 60.0
 
