@@ -126,7 +126,7 @@ class ChampionDescription:
         lines = [(f"Gate on {gate.get('window')} (n={gate.get('n')}): log-loss {figure('challenger_log_loss')} vs "
                  f"champion {figure('champion_log_loss')} (tolerance {gate.get('tolerance')}), logistic-regression "
                  f"baseline {figure('baseline_log_loss')}, Elo-only model {figure('elo_only_log_loss')}, ECE "
-                 f"{figure('challenger_ece')} (threshold {gate.get('ece_threshold', gate.get('max_ece'))}).")]
+                 f"{figure('challenger_ece')} (threshold {figure('ece_threshold' if gate.get('ece_threshold') else 'max_ece')}).")]
         if gate.get("ci_hi"):
             lines.append(f"Against champion v{gate.get('champion_version')}: log-loss difference "
                          f"{float(gate['log_loss_diff']):+.5f}, {float(gate['ci_level']):.0%} paired bootstrap interval "
