@@ -54,6 +54,22 @@ def test_simulate_replays_the_loop(tmp_path):
         assert first.loc[division, "predicted"] >= n   # the first step predicted that round before kickoff
         assert second.loc[division, "joined"] == n     # and the second joined each played match once
         assert second.loc[division, "live_logloss"] > 0
+    # fired_alerts: the shipped rules over the figures the steps exported agree with the drift the warehouse holds
+    # for the week each step reported (the replay's series have the model's and the ledger's alerts only)
+    drift = wh.read_sql("SELECT week, kind, drifted FROM monitoring.drift")
+    drift["week"] = pd.to_datetime(drift["week"]).dt.date
+    previous = FIRST
+    for step, rows in table.groupby("step_date", sort=True):
+        assert rows["fired_alerts"].nunique(dropna=False) == 1   # a step's alerts, on each of its rows
+        value = rows["fired_alerts"].iloc[0]
+        fired = set(value.split(";")) if isinstance(value, str) else set()
+        assert fired <= {"FeatureDrift", "PredictionDrift", "TargetDrift", "LiveLogLossAboveEstimate",
+                         "LiveLogLossWorseThanEloReference", "LedgerChainProblems"}, value
+        day = dt.date.fromisoformat(step)
+        week = drift[drift["week"].astype(str).isin(ended_weeks(sorted(set(drift["week"].astype(str))), previous, day))]
+        for alert, kind in (("FeatureDrift", "dataset"), ("TargetDrift", "target")):
+            assert (alert in fired) == bool(week.loc[week["kind"] == kind, "drifted"].fillna(False).any()), (step, value)
+        previous = day
     verified = subprocess.run([*cli, "ledger", "verify"], capture_output=True, text=True, timeout=300,
                               env={**{k: v for k, v in __import__("os").environ.items() if not k.startswith("TIME2BET_")},
                                    "TIME2BET_HOME": str(home)})

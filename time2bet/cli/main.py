@@ -398,10 +398,12 @@ def simulate(root: Path, first, last, step: str, divisions: str | None, home: Pa
                                 + (f" FAILED {result.failed}" if result.failed else ""))
             previous = day
     table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    table["fired_alerts"] = table["step_date"].map(sim.fired_alerts())   # the shipped Prometheus rules
     if report:
         table.to_csv(report, index=False)
     by_step = table.groupby("step_date").agg(predicted=("predicted", "sum"), played=("played", "sum"),
-                                             joined=("joined", "sum"), alerts=("alerts", "first"))
+                                             joined=("joined", "sum"), alerts=("alerts", "first"),
+                                             fired_alerts=("fired_alerts", "first"))
     click.echo(by_step.to_string())
     click.echo(f"{len(days)} steps in {time.perf_counter() - started:.0f} s; "
                + (f"report {report}" if report else "no --report: the table above is the summary"))

@@ -15,7 +15,9 @@ does what it would do that day, through Dagster itself on the platform's instanc
    the platform's clock (``as_of``) set to the step's date by the run tag ``time2bet/as_of``;
 3. ``load_prediction_ledger`` for the ledger's day, and ``monitor`` (live quality, drift) for each kickoff week
    that ended since the previous step (from its date to the day before this one): once per week, when its matches
-   are all in (a weekly step runs it once; a week still under way is left to the step after its end).
+   are all in (a weekly step runs it once; a week still under way is left to the step after its end);
+4. the monitoring figures the step's runs exported for Prometheus are recorded; at the end the shipped alert rules
+   are evaluated over them (time2bet.monitoring.replay_alerts): the report's ``fired_alerts``.
 
 Nothing here re-implements a sensor, a schedule or an asset: it is their tick evaluation and the jobs, on a clock
 that moves. It writes only under its own home (a new temporary directory unless --home), never into the user's
@@ -39,7 +41,8 @@ import pandas as pd
 from time2bet.football import season_of
 
 REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "live_logloss", "market_logloss",
-                  "elo_logloss", "feature_drift_share", "target_drift", "target_drift_p_value", "alerts"]
+                  "elo_logloss", "feature_drift_share", "target_drift", "target_drift_p_value", "alerts",
+                  "fired_alerts"]
 MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
 INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
                    "refresh_fixtures_every_6h")
@@ -72,6 +75,7 @@ class Simulation:
 
     def __init__(self, root: Path, home: Path, divisions: list[str] | None, *, quiet: bool = True):
         from time2bet.cli.sample_platform import env_for_home
+        from time2bet.monitoring.replay_alerts import MetricSeries
 
         self.root, self.home = Path(root), Path(home)
         self.env = env_for_home(self.home)
@@ -82,6 +86,7 @@ class Simulation:
         self.cursors: dict[str, str | None] = {}
         self.failed_checks: list[str] = []
         self.log_file = self.home / "logs" / "simulate.log"   # the tools' own output, off the console
+        self.series = MetricSeries()   # the exported monitoring figures after each step
 
     # --- Dagster plumbing ---------------------------------------------------------------------------------
 
@@ -194,7 +199,20 @@ class Simulation:
                 if not self._execute(defs, instance, job, tags=tags):
                     failed.append(job)
             runs += self._monitor(defs, instance, previous, day)
+        self.series.record(day.isoformat(), self.env["TIME2BET_HOME"])
         return StepResult(day, runs, failed, new_season, time.perf_counter() - started)
+
+    def fired_alerts(self) -> dict[str, str]:
+        """Step date -> the shipped alert rules firing over the recorded figures at its end, ``;``-separated
+        (time2bet.monitoring.replay_alerts; which alerts can fire in a replay is said there). Without promtool,
+        each step says so instead."""
+        from time2bet.monitoring.replay_alerts import fired_alerts
+
+        try:
+            fired = fired_alerts(self.series)
+        except FileNotFoundError as exc:
+            return dict.fromkeys(self.series.steps, f"unavailable: {exc}")
+        return {step: ";".join(names) for step, names in zip(self.series.steps, fired, strict=True)}
 
     def _monitor(self, defs, instance, since: dt.date, day: dt.date) -> int:
         """load_prediction_ledger for today's ledger segments, then monitor for every kickoff week that ended in
