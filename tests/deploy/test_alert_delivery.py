@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 RULES = REPO / "deploy" / "prometheus" / "rules"
 ALERTMANAGER_YML = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
-RUNBOOK_BASE = "https://github.com/time2bet/time2bet/blob/main/docs/runbooks/"
+RUNBOOK_BASE = "docs/runbooks/"
 SERVICE_JOB = "time2bet-service"
 MONITORING_JOB = "time2bet_monitoring"   # what time2bet.monitoring.prometheus pushes as
 

@@ -18,7 +18,7 @@ RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 # the one base of every runbook_url (the runbooks live in docs/runbooks/<alertname>.md of the repository)
-RUNBOOK_BASE = "https://github.com/time2bet/time2bet/blob/main/docs/runbooks/"
+RUNBOOK_BASE = "docs/runbooks/"
 SEVERITIES = ("page", "ticket", "info")   # each routed to the receiver of that name (alertmanager.yml)
 ANNOTATIONS = ("summary", "description", "runbook_url")
 
