@@ -143,7 +143,9 @@ def _champion_line(settings: Settings) -> str:
     text = f"champion: {champion.name} v{champion.version}"
     if gate.get("challenger_log_loss"):
         text += (f", gate log-loss {float(gate['challenger_log_loss']):.4f} on {gate.get('n')} held-out matches "
-                 f"(logistic-regression baseline {float(gate['baseline_log_loss']):.4f})")
+                 f"(logistic-regression baseline {float(gate['baseline_log_loss']):.4f}"
+                 + (f", Elo-only model {float(gate['elo_only_log_loss']):.4f}" if gate.get("elo_only_log_loss") else "")
+                 + ")")
     return text
 
 
