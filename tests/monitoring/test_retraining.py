@@ -56,6 +56,9 @@ def test_live_quality_above_the_estimate_or_worse_than_elo():
     worse = decide(facts(quality=scoreboard(1.0, estimate=1.0, elo=0.99)), POLICY)
     assert worse.trigger == "live quality" and "Elo-only reference 0.9900" in worse.reason
     assert decide(facts(quality=scoreboard(1.2, n=99)), POLICY) is None         # too few matches to judge
+    # the rows of a version no longer champion (replaced, rolled back from) are no reason to retrain
+    assert decide(facts(quality=scoreboard(1.2), champion_version="4"), POLICY) is None
+    assert decide(facts(quality=scoreboard(1.2), champion_version="3"), POLICY).trigger == "live quality"
 
 
 @pytest.mark.parametrize(("drift", "trigger"), [

@@ -9,7 +9,9 @@ import time
 import dagster as dg
 import pandas as pd
 
+from time2bet.mlflow_store import registry_client
 from time2bet.scoreboard_store import write_scoreboard
+from time2bet.serving_contract import CHAMPION
 from time2bet_assets.defs.ml.assets import TRAINING_REASON_TAG
 from time2bet_assets.defs.ml.resources import RetrainingResource
 from time2bet_assets.defs.ml.sensors import (
@@ -33,14 +35,14 @@ def _trained(instance, latest_season: str) -> None:
     _landed(instance, REGISTERED_MODEL)
 
 
-def _tick(instance, monitoring_dir):
+def _tick(instance, monitoring_dir, tracking_uri: str | None = None):
     context = dg.build_sensor_context(instance=instance, resources={
-        "retraining": RetrainingResource(monitoring_dir=str(monitoring_dir))})
+        "retraining": RetrainingResource(monitoring_dir=str(monitoring_dir), tracking_uri=tracking_uri)})
     return retrain_when_needed.evaluate_tick(context)
 
 
-def _requested(instance, monitoring_dir) -> dg.RunRequest:
-    requests = _tick(instance, monitoring_dir).run_requests
+def _requested(instance, monitoring_dir, tracking_uri: str | None = None) -> dg.RunRequest:
+    requests = _tick(instance, monitoring_dir, tracking_uri).run_requests
     assert requests and len(requests) == 1
     assert requests[0].tags[TRAINING_REASON_TAG].startswith(f"automatic: {requests[0].tags[TRIGGER_TAG]}: ")
     return requests[0]
@@ -69,13 +71,22 @@ def test_the_sensor_follows_new_seasons_drift_and_live_quality(tmp_path):
         drift = _requested(instance, tmp_path)
         assert drift.tags[TRIGGER_TAG] == "target drift" and drift.run_key == "retrain:target-drift:2025-08-11"
 
-        # live quality worse than the Elo-only reference, in the scoreboard written after the training
+        # live quality worse than the Elo-only reference, in the scoreboard written after the training: judged for
+        # the registry's champion only (v2 here; v1's rows are those of a version it replaced)
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        registry = registry_client(uri)
+        registry.create_registered_model("match_outcome")
+        for _ in range(2):
+            registry.create_model_version("match_outcome", str(tmp_path / "model"))
+        registry.set_registered_model_alias("match_outcome", CHAMPION, "2")
         row = {"week": dt.date(2025, 8, 11), "window": "rolling", "model_name": "match_outcome",
-               "model_version": "2", "variant": "champion", "division": "ALL", "n": 120, "log_loss": 1.02,
+               "model_version": "1", "variant": "champion", "division": "ALL", "n": 120, "log_loss": 1.02,
                "n_elo": 120, "model_log_loss_on_elo": 1.02, "elo_log_loss": 1.0, "promotion_log_loss": 1.01,
                "computed_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}
         write_scoreboard(pd.DataFrame([row]), tmp_path)
-        quality = _requested(instance, tmp_path)
+        assert _requested(instance, tmp_path, uri).tags[TRIGGER_TAG] == "target drift"   # not v1's quality
+        write_scoreboard(pd.DataFrame([row, {**row, "model_version": "2"}]), tmp_path)
+        quality = _requested(instance, tmp_path, uri)
         assert quality.tags[TRIGGER_TAG] == "live quality" and "Elo-only reference 1.0000" in quality.tags[
             TRAINING_REASON_TAG]
 

@@ -69,7 +69,9 @@ class Facts:
     """What the sensor knows at ``now``. ``trained_at``: when the last training finished (None: never);
     ``trained_through``: the newest season of the data it trained on (None: unknown); ``loaded_seasons``: the seasons
     with loaded matches; ``features_current``: the features were rebuilt after the latest load. ``drift`` and
-    ``quality`` (the scoreboard's rows, time2bet.scoreboard_store) count only when computed after ``trained_at``."""
+    ``quality`` (the scoreboard's rows, time2bet.scoreboard_store) count only when computed after ``trained_at``;
+    of those, only the rows of ``champion_version`` (the registry's champion now; None: not known, every row of the
+    champion variant) are judged, so a version rolled back from or replaced is no reason to retrain."""
 
     now: dt.datetime
     trained_at: dt.datetime | None
@@ -78,6 +80,7 @@ class Facts:
     features_current: bool = True
     drift: DriftFigures | None = None
     quality: pd.DataFrame | None = None
+    champion_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,18 +100,22 @@ def newer_seasons(loaded: Iterable[str], trained_through: str) -> list[str]:
     return sorted({s for s in loaded if season_start_year(s) > start}, key=season_start_year)
 
 
-def champion_quality(scoreboard: pd.DataFrame | None) -> pd.DataFrame:
-    """The champion variant's rolling rows over all divisions of the newest kickoff week in ``scoreboard``."""
+def champion_quality(scoreboard: pd.DataFrame | None, version: str | None = None) -> pd.DataFrame:
+    """The champion variant's rolling rows over all divisions of the newest kickoff week in ``scoreboard`` (of
+    ``version`` only, when given)."""
     if scoreboard is None or not len(scoreboard):
         return pd.DataFrame()
     rows = scoreboard[(scoreboard["window"] == "rolling") & (scoreboard["division"] == ALL_DIVISIONS)
                       & (scoreboard["variant"] == CHAMPION)]
+    if version is not None:
+        rows = rows[rows["model_version"].astype(str) == str(version)]
     return rows[rows["week"] == rows["week"].max()] if len(rows) else rows
 
 
-def quality_breach(quality: pd.DataFrame, policy: RetrainingPolicy) -> tuple[str, str] | None:
+def quality_breach(quality: pd.DataFrame, policy: RetrainingPolicy,
+                   version: str | None = None) -> tuple[str, str] | None:
     """(week, what crossed the bound) of the champion's rolling live quality, or None."""
-    rows = champion_quality(quality)
+    rows = champion_quality(quality, version)
     if not len(rows):
         return None
     week = str(pd.Timestamp(rows["week"].iloc[0]).date())
@@ -147,7 +154,7 @@ def decide(facts: Facts, policy: RetrainingPolicy) -> Decision | None:
             return Decision("new season", f"matches of {', '.join(newer)} loaded; the last training saw seasons up "
                                           f"to {facts.trained_through}", f"retrain:new-season:{newer[-1]}")
     if facts.quality is not None:
-        breach = quality_breach(facts.quality, policy)
+        breach = quality_breach(facts.quality, policy, facts.champion_version)
         if breach is not None:
             week, detail = breach
             return Decision("live quality", detail, f"retrain:live-quality:{week}")

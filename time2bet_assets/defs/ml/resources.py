@@ -32,10 +32,13 @@ class DatasetStoreResource(dg.ConfigurableResource):
 
 
 class RetrainingResource(dg.ConfigurableResource):
-    """The retraining sensor's thresholds (time2bet.monitoring.retraining.RetrainingPolicy, from Settings) and the
-    monitoring folder whose live-quality scoreboard it reads (time2bet.scoreboard_store; never the warehouse)."""
+    """The retraining sensor's thresholds (time2bet.monitoring.retraining.RetrainingPolicy, from Settings), the
+    monitoring folder whose live-quality scoreboard it reads (time2bet.scoreboard_store; never the warehouse), and
+    the registry that says which version is champion (``tracking_uri`` None: not asked)."""
 
     monitoring_dir: str
+    tracking_uri: str | None = None
+    model_name: str = MODEL_NAME
     every_days: float = 7.0
     feature_drift_share: float = 0.5
     on_prediction_drift: bool = True
@@ -50,12 +53,28 @@ class RetrainingResource(dg.ConfigurableResource):
                                 on_prediction_drift=self.on_prediction_drift, on_target_drift=self.on_target_drift,
                                 live_logloss_margin=self.live_logloss_margin, min_matches=self.min_matches)
 
+    def champion_version(self) -> str | None:
+        """The registry's champion version now (None: no registry given, no model or no champion yet)."""
+        from mlflow.exceptions import MlflowException
+
+        from time2bet.ml.registry import alias_version
+        from time2bet.mlflow_store import registry_client
+        from time2bet.serving_contract import CHAMPION
+
+        if self.tracking_uri is None:
+            return None
+        try:
+            return alias_version(registry_client(self.tracking_uri), self.model_name, CHAMPION)
+        except MlflowException:
+            return None
+
     @classmethod
     def from_settings(cls, settings: Settings) -> "RetrainingResource":
         from time2bet.monitoring.retraining import RetrainingPolicy
 
         policy = RetrainingPolicy.from_settings(settings)
-        return cls(monitoring_dir=str(settings.monitoring_dir), every_days=policy.every_days,
+        return cls(monitoring_dir=str(settings.monitoring_dir), tracking_uri=settings.mlflow_tracking_uri,
+                   model_name=settings.model_name, every_days=policy.every_days,
                    feature_drift_share=policy.feature_drift_share, on_prediction_drift=policy.on_prediction_drift,
                    on_target_drift=policy.on_target_drift, live_logloss_margin=policy.live_logloss_margin,
                    min_matches=policy.min_matches)

@@ -7,7 +7,8 @@ from the Dagster instance and the live-quality scoreboard file (never the wareho
   of the latest ``training_dataset`` (its ``latest_season`` metadata);
 - the seasons with loaded matches: the materialized partitions of ``raw_matches`` (a season file is published once
   a match of it was played); the features are current when ``fct_match_features`` was built after the latest load;
-- drift: the ``drift_report`` metadata of the newest kickoff week reported; live quality: the scoreboard's rows.
+- drift: the ``drift_report`` metadata of the newest kickoff week reported; live quality: the scoreboard's rows of
+  the registry's champion version.
 
 Promotion stays the gate's (registered_model). Every decision is visible: the run's tags
 (``time2bet/training_reason``: ``automatic: <trigger>: <numbers>``, ``time2bet/retrain_trigger``), the tick's run
@@ -87,8 +88,9 @@ def quality_since(monitoring_dir: str, after: dt.datetime):
     return frame[computed > pd.Timestamp(after.astimezone(dt.UTC).replace(tzinfo=None))]
 
 
-def gather_facts(instance: dg.DagsterInstance, monitoring_dir: str, now: dt.datetime):
-    """The facts of time2bet.monitoring.retraining.decide, as the instance and the scoreboard know them."""
+def gather_facts(instance: dg.DagsterInstance, retraining: RetrainingResource, now: dt.datetime):
+    """The facts of time2bet.monitoring.retraining.decide, as the instance, the scoreboard and the registry know
+    them."""
     from time2bet.monitoring.retraining import Facts
 
     trained_at = _stamp(_latest(instance, REGISTERED_MODEL))
@@ -100,7 +102,8 @@ def gather_facts(instance: dg.DagsterInstance, monitoring_dir: str, now: dt.date
         trained_through=_metadata(_latest(instance, TRAINING_DATASET), "latest_season"),
         loaded_seasons={str(key).split("|")[-1] for key in instance.get_materialized_partitions(RAW_MATCHES)},
         features_current=loaded is None or (features is not None and features.timestamp >= loaded.timestamp),
-        drift=drift_since(instance, trained_at), quality=quality_since(monitoring_dir, trained_at))
+        drift=drift_since(instance, trained_at), quality=quality_since(retraining.monitoring_dir, trained_at),
+        champion_version=retraining.champion_version())
 
 
 @dg.sensor(
@@ -117,7 +120,7 @@ def retrain_when_needed(context: dg.SensorEvaluationContext, retraining: Retrain
     instance = context.instance
     if instance.get_runs_count(dg.RunsFilter(job_name=train_and_promote_job.name, statuses=UNFINISHED)):
         return dg.SkipReason("a train_and_promote run is under way")
-    facts = gather_facts(instance, retraining.monitoring_dir, dt.datetime.now(dt.UTC))
+    facts = gather_facts(instance, retraining, dt.datetime.now(dt.UTC))
     if facts.trained_at is None:
         return dg.SkipReason("no training yet: the first one is started by hand (time2bet train)")
     decision = decide(facts, retraining.policy())
