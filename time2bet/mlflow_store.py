@@ -20,3 +20,12 @@ def registry_client(tracking_uri: str) -> MlflowClient:
     process, say by a training run on another store."""
     use_tracking(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def experiment_id(name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name`` in the current store, created with ``artifact_location`` if it is new (MLflow's
+    own ``set_experiment`` would put the artifacts of a new experiment in ./mlruns under the working directory)."""
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=artifact_location)

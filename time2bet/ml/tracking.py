@@ -29,6 +29,7 @@ from mlflow.models import infer_signature
 
 from time2bet.ml.metrics import OUTCOME_NAMES, expected_calibration_error
 from time2bet.ml.training import TrainingResult, feature_importance, fit_reference, model_params, reference_parameters
+from time2bet.mlflow_store import experiment_id as experiment_id_for
 from time2bet.mlflow_store import use_tracking
 from time2bet.serving_contract import MODEL_NAME, model_input
 
@@ -53,11 +54,21 @@ class LoggedRun:
     model_uri: str  # models:/m-<id>; pass to registry.register_challenger
 
 
-def _experiment_id(name: str, artifact_location: str | None) -> str:
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+@contextlib.contextmanager
+def _training_run(experiment_id: str, tags: Mapping[str, str], *, in_active_run: bool,
+                  parent_run_id: str | None) -> Iterator[mlflow.ActiveRun]:
+    """The run a training is logged in: the caller's active run (dagster-mlflow's run of a Dagster run), left open
+    for its owner to end; or a new one, nested under the active run or under ``parent_run_id`` (a Hydra sweep's)."""
+    if in_active_run:
+        run = mlflow.active_run()
+        if run is None:
+            raise RuntimeError("in_active_run: there is no active MLflow run to log the training in")
+        mlflow.set_tags(tags)
+        yield run
+        return
+    with mlflow.start_run(experiment_id=experiment_id, tags=dict(tags), nested=mlflow.active_run() is not None,
+                          parent_run_id=parent_run_id) as run:
+        yield run
 
 
 # --- reproducible model bytes --------------------------------------------------------------------------
@@ -188,14 +199,17 @@ def log_training_run(
     experiment: str = MODEL_NAME,
     artifact_location: str | None = None,
     tags: Mapping[str, str] | None = None,
+    in_active_run: bool = False,
+    parent_run_id: str | None = None,
 ) -> LoggedRun:
     """Log one training run: ``frame`` is the training window ``result`` was trained on (for the input
-    example), ``data_version`` identifies it (param and tag). Per-fold metrics use step = fold index."""
+    example), ``data_version`` identifies it (param and tag). Per-fold metrics use step = fold index.
+    ``in_active_run``: into the caller's active run instead of a new one (:func:`_training_run`)."""
     use_tracking(tracking_uri)
-    experiment_id = _experiment_id(experiment, artifact_location)
+    experiment_id = experiment_id_for(experiment, artifact_location)
     cv = result.cv
     run_tags = {"data_version": data_version, "family": result.family, **(tags or {})}
-    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
+    with _training_run(experiment_id, run_tags, in_active_run=in_active_run, parent_run_id=parent_run_id) as run:
         mlflow.log_params({
             "data_version": data_version,
             "family": result.family,

@@ -110,11 +110,18 @@ def single_threaded_blas():
     return threadpool_limits(limits=1)
 
 
-def _base_model(model_name: str, features: Sequence[str] = ()):
+def hyperparameters_of(model_name: str, hyperparameters: Mapping | None = None) -> dict[str, object]:
+    """The candidate's hyper-parameters: the code's (LOGREG_PARAMS, XGB_PARAMS) updated by ``hyperparameters``, the
+    configuration's per candidate (conf/model: ``{"xgboost": {"learning_rate": 0.05}, ...}``)."""
+    defaults = {"logreg": LOGREG_PARAMS, "xgboost": XGB_PARAMS}.get(model_name, {})
+    return {**defaults, **dict((hyperparameters or {}).get(model_name) or {})}
+
+
+def _base_model(model_name: str, features: Sequence[str] = (), hyperparameters: Mapping | None = None):
     if model_name == "logreg":
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-            LogisticRegression(**LOGREG_PARAMS),
+            LogisticRegression(**hyperparameters_of("logreg", hyperparameters)),
         )
     if model_name == ELO_ONLY_MODEL:
         if ELO_REFERENCE not in features:
@@ -123,7 +130,7 @@ def _base_model(model_name: str, features: Sequence[str] = ()):
         only_elo = ColumnTransformer([(ELO_REFERENCE, "passthrough", [list(features).index(ELO_REFERENCE)])])
         return make_pipeline(only_elo, *(step for _, step in _base_model(BASELINE_MODEL).steps))
     if model_name == "xgboost":
-        return XGBClassifier(**XGB_FIXED, **XGB_PARAMS)
+        return XGBClassifier(**XGB_FIXED, **hyperparameters_of("xgboost", hyperparameters))
     if model_name == GOALS_CANDIDATE:
         return make_pipeline(
             ColumnTransformer([(GOALS_CANDIDATE, "passthrough", list(GOALS_1X2))]),
@@ -133,7 +140,8 @@ def _base_model(model_name: str, features: Sequence[str] = ()):
     raise ValueError(f"unknown model {model_name!r}; candidates are {CANDIDATES}")
 
 
-def fit_model(train: pd.DataFrame, features: Sequence[str], model_name: str) -> CalibratedClassifierCV:
+def fit_model(train: pd.DataFrame, features: Sequence[str], model_name: str,
+              hyperparameters: Mapping | None = None) -> CalibratedClassifierCV:
     """Fit a candidate on all training seasons but the last, then temperature-scale it on the last one.
 
     Temperature scaling (one parameter: softmax(logits / T)) is multi-class by construction, keeps the
@@ -148,7 +156,7 @@ def fit_model(train: pd.DataFrame, features: Sequence[str], model_name: str) -> 
     fit_part = train[train["season"] != seasons[-1]]
     cal_part = train[train["season"] == seasons[-1]]
     x_cal, y_cal = model_input(cal_part, features), _labels(cal_part)
-    base = _base_model(model_name, features)
+    base = _base_model(model_name, features, hyperparameters)
     with single_threaded_blas():
         if model_name == "xgboost":
             base.fit(model_input(fit_part, features), _labels(fit_part), eval_set=[(x_cal, y_cal)], verbose=False)
@@ -190,10 +198,12 @@ def model_params(model: CalibratedClassifierCV, model_name: str) -> dict[str, ob
     """Hyper-parameters and fitted scalars worth recording with the model."""
     base = base_estimator(model)
     params: dict[str, object] = {"calibration": "temperature", "temperature": temperature(model)}
-    if model_name == "xgboost":
-        params |= {**XGB_FIXED, **XGB_PARAMS, "best_iteration": base.best_iteration}
+    if model_name == "xgboost":   # the hyper-parameters it was fitted with (the configuration's, say a sweep's)
+        fitted = base.get_params()
+        params |= {**XGB_FIXED, **{k: fitted[k] for k in XGB_PARAMS}, "best_iteration": base.best_iteration}
     else:
-        params |= {"imputer": "median", "scaler": "standard", **LOGREG_PARAMS}
+        fitted = base[-1].get_params()
+        params |= {"imputer": "median", "scaler": "standard", **{k: fitted[k] for k in LOGREG_PARAMS}}
     if model_name == GOALS_CANDIDATE:
         params = {k: v for k, v in params.items() if k in ("calibration", "temperature")}
         params |= {"inputs": ",".join(GOALS_1X2), "transform": "log", "imputer": "median"}
@@ -299,11 +309,11 @@ class CVResult:
 
 
 def _validate_fold(frame: pd.DataFrame, features: Sequence[str], model_name: str, fold: Fold,
-                   feature: str) -> tuple[dict, pd.DataFrame]:
+                   feature: str, hyperparameters: Mapping | None = None) -> tuple[dict, pd.DataFrame]:
     """One walk-forward fold: (its row of scores, its out-of-fold predictions)."""
     train = frame[frame["season"].isin(fold.train_seasons)]
     valid = frame[frame["season"] == fold.valid_season]
-    model = fit_model(train, features, model_name)
+    model = fit_model(train, features, model_name, hyperparameters)
     pred = pd.DataFrame({
         "match_id": valid["match_id"].to_numpy(),
         "season": fold.valid_season,
@@ -340,13 +350,13 @@ def _on_all_cores(tasks: Sequence[Callable[[], object]]) -> list:
 
 
 def cross_validate_all(frame: pd.DataFrame, features: Sequence[str], model_names: Sequence[str],
-                       n_folds: int = 3) -> dict[str, CVResult]:
+                       n_folds: int = 3, hyperparameters: Mapping | None = None) -> dict[str, CVResult]:
     """Walk-forward folds over the frame's seasons for every candidate (all folds of all candidates run on the
     cores at once); the references are refitted on each fold's training data."""
     feature = reference_feature(frame)
     folds = walk_forward_splits(frame["season"], n_folds, min_train_seasons=2)
     jobs = [(name, fold) for name in model_names for fold in folds]
-    done = _on_all_cores([functools.partial(_validate_fold, frame, features, name, fold, feature)
+    done = _on_all_cores([functools.partial(_validate_fold, frame, features, name, fold, feature, hyperparameters)
                           for name, fold in jobs])
     results = {}
     for name in model_names:
@@ -383,6 +393,7 @@ def train_candidate(
     n_folds: int = 3,
     candidates: Sequence[str] = CANDIDATES,
     family: str = DEFAULT_FAMILY,
+    hyperparameters: Mapping | None = None,
 ) -> TrainingResult:
     """Validate each candidate (or only ``model_name``) walk-forward on ``frame``, the training window, pick
     the lowest pooled log-loss (ties go to the earlier candidate, the simpler one), and refit it on the
@@ -390,12 +401,12 @@ def train_candidate(
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
     names = tuple(candidates) if model_name is None else (model_name,)
-    cvs = cross_validate_all(frame, features, names, n_folds)
+    cvs = cross_validate_all(frame, features, names, n_folds, hyperparameters)
     scores = {name: cv.summary["model_log_loss"] for name, cv in cvs.items()}
     chosen = min(names, key=scores.__getitem__)
     return TrainingResult(
         model_name=chosen,
-        model=fit_model(frame, features, chosen),
+        model=fit_model(frame, features, chosen, hyperparameters),
         features=tuple(features),
         cv=cvs[chosen],
         candidate_log_loss=scores,

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from dagster_mlflow.resources import MlFlow
 
 from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, MODEL_FEATURES, OUTCOME_COLUMNS
-from time2bet_assets.defs.ml.resources import DatasetStoreResource, GatePolicy, MlflowResource
+from time2bet_assets.defs.ml.resources import (
+    CandidateHyperparameters,
+    DatasetStoreResource,
+    GatePolicy,
+    ModelRegistryResource,
+    end_mlflow_run_unless_hooked,
+)
 from time2bet_assets.lib.ledger import LedgerResource, platform_clock
 from time2bet_assets.lib.warehouse import WarehouseResource
 
@@ -70,10 +77,12 @@ def training_dataset(
     )
 
 
-def _train_and_log(context: dg.AssetExecutionContext, frame: pd.DataFrame, data_version: str, mlflow: MlflowResource,
-                   gate: GatePolicy, model_name: str | None = None):
+def _train_and_log(context: dg.AssetExecutionContext, frame: pd.DataFrame, data_version: str,
+                   registry: ModelRegistryResource, gate: GatePolicy, hyperparameters: CandidateHyperparameters,
+                   model_name: str | None = None, *, in_active_run: bool = False):
     """Walk-forward validation of the candidates (or only ``model_name``) on every season but the latest, the
-    chosen one refitted on them and logged to MLflow: the ``TrainingResult`` and its ``LoggedRun``."""
+    chosen one refitted on them and logged to MLflow: the ``TrainingResult`` and its ``LoggedRun``. The run is the
+    Dagster run's own (dagster-mlflow's, active) with ``in_active_run``, else a child of it."""
     from time2bet.ml.tracking import log_training_run
     from time2bet.ml.training import train_candidate
 
@@ -83,23 +92,28 @@ def _train_and_log(context: dg.AssetExecutionContext, frame: pd.DataFrame, data_
     if n_folds < 1:
         raise dg.Failure(description=f"walk-forward validation needs at least 4 seasons (3 to train, 1 held "
                                      f"out); the dataset has {frame['season'].nunique()}")
-    result = train_candidate(train, list(MODEL_FEATURES), model_name, n_folds=n_folds)
-    logged = log_training_run(result, train, tracking_uri=mlflow.tracking_uri, data_version=data_version,
-                              experiment=mlflow.experiment, artifact_location=mlflow.artifact_location,
-                              tags={"dagster_run_id": context.run_id, "held_out_season": held_out})
+    result = train_candidate(train, list(MODEL_FEATURES), model_name, n_folds=n_folds,
+                             hyperparameters=hyperparameters.values)
+    # dagster_run_id is dagster-mlflow's tag of the Dagster run's own MLflow run (how it finds it again): never on
+    # a child run
+    logged = log_training_run(result, train, tracking_uri=registry.tracking_uri, data_version=data_version,
+                              experiment=registry.experiment, artifact_location=registry.artifact_location,
+                              tags={"held_out_season": held_out}, in_active_run=in_active_run)
     return result, logged
 
 
 @dg.asset(group_name="ml", kinds={"mlflow", "xgboost", "sklearn"})
 def candidate_model(
-    context: dg.AssetExecutionContext, training_dataset: str, mlflow: MlflowResource, gate: GatePolicy
+    context: dg.AssetExecutionContext, training_dataset: str, mlflow: dg.ResourceParam[MlFlow],
+    registry: ModelRegistryResource, gate: GatePolicy, hyperparameters: CandidateHyperparameters
 ) -> dg.Output[dict]:
     """Logistic regression and XGBoost compared by walk-forward validation by season inside the training
     window (the latest season is held out for the promotion gate); the better one, calibrated on a later
     split than it was fitted on, is logged to MLflow with its metrics, references and plots."""
     frame = pd.read_parquet(training_dataset)
     version = Path(training_dataset).stem  # the snapshot is named by its content hash (the data version)
-    result, logged = _train_and_log(context, frame, version, mlflow, gate)
+    result, logged = _train_and_log(context, frame, version, registry, gate, hyperparameters, in_active_run=True)
+    end_mlflow_run_unless_hooked(context)
     held_out = _latest_season_split(frame)[2]
     folds = result.cv.folds
     summary = {k: float(v) for k, v in folds.filter(like="log_loss").mean().items()}
@@ -119,8 +133,9 @@ def candidate_model(
 
 
 @dg.asset(group_name="ml", kinds={"mlflow"})
-def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, mlflow: MlflowResource,
-                     gate: GatePolicy) -> dg.Output[dict]:
+def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, mlflow: dg.ResourceParam[MlFlow],
+                     registry: ModelRegistryResource, gate: GatePolicy,
+                     hyperparameters: CandidateHyperparameters) -> dg.Output[dict]:
     """The candidate becomes a new registry version with alias ``challenger``; the promotion gate compares
     it with the champion on the held-out latest season and moves ``champion`` only if it passes. If the
     logistic-regression baseline or the Elo-only model beats it there, the better of them is trained and logged like
@@ -136,16 +151,19 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     training_reason = context.run.tags.get(TRAINING_REASON_TAG)
     train, evaluation, _ = _latest_season_split(frame)
     outcome = gate_with_baseline_fallback(
-        mlflow.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
+        registry.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
         candidate_model["model_name"], evaluation, list(MODEL_FEATURES),
         baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES)),
-        train_baseline=lambda: _train_and_log(context, frame, data_version, mlflow, gate, BASELINE_MODEL)[1],
+        train_baseline=lambda: _train_and_log(context, frame, data_version, registry, gate, hyperparameters,
+                                              BASELINE_MODEL)[1],
         elo_only_logloss=elo_only_log_loss(train, evaluation, list(MODEL_FEATURES)),
-        train_elo_only=lambda: _train_and_log(context, frame, data_version, mlflow, gate, ELO_ONLY_MODEL)[1],
+        train_elo_only=lambda: _train_and_log(context, frame, data_version, registry, gate, hyperparameters,
+                                              ELO_ONLY_MODEL)[1],
         tags={"data_version": data_version}, tolerance=gate.tolerance, max_ece=gate.max_ece,
-        tracking_uri=mlflow.tracking_uri, training_reason=training_reason)
+        tracking_uri=registry.tracking_uri, training_reason=training_reason)
     decision, rejected = outcome.decision, outcome.rejected
     context.log.info(outcome.describe())
+    end_mlflow_run_unless_hooked(context)
     return dg.Output(
         {"version": outcome.version, "promoted": decision.promoted,
          "rejected_version": rejected.challenger_version if rejected else None},
@@ -169,7 +187,7 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
 
 @dg.asset(deps=[registered_model, UPCOMING_MATCH_FEATURES], group_name="ml", kinds={"mlflow", "duckdb", "postgres"})
 def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                      mlflow: MlflowResource, ledger: LedgerResource) -> dg.MaterializeResult:
+                      registry: ModelRegistryResource, ledger: LedgerResource) -> dg.MaterializeResult:
     """H/D/A probabilities of every upcoming fixture from ``champion`` (and ``challenger`` when there is one),
     in ``predictions.upcoming_matches`` for the serving layer; model and data version on every row. Every
     prediction is also sealed in the prediction ledger (one record per model, the run's own hash chain), written
@@ -180,10 +198,10 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     from time2bet.mlflow_store import registry_client
     from time2bet.serving_contract import model_input
 
-    client = registry_client(mlflow.tracking_uri)
+    client = registry_client(registry.tracking_uri)
     wh = warehouse.open()
     fixtures = wh.read_sql(UPCOMING_FIXTURES_SQL)
-    aliases = client.get_registered_model(mlflow.model_name).aliases
+    aliases = client.get_registered_model(registry.model_name).aliases
     frames = []
     created_at = utc_now()
     as_of = platform_clock(context, created_at)
@@ -193,20 +211,20 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     for alias in ("champion", "challenger"):
         if alias not in aliases:
             continue
-        mv = client.get_model_version_by_alias(mlflow.model_name, alias)
-        model = mlf.pyfunc.load_model(f"models:/{mlflow.model_name}@{alias}")
+        mv = client.get_model_version_by_alias(registry.model_name, alias)
+        model = mlf.pyfunc.load_model(f"models:/{registry.model_name}@{alias}")
         columns = model.metadata.get_input_schema().input_names()
         probs = pd.DataFrame(model.predict(model_input(fixtures, columns))).to_numpy() if len(fixtures) else []
         out = fixtures[["match_id", "division", "season", "match_date", "home_team", "away_team"]].copy()
         out[["p_home", "p_draw", "p_away"]] = probs if len(fixtures) else pd.DataFrame(columns=range(3))
-        out["variant"], out["model_name"], out["model_version"] = alias, mlflow.model_name, str(mv.version)
+        out["variant"], out["model_name"], out["model_version"] = alias, registry.model_name, str(mv.version)
         out["data_version"] = mv.tags.get("data_version", "")
         out["predicted_at"] = pd.Timestamp(created_at).tz_localize(None)
         frames.append(out)
         if len(out):
             writer.append(LedgerRecord(
                 prediction_id=new_prediction_id(), created_at=created_at, as_of=as_of,
-                source="dagster:batch_predictions", request_id=context.run_id, model_name=mlflow.model_name,
+                source="dagster:batch_predictions", request_id=context.run_id, model_name=registry.model_name,
                 model_version=str(mv.version), model_alias=alias, variant=alias,
                 data_version=out["data_version"].iloc[0] or None, features_as_of=features_as_of,
                 match_key=[match_key(*k) for k in zip(out["division"], pd.to_datetime(out["match_date"]).dt.date,
@@ -214,7 +232,7 @@ def batch_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                 match_id=out["match_id"].tolist(), kickoff_date=pd.to_datetime(out["match_date"]).dt.date.tolist(),
                 p_home=out["p_home"].tolist(), p_draw=out["p_draw"].tolist(), p_away=out["p_away"].tolist()))
     if not frames:
-        raise dg.Failure(description=f"no champion for {mlflow.model_name} yet: nothing to predict with")
+        raise dg.Failure(description=f"no champion for {registry.model_name} yet: nothing to predict with")
     predictions = pd.concat(frames, ignore_index=True)
     writer.close()
     if writer.dropped or writer.failed_flushes:

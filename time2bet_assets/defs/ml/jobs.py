@@ -3,7 +3,7 @@
 import dagster as dg
 
 from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
-from time2bet_assets.defs.ml.resources import MlflowResource
+from time2bet_assets.defs.ml.resources import ModelRegistryResource, end_mlflow_on_run_finished
 
 # the serving area's export, named by key: the service picks the new predictions up without a restart
 SERVING_SNAPSHOT = dg.AssetKey(["serving_snapshot"])
@@ -14,6 +14,9 @@ train_and_promote_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions,
                                        SERVING_SNAPSHOT),
     description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures, export the serving snapshot.",
+    # dagster-mlflow: the run's MLflow run (the `mlflow` resource's) ends FINISHED after the last step, FAILED at a
+    # failed one
+    hooks={end_mlflow_on_run_finished},
 )
 
 predict_upcoming_job = dg.define_asset_job(
@@ -32,17 +35,18 @@ class RollbackConfig(dg.Config):
 
 @dg.op(description="Give `champion` back to the version the current champion replaced (time2bet.ml.registry.rollback, "
                    "as `time2bet rollback`); the service follows without a restart.")
-def rollback_champion_op(context: dg.OpExecutionContext, config: RollbackConfig, mlflow: MlflowResource) -> str:
+def rollback_champion_op(context: dg.OpExecutionContext, config: RollbackConfig,
+                         registry: ModelRegistryResource) -> str:
     from time2bet.ml.registry import alias_version, rollback
     from time2bet.mlflow_store import registry_client
     from time2bet.serving_contract import CHAMPION
 
-    before = alias_version(registry_client(mlflow.tracking_uri), mlflow.model_name, CHAMPION)
+    before = alias_version(registry_client(registry.tracking_uri), registry.model_name, CHAMPION)
     try:
-        version = rollback(mlflow.model_name, config.reason, tracking_uri=mlflow.tracking_uri)
+        version = rollback(registry.model_name, config.reason, tracking_uri=registry.tracking_uri)
     except LookupError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    context.log.info(f"{mlflow.model_name} champion rolled back from v{before} to v{version}: {config.reason}")
+    context.log.info(f"{registry.model_name} champion rolled back from v{before} to v{version}: {config.reason}")
     # on the registered_model asset's page, beside the gate's decisions
     context.log_event(dg.AssetObservation(REGISTERED_MODEL, metadata={
         "rollback": f"champion v{before} -> v{version}", "reason": config.reason, "model_version": version}))

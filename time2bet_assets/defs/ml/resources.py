@@ -1,9 +1,12 @@
-"""Resources of the ML area: MLflow (tracking + registry), the folder of versioned dataset snapshots, the promotion
-gate's thresholds, and the shared warehouse resource of ``time2bet_assets.lib``."""
+"""Resources of the ML area: the MLflow run of a Dagster run (dagster-mlflow), the model registry, the folder of
+versioned dataset snapshots, the promotion gate's thresholds, and the shared warehouse resource of
+``time2bet_assets.lib``."""
 
 from pathlib import Path
 
 import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished, mlflow_tracking
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_TRACKING_CONFIG
 
 from time2bet.serving_contract import MODEL_NAME
 from time2bet.settings import Settings
@@ -11,8 +14,33 @@ from time2bet_assets.lib.ledger import ledger_resource
 from time2bet_assets.lib.warehouse import warehouse_resource
 
 
-class MlflowResource(dg.ConfigurableResource):
-    """MLflow tracking server / registry (a local SQLite store by default) and the registered model's name."""
+@dg.resource(config_schema={**MLFLOW_TRACKING_CONFIG, "artifact_location": dg.Field(str)},
+             description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run, tagged dagster_run_id, "
+                         "ended by the end_mlflow_on_run_finished hook")
+def mlflow_run(context: dg.InitResourceContext):
+    """dagster-mlflow's ``mlflow_tracking``, its experiment created first where our artifacts go: its
+    ``set_experiment`` would create it with MLflow's default, ./mlruns under the working directory (docs/adr/0005)."""
+    from time2bet.mlflow_store import experiment_id, use_tracking
+
+    config = context.resource_config
+    use_tracking(config["mlflow_tracking_uri"])
+    experiment_id(config["experiment_name"], config["artifact_location"])
+    yield from mlflow_tracking.resource_fn(context)
+
+
+def end_mlflow_run_unless_hooked(context: dg.AssetExecutionContext) -> None:
+    """End the Dagster run's MLflow run now when no ``end_mlflow_on_run_finished`` hook will: the hook exists only on
+    the jobs that declare it (train_and_promote), not on the implicit job of an ad-hoc materialization (the UI's
+    Materialize, ``dg.materialize``), where the run would stay RUNNING and active in the process (docs/adr/0005)."""
+    import mlflow
+
+    if end_mlflow_on_run_finished not in context.job_def.hook_defs:
+        mlflow.end_run()
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    """MLflow's model registry (the tracking store: local SQLite by default) and the registered model's name; the
+    experiment and artifact location of the training runs not made by ``mlflow_run`` (the baseline fallback's)."""
 
     tracking_uri: str
     artifact_location: str
@@ -80,6 +108,12 @@ class RetrainingResource(dg.ConfigurableResource):
                    min_matches=policy.min_matches)
 
 
+class CandidateHyperparameters(dg.ConfigurableResource):
+    """The candidates' hyper-parameters per candidate (conf/model; time2bet.ml.training.hyperparameters_of)."""
+
+    values: dict
+
+
 class GatePolicy(dg.ConfigurableResource):
     """Promotion gate thresholds (see time2bet.ml.promotion_gate.promotion_gate)."""
 
@@ -88,12 +122,18 @@ class GatePolicy(dg.ConfigurableResource):
     n_folds: int = 3
 
 
-def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource | dg.ResourceDefinition]:
     return {
-        "mlflow": MlflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifacts,
-                                 model_name=settings.model_name),
+        "mlflow": mlflow_run.configured({"experiment_name": MODEL_NAME,   # the training runs' experiment
+                                         "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+                                         "artifact_location": settings.mlflow_artifacts}),
+        "registry": ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri,
+                                          artifact_location=settings.mlflow_artifacts, model_name=settings.model_name),
         "datasets": DatasetStoreResource(root=str(settings.home / "datasets")),
-        "gate": GatePolicy(),
+        "gate": GatePolicy(**(settings.gate_policy or {})),
+        "hyperparameters": CandidateHyperparameters(values={name: dict(params) for name, params in
+                                                            (settings.hyperparameters or {}).items()
+                                                            if isinstance(params, dict)}),
         "retraining": RetrainingResource.from_settings(settings),
         "warehouse": warehouse_resource(settings),
         "ledger": ledger_resource(settings),
