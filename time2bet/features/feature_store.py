@@ -246,15 +246,22 @@ def feature_refs(view: str) -> list[str]:
 
 
 TEAM_REFS = feature_refs(FORM_VIEW) + feature_refs(RATINGS_VIEW)
+TEAM_COLUMNS = [ref.split(":", 1)[1] for ref in TEAM_REFS]
 PAIR_REFS = feature_refs(H2H_VIEW)
 
 
 def online_columns(store, team_ids: Sequence[str], pair_ids: Sequence[str]) -> tuple[dict, dict]:
     """The online rows of teams and of pairs, as Feast's columns ({name: [value per entity]}, None where there is
-    no row): two lookups, one per entity."""
-    teams = store.get_online_features(features=TEAM_REFS, entity_rows={"team_id": list(team_ids)}).to_dict()
-    pairs = store.get_online_features(features=PAIR_REFS, entity_rows={"pair_id": list(pair_ids)}).to_dict()
-    return teams, pairs
+    no row). One lookup (Feast reads every view of it in one Redis pipeline): its entity columns must be as long as
+    each other, so the shorter list is padded with its first id (Feast reads each distinct entity once)."""
+    teams, pairs = list(team_ids), list(pair_ids)
+    n = max(len(teams), len(pairs))
+    if not n:
+        return {"team_id": []} | {c: [] for c in TEAM_COLUMNS}, {"pair_id": []} | {c: [] for c in H2H_FEATURES}
+    rows = {"team_id": teams + teams[:1] * (n - len(teams)), "pair_id": pairs + pairs[:1] * (n - len(pairs))}
+    found = store.get_online_features(features=[*TEAM_REFS, *PAIR_REFS], entity_rows=rows).to_dict()
+    return ({c: found[c][:len(teams)] for c in ("team_id", *TEAM_COLUMNS)},
+            {c: found[c][:len(pairs)] for c in ("pair_id", *H2H_FEATURES)})
 
 
 def online_state(store, team_ids: Sequence[str], pair_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
