@@ -18,7 +18,7 @@ from time2bet.ml.promotion_gate import (
     log_loss_interval,
     promotion_gate,
 )
-from time2bet.ml.registry import describe_champion, register_challenger
+from time2bet.ml.registry import ChampionDescription, describe_champion, register_challenger
 from time2bet.ml.tracking import log_training_run
 from time2bet.ml.training import BASELINE_MODEL, ELO_ONLY_MODEL, baseline_log_loss, elo_only_log_loss, train_candidate
 from time2bet.mlflow_store import registry_client
@@ -94,6 +94,12 @@ def test_the_champion_is_judged_by_the_bootstrap_interval(window, tracking):
     why = describe_champion(name, tracking_uri=uri)
     assert why.audit[-1].split(" ", 1)[1].startswith(f"gate v2: rejected; log-loss - champion v1: {ci}")
     assert why.version == "1"
+    # how `time2bet why` words a version's interval (the champion here has none: it was the first)
+    text = str(ChampionDescription(name, "2", "", "", "1", {k.removeprefix("gate."): v for k, v in tags.items()
+                                                            if k.startswith("gate.")}, dict(tags), ()))
+    assert (f"log-loss difference {ci.estimate:+.5f}, 95% paired bootstrap interval [{ci.lo:+.5f}, {ci.hi:+.5f}] "
+            f"(2000 resamples of {ci.n_blocks} matchday blocks, seed {SEED}); the gate promotes only when the upper "
+            f"bound is below the tolerance") in text, text
 
 
 def test_the_elo_only_model_replaces_a_candidate_worse_than_it(tracking):
