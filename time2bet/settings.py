@@ -113,13 +113,22 @@ def _composed(environment: str, overrides: tuple[str, ...]):
 def load_config(env: Mapping[str, str] | None = None, *, environment: str | None = None,
                 overrides: Sequence[str] = ()):
     """The composed configuration of ``environment`` (else TIME2BET_ENV, else dev) with Hydra ``overrides``
-    (``key=value``), its home decided (TIME2BET_HOME, else the file's, else the checkout's or ~/.time2bet) and
-    every interpolation resolved: an OmegaConf DictConfig. Secrets in it come from the process environment."""
-    from omegaconf import OmegaConf
+    (``key=value``), resolved (:func:`resolve_config`): an OmegaConf DictConfig."""
+    env = os.environ if env is None else env
+    return resolve_config(_composed(environment or env.get("TIME2BET_ENV") or "dev", tuple(overrides)), env)
+
+
+def resolve_config(cfg, env: Mapping[str, str] | None = None):
+    """A copy of a composed configuration (load_config's, or the one ``@hydra.main`` hands its task) without Hydra's
+    own node, its home decided (TIME2BET_HOME, else the file's, else the checkout's or ~/.time2bet) and every
+    interpolation resolved. Secrets in it come from the process environment."""
+    from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import InterpolationResolutionError
 
     env = os.environ if env is None else env
-    cfg = _composed(environment or env.get("TIME2BET_ENV") or "dev", tuple(overrides)).copy()
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
     cfg.home = str(Path(env.get("TIME2BET_HOME") or cfg.home or _default_home()).expanduser().resolve())
     try:
         OmegaConf.resolve(cfg)
@@ -262,10 +271,17 @@ class Settings:
                  overrides: Sequence[str] = ()) -> Settings:
         """The settings of an environment (``environment``, else TIME2BET_ENV, else dev): its composed
         configuration (with Hydra ``overrides``), under the non-empty variables of ``env`` (the process's)."""
+        env = os.environ if env is None else env
+        return cls.from_config(load_config(env, environment=environment, overrides=overrides), env)
+
+    @classmethod
+    def from_config(cls, cfg, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of a composed configuration (say the one ``@hydra.main`` hands its task), under the
+        non-empty variables of ``env`` (the process's)."""
         from omegaconf import OmegaConf
 
         env = os.environ if env is None else env
-        cfg = load_config(env, environment=environment, overrides=overrides)
+        cfg = resolve_config(cfg, env)
         settings = cls.from_variables({**config_variables(cfg), **{k: v for k, v in env.items() if v}})
         return dataclasses.replace(
             settings, environment=cfg.environment, dagster_postgres=settings.dagster_postgres or cfg.dagster.postgres,
