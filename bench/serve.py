@@ -48,6 +48,13 @@ after the service's saturation and batch phases it gets the same bodies and batc
 ``ledger_ratio=<service rps / ledger-off rps> ledger_batch_ratio=<the same for batch rows/s>``: the ledger's price,
 measured in the same run.
 
+With ``--features feast`` the platform's state is materialized into a Feast repository of the run's own (online
+store ``--feast-online``, Redis by default, under a project name of the run's own whose keys are deleted at the
+end), ``FEAST_LOOKUPS`` lookups of random pairs (two teams, one pair: what one request reads) are timed in this
+process, with a Redis PING as the network floor, and a third server, the service with TIME2BET_FEATURES=feast, gets
+the latency and saturation bodies of the snapshot service right after it; its lines are tagged ``feast``
+and the last line adds ``feast_lookup_p50_ms feast_lookup_p99_ms redis_ping_p99_ms feast_serve_rps feast_p99_ms``.
+
 The last line is ``serve_rps=<r> baseline_rps=<r0> ratio=<r/r0> p50_ms=<a> p99_ms=<b> batch_rows_per_s=<n>
 overload_p99_ms=<c> overload_shed_p99_ms=<d> overload_timeouts=<t> overload_burst_timeouts=<u>`` (the median
 run by serve_rps).
@@ -91,6 +98,7 @@ OVERLOAD_SETTLE_S = 1.5               # overload: the connections open this long
 REAL_CLOSED_RPS_CAP = 8_000           # real workload: bodies per second of a closed-loop phase (none repeats below it)
 REAL_WARMUP_BODIES = 200              # real workload: the servers' warm-up requests (sequential)
 REAL_SEED = 20210301
+FEAST_LOOKUPS = 2000                  # --features feast: timed online lookups (after 100 not timed)
 
 
 def loadgen(url: str, bodies: Path, mode: str, *, conns: int, rate: float, warmup: float, duration: float,
@@ -240,7 +248,8 @@ def overload_fields(over: dict) -> str:
             f"overload_burst_timeouts={over['burst_timeouts']}")
 
 
-def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple[dict, dict] | None = None) -> str:
+def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple[dict, dict] | None = None,
+         feast: dict | None = None) -> str:
     text = (f"serve_rps={serve['rps']:.0f} baseline_rps={base['rps']:.0f} ratio={serve['rps'] / base['rps']:.2f} "
             f"p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} batch_rows_per_s={batch['rows_per_s']:.0f} "
             f"{overload_fields(over)}")
@@ -248,7 +257,55 @@ def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple
         serve_off, batch_off = off
         text += (f" ledger_ratio={serve['rps'] / serve_off['rps']:.2f} "
                  f"ledger_batch_ratio={batch['rows_per_s'] / batch_off['rows_per_s']:.2f}")
+    if feast is not None:
+        text += " " + " ".join(f"{k}={v:.{0 if k.endswith('rps') else 3}f}" for k, v in feast.items())
     return text
+
+
+def feast_repository(platform_env: dict[str, str], work: Path, online: str) -> tuple[dict[str, str], object, list]:
+    """The platform's state in a Feast repository of this run (a project of its own): its env, its store and
+    the ids of the teams it holds."""
+    from time2bet.features import feature_store
+    from time2bet.settings import Settings
+    from time2bet.warehouse.client import Warehouse
+
+    env = {"TIME2BET_FEATURES": "feast", "TIME2BET_FEAST_DIR": str(work / "feast"),
+           "TIME2BET_FEAST_ONLINE_STORE": online, "TIME2BET_FEAST_PROJECT": f"t2b_bench_{uuid.uuid4().hex[:12]}"}
+    settings = Settings.from_env({**os.environ, **platform_env, **env})
+    store = feature_store.open_store(settings)
+    feature_store.apply(store, settings)
+    warehouse = Warehouse.from_url(settings.warehouse_url)
+    frames = feature_store.state_frames(warehouse)
+    feature_store.write_offline(settings, warehouse, frames)
+    feature_store.materialize(store)
+    return env, store, sorted(frames[feature_store.FORM_VIEW]["team_id"])
+
+
+def feast_lookups(store, teams: list[str], redis_url: str) -> dict:
+    """Online lookups of random pairs, as one request makes them (two teams, one pair): p50/p99 in ms; and a Redis
+    PING's p99, the round trip no lookup can beat."""
+    import numpy as np
+    import redis
+
+    from time2bet.features import feature_store
+
+    rng = np.random.default_rng(REAL_SEED)
+    times = []
+    for i in range(100 + FEAST_LOOKUPS):
+        home, away = rng.choice(len(teams), size=2, replace=False)
+        started = time.perf_counter()
+        feature_store.online_columns(store, [teams[home], teams[away]], [feature_store.pair_id(teams[home], teams[away])])
+        if i >= 100:
+            times.append(time.perf_counter() - started)
+    client, pings = redis.Redis.from_url(redis_url), []
+    for _ in range(FEAST_LOOKUPS):
+        started = time.perf_counter()
+        client.ping()
+        pings.append(time.perf_counter() - started)
+    client.close()
+    return {"feast_lookup_p50_ms": float(np.percentile(times, 50) * 1e3),
+            "feast_lookup_p99_ms": float(np.percentile(times, 99) * 1e3),
+            "redis_ping_p99_ms": float(np.percentile(pings, 99) * 1e3)}
 
 
 def restrict_to_service(service_url: str, teams: dict[str, list[str]], as_of: dt.date):
@@ -299,6 +356,16 @@ def run(args) -> int:
                          work / "service-ledger-off.log", cwd=service_root)
         urls[off.name] = off_url
         servers.append(off)
+    feast_store = None
+    if args.features == "feast":   # before the servers start: DuckDB has one writer at a time
+        print(f"materializing the platform into Feast ({args.feast_online} online store) ...", flush=True)
+        feast_env, feast_store, feast_teams = feast_repository(platform_env, work, args.feast_online)
+        feast_url = f"http://127.0.0.1:{free_port()}"
+        on_feast = Background("bentoml serve (feast)", service_command("127.0.0.1", int(feast_url.rsplit(":", 1)[1])),
+                              {**env, **feast_env, "TIME2BET_JOBS_PREFIX": env["TIME2BET_JOBS_PREFIX"] + "feast:"},
+                              work / "service-feast.log", cwd=service_root)
+        urls[on_feast.name] = feast_url
+        servers.append(on_feast)
 
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -310,6 +377,12 @@ def run(args) -> int:
         for s in servers:
             s.wait_ready(f"{urls[s.name]}/readyz", READY_TIMEOUT_S)
         print(f"service {service_url} (from {service_root}), baseline {baseline_url}; logs in {work}", flush=True)
+        if feast_store is not None:
+            from time2bet.settings import DEFAULT_REDIS_URL
+
+            lookups = feast_lookups(feast_store, feast_teams, env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL)
+            print(f"feast ({args.feast_online}) online lookups of {FEAST_LOOKUPS} random pairs (2 teams + 1 pair each): "
+                  + " ".join(f"{k}={v:.3f}" for k, v in lookups.items()), flush=True)
         if args.workload == "real":
             teams, as_of = restrict_to_service(service_url, teams, as_of)
             real = RealBodies(teams, as_of, horizon_days=args.horizon_days)
@@ -357,6 +430,11 @@ def run(args) -> int:
                           warmup=args.warmup, duration=args.duration)
             print(f"[{tag}] service  open loop at {args.rate:.0f} req/s: {fmt(lat, cold(service.name, bodies, lat))}",
                   flush=True)
+            if feast_store is not None:   # the same bodies, features from Feast
+                feast_lat = loadgen(f"{feast_url}/predict", path, "open", conns=32, rate=args.rate,
+                                    warmup=args.warmup, duration=args.duration)
+                print(f"[{tag}] feast    open loop at {args.rate:.0f} req/s: "
+                      f"{fmt(feast_lat, cold(on_feast.name, bodies, feast_lat))}", flush=True)
             if args.baseline_latency or args.workload == "real":   # real: the baseline sees the same pairs too
                 blat = loadgen(f"{baseline_url}/predict", path, "open", conns=32, rate=args.rate,
                                warmup=args.warmup, duration=args.duration)
@@ -371,6 +449,13 @@ def run(args) -> int:
                             warmup=args.warmup, duration=args.duration)
             print(f"[{tag}] service  saturation ({args.conns} connections): "
                   f"{fmt(serve, cold(service.name, bodies, serve))}", flush=True)
+            feast_figures = None
+            if feast_store is not None:
+                feast_serve = loadgen(f"{feast_url}/predict", path, "closed", conns=args.conns, rate=0,
+                                      warmup=args.warmup, duration=args.duration)
+                print(f"[{tag}] feast    saturation ({args.conns} connections): "
+                      f"{fmt(feast_serve, cold(on_feast.name, bodies, feast_serve))}", flush=True)
+                feast_figures = {**lookups, "feast_serve_rps": feast_serve["rps"], "feast_p99_ms": feast_lat["p99_ms"]}
             if args.workload == "real":   # 1 + batch_requests batches of distinct matches, none seen before
                 batches = [json.dumps({"matches": real.take(args.batch_rows)}, separators=(",", ":")).encode()
                            for _ in range(1 + args.batch_requests)]
@@ -405,14 +490,16 @@ def run(args) -> int:
                 print(f"[{tag}] WARNING: errors during the run (see above)", flush=True)
             if args.workload == "real" and any(r.get("wrapped") for r in (lat, serve, base, over)):
                 print(f"[{tag}] WARNING: a phase repeated bodies (REPEATED_BODIES above)", flush=True)
-            results.append((serve, base, lat, batch, over, off_figures))
-            print(f"[{tag}] {line(serve, base, lat, batch, over, off_figures)}", flush=True)
+            results.append((serve, base, lat, batch, over, off_figures, feast_figures))
+            print(f"[{tag}] {line(serve, base, lat, batch, over, off_figures, feast_figures)}", flush=True)
         # the final line: the median run by service throughput
         print(line(*sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]), flush=True)
         return 0
     finally:
         for s in servers:
             s.stop()
+        if feast_store is not None:
+            feast_store.teardown()   # this run's online rows (Redis keys ending with its project name)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
@@ -437,6 +524,10 @@ def main(argv=None) -> int:
                         "whose pairs x 90 days would not give every phase bodies of its own")
     p.add_argument("--ledger-ratio", action="store_true",
                    help="also measure the service with its prediction ledger off (ledger_ratio, ledger_batch_ratio)")
+    p.add_argument("--features", choices=("snapshot", "feast"), default="snapshot",
+                   help="feast: also a service reading features from Feast (TIME2BET_FEATURES=feast), beside the "
+                        "snapshot one, and the online lookup's latency (feast_lookup_p99_ms)")
+    p.add_argument("--feast-online", choices=("redis", "sqlite"), default="redis", help="Feast's online store (redis)")
     p.add_argument("--profile", action="store_true", help="profile one request in-process instead (no servers)")
     args, rest = p.parse_known_args(argv)
     if args.profile:
