@@ -41,38 +41,37 @@ def failing_after(logged_metric: int) -> int:
     raise RuntimeError("a later step fails")
 
 
-@pytest.fixture
-def tracking(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One MLflow store and Dagster instance for the tests below (each finds its runs by its Dagster run id)."""
+    root = tmp_path_factory.mktemp("mlflow-lifecycle")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
     resource = mlflow_run.configured({"experiment_name": MODEL_NAME, "mlflow_tracking_uri": uri,
-                                      "artifact_location": str(tmp_path / "artifacts")})
-    yield uri, resource
+                                      "artifact_location": str(root / "artifacts")})
+    with dg.instance_for_test() as instance:
+        yield uri, resource, instance, root
     while mlflow.active_run():   # never leave a run active in the test process
         mlflow.end_run()
 
 
-def _runs(uri: str):
+def _runs_of(uri: str, dagster_run_id: str):
     client = registry_client(uri)
-    return client, client.search_runs([client.get_experiment_by_name(MODEL_NAME).experiment_id])
+    return client.search_runs([client.get_experiment_by_name(MODEL_NAME).experiment_id],
+                              f"tags.dagster_run_id = '{dagster_run_id}'")
 
 
-def test_an_ad_hoc_materialization_ends_its_run_and_the_experiment_keeps_our_artifact_location(tracking, tmp_path):
-    uri, resource = tracking
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([logged_metric], resources={"mlflow": resource}, instance=instance)
-    client, runs = _runs(uri)
-    assert [(r.data.tags["dagster_run_id"], r.info.status, r.data.metrics) for r in runs] \
-        == [(result.run_id, "FINISHED", {"answer": 42.0})]
+def test_an_ad_hoc_materialization_ends_its_run_and_the_experiment_keeps_our_artifact_location(tracking):
+    uri, resource, instance, root = tracking
+    result = dg.materialize([logged_metric], resources={"mlflow": resource}, instance=instance)
+    assert [(r.info.status, r.data.metrics) for r in _runs_of(uri, result.run_id)] == [("FINISHED", {"answer": 42.0})]
     assert mlflow.active_run() is None
-    assert client.get_experiment_by_name(MODEL_NAME).artifact_location == str(tmp_path / "artifacts")
+    assert registry_client(uri).get_experiment_by_name(MODEL_NAME).artifact_location == str(root / "artifacts")
 
 
 def test_the_hook_fails_the_run_when_a_later_step_fails(tracking):
-    uri, resource = tracking
+    uri, resource, instance, _ = tracking
     job = dg.define_asset_job("with_hook", selection=[logged_metric, failing_after], hooks={end_mlflow_on_run_finished})
     defs = dg.Definitions(assets=[logged_metric, failing_after], jobs=[job], resources={"mlflow": resource})
-    with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("with_hook").execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def("with_hook").execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    _, runs = _runs(uri)
-    assert [(r.info.run_name, r.info.status) for r in runs] == [("with_hook", "FAILED")]
+    assert [(r.info.run_name, r.info.status) for r in _runs_of(uri, result.run_id)] == [("with_hook", "FAILED")]
