@@ -9,6 +9,7 @@ both paths give the same float64 rows and the same probabilities.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -20,14 +21,21 @@ from bento_service.snapshot import NO_SEASON, REFERENCE_DATE, Fixtures, Snapshot
 from time2bet.features import feature_store
 from time2bet.features.ratings import pi_goal_difference
 
+MAX_COALESCED = 256   # requests sharing one lookup at most
+
 
 class FeastFeatures:
-    """``Snapshot.feature_matrix`` for teams and pairs read from a Feast online store (one lookup for the
-    teams, one for the pairs, per call). ``last_lookup_s``: the last call's time in Feast (bench/serve.py)."""
+    """``Snapshot.feature_matrix`` for teams and pairs read from a Feast online store: one lookup per call (the
+    teams and the pairs of every request of it). :meth:`coalesced` is the event loop's way (POST /predict): the
+    requests waiting share one lookup, as they share one model call (scoring.MicroBatcher), since a lookup's cost
+    is mostly Feast's fixed Python work, not the rows. ``last_lookup_s``: the last lookup's time."""
 
     def __init__(self, store):
         self.store = store
         self.last_lookup_s = 0.0
+        self.lookups = 0   # lookups made (coalesced requests share one)
+        self._pending: list[tuple[Snapshot, Fixtures, asyncio.Future]] = []
+        self._draining = False
 
     @classmethod
     def from_settings(cls, settings) -> FeastFeatures | None:
@@ -37,16 +45,54 @@ class FeastFeatures:
         return cls(feature_store.open_store(settings))
 
     def feature_matrix(self, snapshot: Snapshot, fixtures: Fixtures) -> np.ndarray:
-        teams = list(dict.fromkeys(t for _, home, away in fixtures.ids for t in (home, away)))
-        pairs = list(dict.fromkeys(feature_store.pair_id(home, away) for _, home, away in fixtures.ids))
+        return self.feature_matrices([(snapshot, fixtures)])[0]
+
+    def feature_matrices(self, requests: list[tuple[Snapshot, Fixtures]]) -> list[np.ndarray]:
+        """The rows of several requests' fixtures from one lookup of all their teams and pairs."""
+        ids = [i for _, fixtures in requests for i in fixtures.ids]
+        teams = list(dict.fromkeys(t for _, home, away in ids for t in (home, away)))
+        pairs = list(dict.fromkeys(feature_store.pair_id(home, away) for _, home, away in ids))
         started = time.perf_counter()
         team_columns, pair_columns = feature_store.online_columns(self.store, teams, pairs)
         self.last_lookup_s = time.perf_counter() - started
+        self.lookups += 1
         table = team_table(teams, team_columns, pair_columns)
         seasons = {t: int(s[:4]) for t, s in zip(teams, team_columns["last_season"]) if s is not None}
-        latest = np.array([min(seasons.get(h, NO_SEASON), seasons.get(a, NO_SEASON)) for _, h, a in fixtures.ids],
-                          dtype=np.float64)
-        return snapshot.dated_rows(fixtures, np.column_stack([table.rows(fixtures.ids), latest]))
+        out = []
+        for snapshot, fixtures in requests:
+            latest = np.array([min(seasons.get(h, NO_SEASON), seasons.get(a, NO_SEASON)) for _, h, a in fixtures.ids],
+                              dtype=np.float64)
+            out.append(snapshot.dated_rows(fixtures, np.column_stack([table.rows(fixtures.ids), latest])))
+        return out
+
+    async def coalesced(self, snapshot: Snapshot, fixtures: Fixtures) -> np.ndarray:
+        """:meth:`feature_matrix` in one lookup with every request waiting (on the event loop, like the model
+        call: while it runs, new requests queue and join the next one)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((snapshot, fixtures, future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_COALESCED], self._pending[MAX_COALESCED:]
+                try:
+                    rows = self.feature_matrices([(snapshot, fixtures) for snapshot, fixtures, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every request of the lookup gets the error
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for (*_, future), x in zip(batch, rows, strict=True):
+                        if not future.done():   # cancelled meanwhile (the client went away)
+                            future.set_result(x)
+                await asyncio.sleep(0)   # let the requests that arrived meanwhile queue up
+        finally:
+            self._draining = False
 
 
 def team_table(teams: list[str], columns: dict[str, list], pairs: dict[str, list]) -> TeamTable:

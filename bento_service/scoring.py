@@ -181,8 +181,14 @@ def score(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence
 
 async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snapshot,
                         matches: MatchColumns | Sequence, share: float) -> Scored:
-    """Requests scored with the model calls coalesced with other requests' (the single-match route)."""
-    fixtures, variants, x = prepare(models, snapshot, matches, share)
+    """Requests scored with the model calls coalesced with other requests' (the single-match route); on Feast
+    (TIME2BET_FEATURES=feast) their feature lookups too."""
+    if snapshot.online is None:
+        fixtures, variants, x = prepare(models, snapshot, matches, share)
+    else:
+        fixtures = snapshot.resolve_many(matches)
+        variants = variants_of(models, fixtures, share)
+        x = await snapshot.online.coalesced(snapshot, fixtures)
     chosen = {v: models.get(v) for v in dict.fromkeys(variants)}
     if len(chosen) == 1:
         probs = await batcher.predict(next(iter(chosen.values())), x)

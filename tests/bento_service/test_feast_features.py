@@ -5,6 +5,7 @@ on every ordered pair of teams of every division at three dates (season starts i
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 from types import SimpleNamespace
@@ -52,12 +53,18 @@ def _requests(snapshot: Snapshot) -> list[SimpleNamespace]:
     return requests
 
 
-def test_feast_rows_and_probabilities_equal_the_snapshots(feast_env, snapshot, served_model):
+@pytest.fixture(scope="module")
+def on_feast(feast_env) -> Snapshot:
+    """A snapshot of its own (the session's stays on its tables) whose feature rows come from Feast."""
+    settings = Settings.from_env(feast_env)
+    snapshot = Snapshot.load(settings.warehouse_url)
+    snapshot.online = FeastFeatures.from_settings(settings)
+    return snapshot
+
+
+def test_feast_rows_and_probabilities_equal_the_snapshots(on_feast, snapshot, served_model):
     requests = _requests(snapshot)
     from_snapshot = snapshot.feature_matrix(snapshot.resolve_many(requests))
-    settings = Settings.from_env(feast_env)
-    on_feast = Snapshot.load(settings.warehouse_url)   # its own: the session's snapshot stays on its tables
-    on_feast.online = FeastFeatures.from_settings(settings)
     from_feast = on_feast.feature_matrix(on_feast.resolve_many(requests))
     assert from_snapshot.dtype == from_feast.dtype == np.float64
     assert np.array_equal(from_snapshot, from_feast, equal_nan=True)
@@ -67,6 +74,21 @@ def test_feast_rows_and_probabilities_equal_the_snapshots(feast_env, snapshot, s
     rest = from_feast[:, list(MODEL_FEATURES).index("home_rest_days")]
     assert (rest[0::3] != rest[1::3]).any(), "every date gave the same rest days"
     assert np.array_equal(served_model.predict_matrix(from_snapshot), served_model.predict_matrix(from_feast))
+
+
+def test_concurrent_requests_share_one_lookup_and_get_their_own_rows(on_feast, snapshot):
+    """POST /predict's way (scoring.score_batched): requests waiting together are looked up together."""
+    requests = _requests(snapshot)[:90]
+    features = on_feast.online
+    before = features.lookups
+
+    async def all_at_once():
+        return await asyncio.gather(*(features.coalesced(on_feast, on_feast.resolve_many([r])) for r in requests))
+
+    rows = asyncio.run(all_at_once())
+    assert features.lookups - before == 1
+    for request, row in zip(requests, rows, strict=True):
+        assert np.array_equal(row, snapshot.feature_matrix(snapshot.resolve_many([request])), equal_nan=True)
 
 
 def test_a_service_on_feast_answers_as_the_snapshot(feast_env, snapshot, served_model, start_bento_server):
@@ -84,3 +106,11 @@ def test_a_service_on_feast_answers_as_the_snapshot(feast_env, snapshot, served_
     answered = [[p["probabilities"][o] for o in ("home", "draw", "away")]
                 for p in orjson.loads(response.content)["predictions"]]
     assert np.array_equal(np.array(answered), expected)
+    # POST /predict, one at a time (one row per model call: a model call's float rounding may depend on its rows;
+    # the coalesced lookups of concurrent requests are checked in process above)
+    x = snapshot.feature_matrix(snapshot.resolve_many(requests[:24]))
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        singles = [client.post("/predict", json=m) for m in body["matches"][:24]]
+    assert all(r.status_code == 200 for r in singles), [r.text for r in singles if r.status_code != 200][:1]
+    answered = [[r.json()["probabilities"][o] for o in ("home", "draw", "away")] for r in singles]
+    assert np.array_equal(np.array(answered), np.vstack([served_model.predict_matrix(row[None]) for row in x]))
