@@ -35,6 +35,9 @@ DEFAULT_LIVE_LOGLOSS_MARGIN = 0.02               # live log-loss this much above
 DEFAULT_RETRAIN_EVERY_DAYS = 7.0                 # automatic retraining when the last training is older (0: never)
 DEFAULT_RETRAIN_FEATURE_DRIFT_SHARE = 0.5        # automatic retraining from this share of drifted features
 DEFAULT_RETRAIN_MIN_MATCHES = 100                # live quality triggers a retraining only judged on this many matches
+DEFAULT_CELERY_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_CELERY_QUEUE = "dagster"                 # dagster-celery's own default queue
+EXECUTORS = ("default", "celery")                # TIME2BET_DAGSTER_EXECUTOR: Dagster's multiprocess one, or dagster-celery
 
 
 def monitoring_dir(home: Path | str) -> Path:
@@ -207,6 +210,15 @@ def parse_max_in_flight(value: str | None) -> int:
     return limit
 
 
+def parse_executor(value: str | None) -> str:
+    """TIME2BET_DAGSTER_EXECUTOR: ``default`` (unset: Dagster's multiprocess executor for launched runs) or
+    ``celery`` (dagster-celery: every step a Celery task on TIME2BET_CELERY_BROKER_URL)."""
+    executor = (value or "default").strip().lower() or "default"
+    if executor not in EXECUTORS:
+        raise ValueError(f"TIME2BET_DAGSTER_EXECUTOR must be one of {EXECUTORS}, got {value!r}")
+    return executor
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -223,6 +235,9 @@ class Settings:
     s3_endpoint_url: str | None     # AWS_ENDPOINT_URL: an S3-compatible server (MinIO, moto) for the raw zone
     dagster_home: Path
     dagster_postgres: bool          # DAGSTER_PG_HOST set: Dagster's instance on PostgreSQL
+    dagster_executor: str           # "default" or "celery": what executes the steps of launched runs
+    celery_broker_url: str          # the broker dagster-celery's executor and workers share (RabbitMQ)
+    celery_queue: str               # the Celery queue the steps go to (the workers listen on it)
     # the service (bento_service)
     model_name: str
     model_poll_s: float             # how often a worker reads the registry's aliases
@@ -230,6 +245,7 @@ class Settings:
     serving_snapshot_dir: Path      # where Dagster exports the serving snapshot (time2bet.serving_snapshot_store)
     challenger_share: float         # share of matches (stable by match id) answered by the challenger
     max_in_flight: int              # requests in flight per worker at most, then 503 overloaded (0: no limit)
+    service_workers: int            # BentoML worker processes of the service (each loads the models)
     redis_url: str                  # durable async jobs
     jobs_prefix: str
     features: str                   # TIME2BET_FEATURES: the service's feature rows from its "snapshot" or from "feast"
@@ -315,6 +331,9 @@ class Settings:
             s3_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve(),
             dagster_postgres=bool(env.get("DAGSTER_PG_HOST")),
+            dagster_executor=parse_executor(env.get("TIME2BET_DAGSTER_EXECUTOR")),
+            celery_broker_url=env.get("TIME2BET_CELERY_BROKER_URL") or DEFAULT_CELERY_BROKER_URL,
+            celery_queue=env.get("TIME2BET_CELERY_QUEUE") or DEFAULT_CELERY_QUEUE,
             model_name=env.get("TIME2BET_MODEL_NAME") or MODEL_NAME,
             model_poll_s=max(0.1, float(env.get("TIME2BET_MODEL_POLL_S") or 30.0)),
             snapshot_poll_s=max(0.1, float(env.get("TIME2BET_SNAPSHOT_POLL_S") or 30.0)),
@@ -322,6 +341,7 @@ class Settings:
             .expanduser().resolve(),
             challenger_share=parse_share(env.get("TIME2BET_CHALLENGER_SHARE")),
             max_in_flight=parse_max_in_flight(env.get("TIME2BET_MAX_IN_FLIGHT")),
+            service_workers=max(1, int(env.get("TIME2BET_SERVICE_WORKERS") or 1)),
             redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
             jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,
             features=_choice("TIME2BET_FEATURES", env.get("TIME2BET_FEATURES"), ("snapshot", "feast")),

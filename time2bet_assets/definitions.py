@@ -8,6 +8,7 @@ from time2bet_assets.defs.ingestion import ingestion_definitions
 from time2bet_assets.defs.ml import ml_definitions
 from time2bet_assets.defs.monitoring import monitoring_definitions
 from time2bet_assets.defs.serving import serving_definitions
+from time2bet_assets.lib.executor import executor_for
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -15,6 +16,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         ingestion_definitions(settings), features_definitions(settings), ml_definitions(settings),
         serving_definitions(settings), monitoring_definitions(settings),
+        dg.Definitions(executor=executor_for(settings)),
     )
 
 
