@@ -93,10 +93,10 @@ def _batch_response(scored: scoring.Scored) -> bytes:
 # Access logging (one formatted log line per request) is off unless TIME2BET_ACCESS_LOG=1; /metrics counts
 # every request anyway. Tracing is off for every path unless TIME2BET_TRACING=1: with no exporter configured
 # the OpenTelemetry middleware still built a (dropped) span per request.
-_SETTINGS = Settings.from_env()   # read when the module loads: BentoML's decorator below needs two flags
+_SETTINGS = Settings.from_env()   # read when the module loads: BentoML's decorator below needs its flags and workers
 
 
-@bentoml.service(name="time2bet", workers=1, traffic={"timeout": 60},
+@bentoml.service(name="time2bet", workers=_SETTINGS.service_workers, traffic={"timeout": 60},
                  logging={"access": {"enabled": _SETTINGS.access_log}},
                  metrics={"enabled": False, "namespace": "bentoml_service"},   # /metrics is ours: see metrics()
                  **({} if _SETTINGS.tracing else {"tracing": {"excluded_urls": ".*"}}))
@@ -161,20 +161,27 @@ class Time2BetService:
             logger.info("serving %s v%s", models.champion.name, models.champion.version)
 
     def _run(self) -> None:
-        try:
-            # the version Dagster exported (never the DuckDB file a run may be writing); the warehouse itself
-            # only until a first export exists
-            self.online_features = FeastFeatures.from_settings(self.settings)
-            snapshot = Snapshot.load_export(self.settings.serving_snapshot_dir) \
-                or Snapshot.load(self.settings.warehouse_url)
-            snapshot.online = self.online_features
-            self.snapshot = snapshot
-            logger.info("serving snapshot %s of %d teams", self.snapshot.version or "(warehouse)",
-                        len(self.snapshot.teams))
-        except Exception as exc:  # deliberately broad: reported by /readyz and every route
-            logger.exception("loading the serving snapshot failed")
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            return
+        # a worker started before the platform has features (a fresh deployment: `time2bet stack up`) tries again
+        # every TIME2BET_SNAPSHOT_POLL_S until the first export (or the warehouse) gives it a snapshot
+        while True:
+            try:
+                # the version Dagster exported (never the DuckDB file a run may be writing); the warehouse itself
+                # only until a first export exists
+                self.online_features = FeastFeatures.from_settings(self.settings)
+                snapshot = Snapshot.load_export(self.settings.serving_snapshot_dir) \
+                    or Snapshot.load(self.settings.warehouse_url)
+                break
+            except Exception as exc:  # deliberately broad: reported by /readyz and every route
+                if self.load_error is None:
+                    logger.exception("loading the serving snapshot failed; trying again every %.0f s",
+                                     self.snapshot_poll_s)
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                if self._stop.wait(self.snapshot_poll_s):
+                    return
+        snapshot.online = self.online_features
+        self.snapshot = snapshot
+        self.load_error = None
+        logger.info("serving snapshot %s of %d teams", self.snapshot.version or "(warehouse)", len(self.snapshot.teams))
         threading.Thread(target=self._follow_snapshot, name="time2bet-snapshot", daemon=True).start()
         self._refresh()   # the first champion (and challenger); then follow the aliases
         scoring.settle_heap()
