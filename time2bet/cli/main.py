@@ -12,6 +12,8 @@
     time2bet demo                          the quickstart: sample site -> mirror -> ingest -> train -> replay -> service + Dagster UI
     time2bet ledger verify / anchor        check the prediction ledger's hash chains; record their heads
     time2bet config show [--env E] [k=v]   the resolved configuration of an environment (conf/), secrets masked
+    time2bet stack up/status/run/down      a production-shaped stack of real processes (PostgreSQL, S3, MLflow server,
+                                           Dagster + Celery workers, multi-worker service, Prometheus)
 """
 
 from __future__ import annotations
@@ -468,7 +470,9 @@ def ledger_anchor(out: Path) -> None:
 
 
 from time2bet.cli.config import config
+from time2bet.cli.stack import stack
 
+main.add_command(stack)
 main.add_command(config)
 
 if __name__ == "__main__":
