@@ -43,6 +43,9 @@ Phases of every run:
    measures that, the other one the 512 established connections. 512 connections need as many file
    descriptors in the load generator (``ulimit -n``).
 
+With ``--workers 1,2`` the measurements are repeated for each worker count of the service (TIME2BET_SERVICE_WORKERS;
+the baseline stays one process) on the same platform, and each count's last line is prefixed ``workers=<n>``.
+
 With ``--ledger-ratio`` a third server runs: the same service with its prediction ledger off (TIME2BET_LEDGER=0);
 after the service's saturation and batch phases it gets the same bodies and batches, and the last line adds
 ``ledger_ratio=<service rps / ledger-off rps> ledger_batch_ratio=<the same for batch rows/s>``: the ledger's price,
@@ -325,20 +328,40 @@ def restrict_to_service(service_url: str, teams: dict[str, list[str]], as_of: dt
     return kept, as_of
 
 
-def run(args) -> int:
+def platform_of(args) -> dict[str, str]:
+    """The platform measured: --home's, else a sample platform built now."""
     from time2bet.cli.sample_platform import build_platform, env_for_home
 
-    work = Path(tempfile.mkdtemp(prefix="time2bet-bench-serve-"))
     if args.home:
-        platform_env = env_for_home(Path(args.home))
-    else:
-        print(f"building a sample platform in {work} ...", flush=True)
-        platform_env = build_platform(work)
+        return env_for_home(Path(args.home))
+    work = Path(tempfile.mkdtemp(prefix="time2bet-bench-platform-"))
+    print(f"building a sample platform in {work} ...", flush=True)
+    return build_platform(work)
+
+
+def every_worker_ready(url: str, in_a_row: int = 20) -> None:
+    """/readyz 200 on ``in_a_row`` fresh connections in a row: a server is ready as soon as its first worker is, and a
+    worker still loading would answer the load 503."""
+    deadline, ok = time.monotonic() + READY_TIMEOUT_S, 0
+    while ok < in_a_row:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: not every worker ready after {READY_TIMEOUT_S}s")
+        ok = ok + 1 if httpx.get(f"{url}/readyz", timeout=10).status_code == 200 else 0
+        time.sleep(0.05)
+
+
+def run(args, platform_env: dict[str, str] | None = None, workers: int | None = None) -> int:
+    """One measurement of the service (``workers`` processes: TIME2BET_SERVICE_WORKERS, else the settings' default);
+    its last line is prefixed ``workers=<n>`` when ``workers`` is given."""
+    work = Path(tempfile.mkdtemp(prefix="time2bet-bench-serve-"))
+    platform_env = platform_env or platform_of(args)
     service_root = Path(args.service_root).resolve() if args.service_root else REPO
     env = {**os.environ, **platform_env, "BENTOML_HOME": str(work / "bentoml_home"), "BENTOML_DO_NOT_TRACK": "True",
            "PYTHONPATH": str(service_root),
            "TIME2BET_JOBS_PREFIX": f"time2bet:bench:{uuid.uuid4().hex}:jobs:"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if workers is not None:
+        env["TIME2BET_SERVICE_WORKERS"] = str(workers)
     if args.workload == "real":   # before the servers start: DuckDB has one writer at a time
         teams, as_of = real_teams(platform_env["TIME2BET_WAREHOUSE_URL"])
     service_url, baseline_url = (f"http://127.0.0.1:{port}" for port in (free_port(), free_port()))
@@ -376,6 +399,8 @@ def run(args) -> int:
             s.start()
         for s in servers:
             s.wait_ready(f"{urls[s.name]}/readyz", READY_TIMEOUT_S)
+        if workers and workers > 1:
+            every_worker_ready(service_url)
         print(f"service {service_url} (from {service_root}), baseline {baseline_url}; logs in {work}", flush=True)
         if feast_store is not None:
             from time2bet.settings import DEFAULT_REDIS_URL
@@ -493,7 +518,8 @@ def run(args) -> int:
             results.append((serve, base, lat, batch, over, off_figures, feast_figures))
             print(f"[{tag}] {line(serve, base, lat, batch, over, off_figures, feast_figures)}", flush=True)
         # the final line: the median run by service throughput
-        print(line(*sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]), flush=True)
+        print(("" if workers is None else f"workers={workers} ")
+              + line(*sorted(results, key=lambda r: r[0]["rps"])[len(results) // 2]), flush=True)
         return 0
     finally:
         for s in servers:
@@ -528,12 +554,18 @@ def main(argv=None) -> int:
                    help="feast: also a service reading features from Feast (TIME2BET_FEATURES=feast), beside the "
                         "snapshot one, and the online lookup's latency (feast_lookup_p99_ms)")
     p.add_argument("--feast-online", choices=("redis", "sqlite"), default="redis", help="Feast's online store (redis)")
+    p.add_argument("--workers", help="comma-separated worker counts of the service, measured one after the other on "
+                   "the same platform, e.g. 1,2: one final line per count, prefixed workers=<n>")
     p.add_argument("--profile", action="store_true", help="profile one request in-process instead (no servers)")
     args, rest = p.parse_known_args(argv)
     if args.profile:
         sys.path.insert(0, str(REPO / "bench"))
         import profile_request
         return profile_request.main((["--home", args.home] if args.home else []) + rest)
+    if args.workers:
+        counts = [int(n) for n in args.workers.split(",")]
+        platform_env = platform_of(args)
+        return max(run(args, platform_env, n) for n in counts)
     return run(args)
 
 
