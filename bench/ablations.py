@@ -19,11 +19,16 @@ ideas tried for issue 3's gap that are not in the platform, kept here so that no
   nothing), aimed at the end-of-season months where the gap is widest.
 - ``recency``: training rows weighted by season age (half-life 8 seasons).
 - ``elo_k10`` / ``elo_k30``: Elo with another update factor (the platform uses 20).
+- ``goals``: the Dixon-Coles goals model's walk-forward outputs (expected goals, 1X2, over 2.5) as inputs
+  (stacking); ``--models goals`` scores the goals model's own 1X2 as a candidate (issue 16).
+- ``market``: ``goals`` plus the market-implied ratings from earlier matches' odds: the market-aware family,
+  never the independent one.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import time
 from collections import defaultdict
@@ -117,11 +122,14 @@ def main() -> None:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
+    from time2bet.features.market_ratings import MARKET_RATING_FEATURES
     from time2bet.features.ratings import RATING_PARAMS, elo_ratings
     from time2bet.football import season_start_year
     from time2bet.ml import training as T
+    from time2bet.ml.families import with_family_columns
+    from time2bet.ml.goals import GOALS_FEATURES
     from time2bet.ml.metrics import encode_outcomes, log_loss
-    from time2bet.serving_contract import ELO_COLUMNS
+    from time2bet.serving_contract import ELO_COLUMNS, MODEL_FEATURES
     from time2bet.settings import Settings
     from time2bet.warehouse.client import Warehouse
 
@@ -129,7 +137,7 @@ def main() -> None:
         "SELECT * FROM analytics.fct_match_features ORDER BY match_date, match_id")
     frame["match_date"] = pd.to_datetime(frame["match_date"])
     frame = frame[frame["match_date"] < pd.Timestamp(args.cutoff)].reset_index(drop=True)
-    base = list(T.MODEL_FEATURES)
+    base = list(MODEL_FEATURES)
 
     def fit(train: pd.DataFrame, features: list[str], name: str, soft: float, halflife: float):
         """training.fit_model with optional market-smoothed targets and season-age weights."""
@@ -187,6 +195,9 @@ def main() -> None:
         yield "recency", lambda: (frame, base, {"halflife": 8.0})
         yield "elo_k10", lambda: (with_elo(10.0), base, {})
         yield "elo_k30", lambda: (with_elo(30.0), base, {})
+        family_columns = functools.cache(lambda: with_family_columns(frame, "market-aware"))
+        yield "goals", lambda: (family_columns(), base + list(GOALS_FEATURES), {})
+        yield "market", lambda: (family_columns(), base + list(GOALS_FEATURES) + list(MARKET_RATING_FEATURES), {})
 
     only = {v for v in args.only.split(",") if v}
     chosen = [(name, make) for name, make in variants() if name == "baseline" or not only or name in only]
@@ -198,6 +209,8 @@ def main() -> None:
     for model_name in args.models.split(","):
         reference = None
         for variant, (data, features, options) in built.items():
+            if model_name == T.GOALS_CANDIDATE and not set(T.GOALS_1X2) <= set(features):
+                continue  # the goals model's own 1X2 exists only where its columns are
             pooled, folds = walk_forward(data, features, model_name, **options)
             reference = pooled if reference is None else reference
             print(f"{model_name:8s} {variant:9s} pooled={pooled:.5f} delta={pooled - reference:+.5f} "
