@@ -417,10 +417,11 @@ def train_candidate(
 
 
 def baseline_log_loss(train: pd.DataFrame, evaluation: pd.DataFrame, features: Sequence[str],
-                      model_name: str = BASELINE_MODEL) -> float:
+                      model_name: str = BASELINE_MODEL, hyperparameters: Mapping | None = None) -> float:
     """Log-loss on ``evaluation`` of the logistic-regression candidate (or ``model_name``) fitted on ``train``
-    exactly as a challenger would be: the bar every challenger must clear in the promotion gate."""
-    model = fit_model(train, features, model_name)
+    exactly as a challenger would be (the same configured ``hyperparameters`` as its fallback's training, so the
+    fallback ties its own bar): the bar every challenger must clear in the promotion gate."""
+    model = fit_model(train, features, model_name, hyperparameters)
     return log_loss(encode_outcomes(evaluation["result"]), model.predict_proba(model_input(evaluation, features)))
 
 

@@ -153,7 +153,8 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     outcome = gate_with_baseline_fallback(
         registry.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
         candidate_model["model_name"], evaluation, list(MODEL_FEATURES),
-        baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES)),
+        baseline_logloss=baseline_log_loss(train, evaluation, list(MODEL_FEATURES),
+                                           hyperparameters=hyperparameters.values),
         train_baseline=lambda: _train_and_log(context, frame, data_version, registry, gate, hyperparameters,
                                               BASELINE_MODEL)[1],
         elo_only_logloss=elo_only_log_loss(train, evaluation, list(MODEL_FEATURES)),
