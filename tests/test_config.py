@@ -38,6 +38,7 @@ def test_prod_points_at_postgres_s3_and_redis(secrets, tmp_path):
     assert prod.mlflow_artifacts.startswith("s3://") and prod.mlflow_tracking_uri.startswith("http")
     assert prod.redis_url.startswith("redis://") and "127.0.0.1" not in prod.redis_url
     assert prod.dagster_postgres
+    assert prod.feast_online_store == "redis"
 
 
 def test_no_environment_chosen_is_dev_and_equals_the_built_in_defaults(tmp_path):
