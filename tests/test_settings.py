@@ -76,3 +76,15 @@ def test_the_service_ledger_is_on_unless_turned_off():
     assert Settings.from_env({}).ledger_enabled
     assert Settings.from_env({"TIME2BET_LEDGER": "1"}).ledger_enabled
     assert not Settings.from_env({"TIME2BET_LEDGER": "0"}).ledger_enabled
+
+
+def test_routes_come_from_the_variable_or_the_configuration_and_default_to_none():
+    """Several models (TIME2BET_ROUTES, conf serving.routes): no route by default, so the pooled model answers all."""
+    assert Settings.from_env({}).routes == ()
+    routed = Settings.from_env({"TIME2BET_ROUTES": "E0=match_outcome_e0, SP1=match_outcome_sp1"})
+    assert routed.routes == (("E0", "match_outcome_e0"), ("SP1", "match_outcome_sp1"))
+    assert (routed.model_for("E0"), routed.model_for("D1")) == ("match_outcome_e0", "match_outcome")
+    assert Settings.from_env({}, overrides=["+serving.routes.SP1=m_sp1"]).routes == (("SP1", "m_sp1"),)
+    for bad in ("XX=m", "E0=", "E0=a,E0=b"):
+        with pytest.raises(ValueError, match="TIME2BET_ROUTES"):
+            Settings.from_env({"TIME2BET_ROUTES": bad})

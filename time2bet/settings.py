@@ -90,6 +90,7 @@ VARIABLES = {
     "TIME2BET_SERVICE_URL": "serving.service_url",
     "TIME2BET_SERVICE_WORKERS": "serving.workers",
     "TIME2BET_FEATURES": "serving.features",
+    "TIME2BET_ROUTES": "serving.routes",
     "TIME2BET_FEAST_DIR": "feast.dir",
     "TIME2BET_FEAST_PROJECT": "feast.project",
     "TIME2BET_FEAST_ONLINE_STORE": "feast.online_store",
@@ -163,6 +164,8 @@ def config_variables(cfg) -> dict[str, str]:
             continue
         if isinstance(value, bool):
             out[variable] = "1" if value else "0"
+        elif OmegaConf.is_dict(value):   # serving.routes: {E0: match_outcome_e0} -> "E0=match_outcome_e0"
+            out[variable] = ",".join(f"{k}={v}" for k, v in value.items())
         elif OmegaConf.is_list(value) or isinstance(value, list | tuple):
             out[variable] = ",".join(str(v) for v in value)
         else:
@@ -231,6 +234,22 @@ def parse_executor(value: str | None) -> str:
     return executor
 
 
+def parse_routes(value: str | None) -> tuple[tuple[str, str], ...]:
+    """TIME2BET_ROUTES: ``division=registered model`` pairs, comma-separated ("E0=match_outcome_e0,SP1=..."): which
+    registered model answers which division (the rest: the pooled model, TIME2BET_MODEL_NAME). Unset or empty: none."""
+    routes: dict[str, str] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        division, _, model = (part.strip() for part in item.partition("="))
+        if division not in DIVISIONS or not model:
+            raise ValueError(f"TIME2BET_ROUTES items are DIVISION=model_name with a known division; got {item!r}")
+        if division in routes:
+            raise ValueError(f"TIME2BET_ROUTES routes division {division} twice")
+        routes[division] = model
+    return tuple(sorted(routes.items()))
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -288,6 +307,12 @@ class Settings:
     retrain_on_prediction_drift: bool
     retrain_on_target_drift: bool
     retrain_min_matches: int        # live quality triggers only when judged on at least this many matches
+    # several models (time2bet.ml.routes): (division, registered model) pairs; other divisions: model_name (pooled)
+    routes: tuple[tuple[str, str], ...] = ()
+
+    def model_for(self, division: str) -> str:
+        """The registered model that answers ``division``: its route's, else the pooled model."""
+        return dict(self.routes).get(division, self.model_name)
 
     @property
     def monitoring_dir(self) -> Path:
@@ -380,6 +405,7 @@ class Settings:
             retrain_on_prediction_drift=_flag(env.get("TIME2BET_RETRAIN_ON_PREDICTION_DRIFT")) is not False,
             retrain_on_target_drift=_flag(env.get("TIME2BET_RETRAIN_ON_TARGET_DRIFT")) is not False,
             retrain_min_matches=max(1, int(env.get("TIME2BET_RETRAIN_MIN_MATCHES") or DEFAULT_RETRAIN_MIN_MATCHES)),
+            routes=parse_routes(env.get("TIME2BET_ROUTES")),
         )
 
     @property
