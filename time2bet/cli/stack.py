@@ -4,7 +4,7 @@ machine, configured only through the platform's settings (the same code as the e
     S3 (moto server)          raw zone s3://<bucket>/raw and MLflow's artefacts s3://<bucket>/mlflow
     MLflow tracking server    PostgreSQL backend store, artefacts proxied to S3
     Dagster                   webserver + daemon on dagster-postgres; runs launched by the daemon
-    Celery workers (N >= 2)   `dagster-celery worker start`: every step of a launched run (RabbitMQ broker)
+    Celery workers            `dagster-celery worker start` (--celery-workers, 2): every step of a launched run
     warehouse                 PostgreSQL (dbt-postgres)
     forecast service          `bentoml serve` with TIME2BET_SERVICE_WORKERS workers, following the champion
     Prometheus, Alertmanager, Pushgateway   deploy/'s configuration on the stack's ports
@@ -56,6 +56,7 @@ class Component:
     command: list[str]
     log: str
     url: str | None = None
+    started: float = 0.0   # the leader's start time: a pid reused by another process is not ours
 
 
 @dataclass
@@ -257,7 +258,7 @@ def up(settings: Settings, profile: str, admin_url: str, db_prefix: str, celery_
     directory = stack_dir(settings, profile)
     if (directory / "state.json").exists():
         old = StackState.load(directory)
-        if any(_alive_group(c.pid) for c in old.components):
+        if any(_alive(c) for c in old.components):
             raise click.ClickException(f"a stack runs already ({directory}); `time2bet stack down` first")
     directory.mkdir(parents=True, exist_ok=True)
     logs = directory / "logs"
@@ -273,9 +274,12 @@ def up(settings: Settings, profile: str, admin_url: str, db_prefix: str, celery_
     started: dict[str, Background] = {}
 
     def start(name: str, command: list[str], url: str | None = None) -> Background:
+        import psutil
+
         process = Background(name, command, process_env, logs / f"{name}.log").start()
         started[name] = process
-        state.components.append(Component(name, process.proc.pid, command, str(process.log), url))
+        state.components.append(Component(name, process.proc.pid, command, str(process.log), url,
+                                           psutil.Process(process.proc.pid).create_time()))
         if url:
             state.urls[name] = url
         state.save()
@@ -352,10 +356,14 @@ def _prepare_dagster(env: dict[str, str]) -> None:
 
 # --- down -------------------------------------------------------------------------------------------------------
 
-def _group_members(pgid: int) -> list:
-    """Live (non-zombie) processes of process group ``pgid``."""
+def _group_members(pgid: int, started: float = 0.0) -> list:
+    """Live (non-zombie) processes of process group ``pgid``; none when its leader ``pgid`` is another process
+    than the one started at ``started`` (the pid was reused after the stack's processes ended)."""
     import psutil
 
+    with contextlib.suppress(psutil.NoSuchProcess):
+        if started and abs(psutil.Process(pgid).create_time() - started) > 1:
+            return []
     members = []
     for proc in psutil.process_iter(["pid", "status"]):
         with contextlib.suppress(psutil.Error):
@@ -364,8 +372,8 @@ def _group_members(pgid: int) -> list:
     return members
 
 
-def _alive_group(pgid: int) -> bool:
-    return bool(_group_members(pgid))
+def _alive(component: Component) -> bool:
+    return bool(_group_members(component.pid, component.started))
 
 
 def stack_processes(state: StackState) -> list:
@@ -374,10 +382,13 @@ def stack_processes(state: StackState) -> list:
 
     found = {}
     for c in state.components:
-        for proc in _group_members(c.pid):
+        members = _group_members(c.pid, c.started)
+        for proc in members:
             found[proc.pid] = proc
         with contextlib.suppress(psutil.Error):
             leader = psutil.Process(c.pid)
+            if c.started and abs(leader.create_time() - c.started) > 1:
+                continue
             for proc in [leader, *leader.children(recursive=True)]:
                 if proc.status() != psutil.STATUS_ZOMBIE:
                     found[proc.pid] = proc
@@ -389,17 +400,19 @@ def stop_all(state: StackState, timeout_s: float = STOP_TIMEOUT_S) -> list[int]:
     after ``timeout_s``; returns the pids still alive after that (none, unless the kernel refused)."""
     import psutil
 
+    ours = [c for c in reversed(state.components) if _alive(c)]
     targets = stack_processes(state)
-    for c in reversed(state.components):
+    for c in ours:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(c.pid, signal.SIGTERM)
     for proc in targets:   # descendants that left their group
         with contextlib.suppress(psutil.Error):
             proc.terminate()
     _, alive = psutil.wait_procs(targets, timeout=timeout_s)
-    for c in state.components:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(c.pid, signal.SIGKILL)
+    for c in ours:
+        if _group_members(c.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(c.pid, signal.SIGKILL)
     for proc in alive + stack_processes(state):
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -423,7 +436,7 @@ def down(directory: Path, drop_databases: bool) -> list[int]:
 def status_lines(state: StackState) -> list[str]:
     lines = []
     for c in state.components:
-        alive = _alive_group(c.pid)
+        alive = _alive(c)
         answer = ""
         if c.url and c.url.startswith("http"):
             try:
@@ -542,7 +555,7 @@ def _stay_attached(state: StackState) -> None:
         while not reason:
             if os.getppid() != parent:
                 reason.append("parent exited")
-            dead = [c.name for c in state.components if not _alive_group(c.pid)]
+            dead = [c.name for c in state.components if not _alive(c)]
             if dead:
                 reason.append(f"{', '.join(dead)} exited")
             time.sleep(1)
