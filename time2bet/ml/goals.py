@@ -30,7 +30,7 @@ from scipy.special import gammaln
 MAX_GOALS = 10          # score matrices cover 0..10 goals a side
 XI = 0.0019             # per day: Dixon & Coles' 0.0065 per half-week; weight halves in about a year
 WINDOW_DAYS = 3 * 365   # matches older than this weigh < 13% and are left out of a fit
-RIDGE = 0.5             # penalty on attack/defence, in units of (weighted) log-likelihood
+RIDGE = 5.0             # penalty on attack/defence (weighted log-likelihood units); chosen in-window: 0.5, 5, 25 tried
 MIN_MATCHES = 150       # a division needs this many matches in the window before it gets predictions
 
 GOALS_FEATURES = (
