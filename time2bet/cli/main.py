@@ -228,9 +228,34 @@ def run_training(settings: Settings) -> bool:
 
 
 @main.command()
-def train() -> None:
+@click.option("--division", type=click.Choice(sorted(DIVISIONS)), default=None,
+              help="train that division's own model instead (on the features built by a plain `time2bet train`), "
+                   "registered as its route's model (TIME2BET_ROUTES), else <model name>_<division>, and gated")
+def train(division: str | None) -> None:
     """Validate raw data, build features (dbt), train and log a candidate, register it, gate it, predict."""
-    sys.exit(0 if run_training(Settings.from_env()) else 1)
+    settings = Settings.from_env()
+    if division is not None:
+        sys.exit(0 if run_division_training(settings, division) else 1)
+    sys.exit(0 if run_training(settings) else 1)
+
+
+def run_division_training(settings: Settings, division: str) -> bool:
+    """One division's model (time2bet.ml.routes.train_division_model) on the warehouse's fct_match_features."""
+    from time2bet.ml.routes import route_model_name, train_division_model
+    from time2bet.warehouse.client import Warehouse
+    from time2bet_assets.defs.ml.assets import PLAYED_MATCHES_SQL, _dataset_version
+
+    frame = Warehouse.from_url(settings.warehouse_url).read_sql(PLAYED_MATCHES_SQL)
+    name = settings.model_for(division)
+    name = route_model_name(division, settings.model_name) if name == settings.model_name else name
+    gate = dict(settings.gate_policy or {})
+    outcome = train_division_model(frame, division, name, tracking_uri=settings.mlflow_tracking_uri,
+                                   data_version=_dataset_version(frame), artifact_location=settings.mlflow_artifacts,
+                                   n_folds=int(gate.get("n_folds", 3)), hyperparameters=settings.hyperparameters,
+                                   gate_policy=gate)
+    click.echo(f"{division}: {name} v{outcome.version} {'promoted' if outcome.promoted else 'not promoted'}")
+    click.echo(outcome.described.split("\n")[0])
+    return True
 
 
 @main.command()
