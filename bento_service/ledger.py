@@ -18,6 +18,7 @@ import datetime as dt
 import numpy as np
 
 from bento_service.metrics import LEDGER
+from bento_service.model import variant_label
 from bento_service.scoring import Scored
 from time2bet.ledger import (
     LedgerRecord,
@@ -59,7 +60,7 @@ class _Answered:
             model = scored.models[variant]
             out.append(LedgerRecord(
                 prediction_id=new_prediction_id(), created_at=now, as_of=now, source=self.source,
-                model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant,
+                model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant_label(variant),
                 data_version=model.data_version, features_as_of=scored.snapshot.features_as_of,
                 match_key=rows_keys, match_id=rows_ids, kickoff_date=rows_kickoffs,
                 p_home=rows_probs[:, 0], p_draw=rows_probs[:, 1], p_away=rows_probs[:, 2], request_id=request_id))

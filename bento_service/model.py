@@ -289,15 +289,33 @@ def assign_variant(key: str, share: float) -> str:
     return CHALLENGER if bucket < share else CHAMPION
 
 
+ROUTE_SEP = "@"   # a routed model's variant key: "<registered model>@<alias>" (models:/name@alias)
+
+
+def variant_label(key: str) -> str:
+    """The A/B variant a key stands for in responses and the ledger: ``champion`` or ``challenger``."""
+    return key.rpartition(ROUTE_SEP)[2]
+
+
 @dataclass(frozen=True)
 class ModelSet:
-    """The models served at one moment; replaced as a whole, never changed in place."""
+    """The models served at one moment; replaced as a whole, never changed in place. With routes
+    (TIME2BET_ROUTES), ``routes`` holds the champion/challenger set of every routed model that has a champion
+    and ``route_of`` the divisions they answer; their variant keys are ``name@alias``."""
 
     champion: ServedModel | None = None
     challenger: ServedModel | None = None
+    routes: Mapping[str, ModelSet] = field(default_factory=dict)     # registered model name -> its set
+    route_of: Mapping[str, str] = field(default_factory=dict)        # division -> registered model name
 
     def get(self, variant: str) -> ServedModel | None:
-        return self.champion if variant == CHAMPION else self.challenger
+        if variant == CHAMPION:
+            return self.champion
+        if variant == CHALLENGER:
+            return self.challenger
+        name, _, alias = variant.rpartition(ROUTE_SEP)
+        routed = self.routes.get(name)
+        return None if routed is None else routed.get(alias)
 
     def pick(self, key: str, share: float) -> tuple[str, ServedModel]:
         """(variant, model) for a match id; champion whenever there is no challenger."""
@@ -305,6 +323,11 @@ class ModelSet:
         model = self.get(variant)
         assert model is not None, "pick() needs a champion"
         return variant, model
+
+    def every_model(self) -> list[ServedModel]:
+        """The pooled champion and challenger, then each routed model's, by name."""
+        sets = [self, *(self.routes[name] for name in sorted(self.routes))]
+        return [m for s in sets for m in (s.champion, s.challenger) if m is not None]
 
 
 SwapHook = Callable[[str, str, "ServedModel | None", "ServedModel | None"], None]
@@ -320,8 +343,13 @@ class ModelWatcher:
     def __init__(self, tracking_uri: str, name: str = MODEL_NAME, *,
                  loader: Callable[..., ServedModel] | None = None,
                  aliases: Callable[[], Mapping[str, object]] | None = None,
-                 on_change: SwapHook | None = None) -> None:
+                 on_change: SwapHook | None = None, routes: Mapping[str, str] | None = None) -> None:
         self.tracking_uri, self.name = tracking_uri, name
+        # routes (division -> registered model): a watcher of each routed model's aliases, its variants reported
+        # to on_change as "name@alias"; none configured: nothing more is read or published
+        self.route_of = dict(routes or {})
+        self._routed = {routed: ModelWatcher(tracking_uri, routed, on_change=_prefixed(on_change, routed))
+                        for routed in sorted(set(self.route_of.values()))}
         self._loader = loader or (lambda version, alias: ServedModel.load(tracking_uri, name, alias, version))
         self._aliases = aliases or self._registry_aliases
         self._on_change = on_change or (lambda *_: None)
@@ -371,6 +399,30 @@ class ModelWatcher:
             self.last_error = None
             logger.info("%s: %s v%s -> v%s", variant, self.name, have.version if have else "-", new.version)
             self._on_change(variant, "success", have, new)
-        if any(chosen[v] is not current.get(v) for v in VARIANTS):
-            self.models = ModelSet(**chosen)   # one assignment: requests in flight keep the set they took
+        routes = self._refresh_routes()
+        if any(chosen[v] is not current.get(v) for v in VARIANTS) or any(
+                routes.get(n) is not current.routes.get(n) for n in {*routes, *current.routes}):
+            route_of = {division: name for division, name in self.route_of.items() if name in routes}
+            # one assignment: requests in flight keep the set they took
+            self.models = ModelSet(**chosen, routes=routes, route_of=route_of)
         return self.models
+
+    def _refresh_routes(self) -> dict[str, ModelSet]:
+        """Each routed model's set, if it has a champion (a route without one: its divisions get the pooled model)."""
+        routes = {}
+        for name, watcher in self._routed.items():
+            try:
+                models = watcher.refresh()
+            except Exception:  # deliberately broad: a routed model missing or unreadable must not stop the others
+                logger.exception("reading the aliases of routed model %s failed", name)
+                models = watcher.models
+            if models.champion is not None:
+                routes[name] = models
+        return routes
+
+
+def _prefixed(on_change: SwapHook | None, name: str) -> SwapHook | None:
+    """A routed model's swaps told as variant ``name@alias``."""
+    if on_change is None:
+        return None
+    return lambda variant, outcome, old, new: on_change(f"{name}{ROUTE_SEP}{variant}", outcome, old, new)

@@ -236,7 +236,11 @@ class ModelInfo(ModelDetails):
 
     challenger: ModelDetails | None = None
     challenger_share: float = Field(description="share of matches sent to the challenger when there is one")
-    models: list[ModelDetails] = Field(description="every model served, champion first")
+    models: list[ModelDetails] = Field(description="every model served, champion first, then each routed model's "
+                                       "champion and challenger (by name)")
+    routes: dict[str, str] = Field(default_factory=dict, description="division -> the registered model answering it "
+                                   "(TIME2BET_ROUTES, those with a champion loaded); the other divisions: the pooled "
+                                   "model at the top level")
     features_as_of: dt.date | None = Field(default=None, description="the latest played match the serving "
                                            "snapshot's features know")
     snapshot_version: str | None = Field(default=None, description="the exported serving snapshot served (a new "

@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 from pydantic import TypeAdapter
 
-from bento_service.model import ModelSet, ServedModel, assign_variant
+from bento_service.model import ROUTE_SEP, ModelSet, ServedModel, assign_variant, variant_label
 from bento_service.schemas import MatchColumns
 from bento_service.snapshot import Fixtures, Snapshot
 from time2bet.serving_contract import CHAMPION, OUTCOMES
@@ -80,7 +80,7 @@ class Scored:
         tails = [b'},"model":' + orjson.dumps({"name": m.name, "version": m.version, "alias": m.alias,
                                                "data_version": m.data_version}) + dates_of_snapshot + b","
                  for m in (self.models[v] for v in names)]
-        heads = _heads(fixtures.pairs, names)   # (pair, variant) -> head, at pair * len(names) + variant
+        heads = _heads(fixtures.pairs, list(map(variant_label, names)))   # (pair, variant) -> head, at pair * len(names) + variant
         if len(names) == 1:
             head_of_row = fixtures.codes.tolist()
         else:
@@ -148,10 +148,28 @@ def _date_pieces(ordinals: np.ndarray) -> tuple[list[bytes], list[int]]:
 
 
 def variants_of(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]:
-    """Each request's variant, as ``ModelSet.pick`` assigns it (by match id; champion without a challenger)."""
+    """Each request's variant, as ``ModelSet.pick`` assigns it (by match id; champion without a challenger); with
+    routes, a routed division's requests get their routed model's variant, keyed ``name@alias``."""
+    if models.route_of:
+        return _routed_variants(models, fixtures, share)
     if models.challenger is None:
         return [CHAMPION] * len(fixtures)
     return [assign_variant(match_id, share) for match_id in fixtures.match_ids()]
+
+
+def _routed_variants(models: ModelSet, fixtures: Fixtures, share: float) -> list[str]:
+    """variants_of with routes: the same A/B draw by match id, within the model that answers the division."""
+    keys = {}   # division -> (the set answering it, its key prefix)
+    out = []
+    for (division, _, _), match_id in zip(map(fixtures.pairs.__getitem__, fixtures.codes.tolist()),
+                                          fixtures.match_ids(), strict=True):
+        chosen = keys.get(division)
+        if chosen is None:
+            name = models.route_of.get(division)
+            chosen = keys[division] = (models, "") if name is None else (models.routes[name], name + ROUTE_SEP)
+        answering, prefix = chosen
+        out.append(prefix + (assign_variant(match_id, share) if answering.challenger is not None else CHAMPION))
+    return out
 
 
 def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence, share: float):

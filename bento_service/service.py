@@ -111,7 +111,8 @@ class Time2BetService:
         self.poll_s = self.settings.model_poll_s
         self.snapshot_poll_s = self.settings.snapshot_poll_s
         self.challenger_share = self.settings.challenger_share
-        self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed)
+        self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed,
+                                    routes=dict(self.settings.routes))
         self.snapshot: Snapshot | None = None
         self.online_features: FeastFeatures | None = None   # TIME2BET_FEATURES=feast: rows from Feast's online store
         self.load_error: str | None = None
@@ -415,8 +416,10 @@ class Time2BetService:
     def model_info(self) -> ModelInfo:
         models, snapshot = self._ready()
         details = [self._details(m) for m in (models.champion, models.challenger) if m is not None]
+        routed = [self._details(m) for m in models.every_model()[len(details):]]
         return ModelInfo(**details[0].model_dump(), challenger=details[1] if len(details) > 1 else None,
-                         challenger_share=self.challenger_share, models=details,
+                         challenger_share=self.challenger_share, models=details + routed,
+                         routes=dict(sorted(models.route_of.items())),
                          features_as_of=snapshot.features_as_of, snapshot_version=snapshot.version,
                          snapshot_loaded_at=snapshot.loaded_at)
 

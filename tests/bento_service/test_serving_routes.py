@@ -1,0 +1,78 @@
+"""Several models: a per-division model registered, gated and served beside the pooled one (TIME2BET_ROUTES).
+
+The sample site may never earn a route (compare_routes decides where one ships), so the route is forced through
+configuration: one division's model is trained on its rows, registered under its own name and gated (its own
+challenger, champion and audit trail), then a real `bentoml serve` started with the route answers that division
+with it and every other division with the pooled model."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from time2bet.ml.registry import describe_champion, promote
+from time2bet.ml.routes import route_model_name, train_division_model
+from time2bet.serving_contract import CHAMPION, MODEL_NAME
+from time2bet.warehouse.client import Warehouse
+from time2bet_assets.defs.ml.assets import PLAYED_MATCHES_SQL
+
+pytestmark = pytest.mark.heavy
+
+
+def _fixture_of(client: httpx.Client, division: str) -> dict:
+    """A request for an upcoming fixture of ``division`` (the sample platform has some in every division)."""
+    matches = client.get("/matches", params={"division": division}).json()["matches"]
+    assert matches, f"no upcoming fixture in {division}"
+    m = matches[0]
+    return {"home_team": m["home_team"], "away_team": m["away_team"], "division": division,
+            "kickoff_date": m["match_date"]}
+
+
+@pytest.fixture(scope="module")
+def routed_division(settings) -> tuple[str, str, str]:
+    """(division, its registered model, the champion version): the division's model trained and gated; promoted
+    by hand (recorded in its audit trail) when the gate kept it challenger, since the test needs it served."""
+    frame = Warehouse.from_url(settings.warehouse_url).read_sql(PLAYED_MATCHES_SQL)
+    seasons = frame.groupby("division")["season"].nunique()
+    division = str(seasons[seasons >= 4].index.sort_values()[0])
+    name = route_model_name(division)
+    outcome = train_division_model(frame, division, name, tracking_uri=settings.mlflow_tracking_uri,
+                                   data_version="test-routes", artifact_location=settings.mlflow_artifacts,
+                                   n_folds=1, hyperparameters=settings.hyperparameters,
+                                   gate_policy=settings.gate_policy)
+    if not outcome.promoted:
+        promote(name, outcome.version, "forced for the routing test", tracking_uri=settings.mlflow_tracking_uri)
+    champion = describe_champion(name, tracking_uri=settings.mlflow_tracking_uri)
+    assert champion.tags.get("division") == division and any("as challenger" in e for e in champion.audit)
+    return division, name, champion.version
+
+
+def test_a_routed_division_is_answered_by_its_own_model(platform_env, routed_division, start_bento_server):
+    division, name, version = routed_division
+    server = start_bento_server({**platform_env, "TIME2BET_ROUTES": f"{division}={name}",
+                                 "TIME2BET_CHALLENGER_SHARE": "0"})
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        info = client.get("/model/info").json()
+        assert info["name"] == MODEL_NAME and info["routes"] == {division: name}
+        assert {(m["name"], m["alias"]) for m in info["models"]} >= {(MODEL_NAME, CHAMPION), (name, CHAMPION)}
+        divisions = client.get("/teams").json()["divisions"]
+        other = min(d for d in divisions if d != division)
+        routed, pooled = _fixture_of(client, division), _fixture_of(client, other)
+
+        answer = client.post("/predict", json=routed)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"]["name"] == name and answer.json()["model"]["version"] == version
+        assert answer.json()["variant"] == CHAMPION
+        answer = client.post("/predict", json=pooled)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"]["name"] == MODEL_NAME
+
+        # a batch is split by route, each row answered by its division's model, in request order
+        batch = client.post("/predict/batch", json={"matches": [pooled, routed, pooled]})
+        assert batch.status_code == 200, batch.text
+        names = [p["model"]["name"] for p in batch.json()["predictions"]]
+        assert names == [MODEL_NAME, name, MODEL_NAME]
+        assert [p["division"] for p in batch.json()["predictions"]] == [other, division, other]
+
+        metrics = client.get("/metrics").text
+        assert f'variant="{name}@champion"' in metrics
