@@ -15,6 +15,8 @@ match's own odds (and those of its same-day matches) never reach its features; t
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -52,7 +54,7 @@ def market_ratings(frame: pd.DataFrame, *, k: float = K, k_home: float = K_HOME)
     out = np.full((len(frame), 4), np.nan)
     sorted_dates = dates[order]
     bounds = np.flatnonzero(np.r_[True, sorted_dates[1:] != sorted_dates[:-1], True])
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         h, a, d = home_codes[start:stop], away_codes[start:stop], division_codes[start:stop]
         for teams_of_side in (h, a):  # newcomers start at their division's weakest fifth (or 0)
             for t, div in zip(teams_of_side, d, strict=True):
