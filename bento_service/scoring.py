@@ -80,7 +80,8 @@ class Scored:
         tails = [b'},"model":' + orjson.dumps({"name": m.name, "version": m.version, "alias": m.alias,
                                                "data_version": m.data_version}) + dates_of_snapshot + b","
                  for m in (self.models[v] for v in names)]
-        heads = _heads(fixtures.pairs, list(map(variant_label, names)))   # (pair, variant) -> head, at pair * len(names) + variant
+        labels = names if len(names) == 1 and ROUTE_SEP not in names[0] else list(map(variant_label, names))
+        heads = _heads(fixtures.pairs, labels)   # (pair, variant) -> head, at pair * len(names) + variant
         if len(names) == 1:
             head_of_row = fixtures.codes.tolist()
         else:
