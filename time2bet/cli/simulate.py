@@ -70,6 +70,12 @@ def platform_environment(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _needed(defs, automation) -> dict:
+    """The resources a sensor or schedule asks for, as the daemon gives them: not every resource of the code
+    location (dagster-mlflow's ``mlflow`` can only be built inside a run)."""
+    return {key: value for key, value in defs.resources.items() if key in automation.required_resource_keys}
+
+
 class Simulation:
     """One replay: ``home`` (created if missing), the site ``root``, the divisions; ``run()`` steps the clock."""
 
@@ -127,7 +133,7 @@ class Simulation:
             # (the sensor's context then has a dynamic-partitions loader that applies the tick's add requests)
             context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
                                               cursor=self.cursors.get(name), sensor_name=name,
-                                              resources=defs.resources, definitions=defs,
+                                              resources=_needed(defs, sensor), definitions=defs,
                                               last_sensor_start_time=when.timestamp())
             with dg.partition_loading_context(dynamic_partitions_store=instance):   # as the daemon evaluates it
                 data = sensor.evaluate_tick(context)
@@ -140,7 +146,7 @@ class Simulation:
         else:
             schedule = repository.get_schedule_def(name)
             with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                           resources=defs.resources, repository_def=repository) as context, \
+                                           resources=_needed(defs, schedule), repository_def=repository) as context, \
                     dg.partition_loading_context(dynamic_partitions_store=instance):
                 data = schedule.evaluate_tick(context)
             default_job = schedule.job_name
