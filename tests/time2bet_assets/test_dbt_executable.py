@@ -22,7 +22,7 @@ def checkout(tmp_path) -> Path:
     clone, which leaves the repository's own manifest alone."""
     root = tmp_path / "checkout"
     skip = shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages", ".user.yml")
-    for name in ("time2bet", "time2bet_assets", "dbt_project"):
+    for name in ("time2bet", "time2bet_assets", "dbt_project", "conf"):
         shutil.copytree(REPO_ROOT / name, root / name, ignore=skip)
     for name in ("pyproject.toml", "dagster.yaml"):
         shutil.copy(REPO_ROOT / name, root / name)
