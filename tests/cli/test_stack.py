@@ -184,7 +184,11 @@ def test_the_stack_runs_the_chain_on_celery_s3_postgres_and_the_mlflow_server_an
             while httpx.get(f"{service}/readyz", timeout=10).status_code != 200:
                 assert time.monotonic() < deadline, f"service not ready {READY_TIMEOUT_S}s after training"
                 time.sleep(1)
-            (fixture,) = httpx.get(f"{service}/matches", timeout=30).json()["matches"][:1]
+            # the predictions of train_and_promote reach the service with its next snapshot refresh (a poll)
+            while not (listed := httpx.get(f"{service}/matches", timeout=30).json()["matches"]):
+                assert time.monotonic() < deadline, f"no upcoming matches served {READY_TIMEOUT_S}s after training"
+                time.sleep(1)
+            fixture = listed[0]
             answer = httpx.post(f"{service}/predict", timeout=30, json={
                 "home_team": fixture["home_team"], "away_team": fixture["away_team"],
                 "division": fixture["division"], "kickoff_date": fixture["match_date"]}).json()
