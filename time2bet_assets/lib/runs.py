@@ -24,8 +24,21 @@ from dagster._core.storage.runs import SqliteRunStorage
 
 from time2bet.background import process_alive
 
+# statuses of a run that has not ended (sensors skip while one of their job's runs is in them)
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED]
 HOST_TAG = "time2bet/host"
 PID_TAG = "time2bet/pid"
+
+
+def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, *, partition: str | None = None,
+                           before: float | None = None):
+    """The newest materialization record of ``key`` (of one ``partition``; stored ``before`` a timestamp), or None."""
+    found = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None,
+                              before_timestamp=before),
+        limit=1, ascending=False)
+    return found.records[0] if found.records else None
 
 
 def process_tags() -> dict[str, str]:

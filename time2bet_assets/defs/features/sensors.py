@@ -15,10 +15,9 @@ import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from time2bet_assets.defs.features.jobs import build_features_job
+from time2bet_assets.lib.runs import UNFINISHED, latest_materialization
 
 RAW_MATCHES, RAW_FIXTURES = dg.AssetKey("raw_matches"), dg.AssetKey("raw_fixtures")
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED]
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,9 @@ def stale_reason(built_at: float | None, matches: Latest | None, fixtures: Lates
 
 
 def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, before: float | None = None) -> Latest | None:
-    found = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, before_timestamp=before),
-                                            limit=1, ascending=False)
-    if not found.records:
+    record = latest_materialization(instance, key, before=before)
+    if record is None:
         return None
-    record = found.records[0]
     materialization = record.asset_materialization
     tags = (materialization.tags or {}) if materialization is not None else {}
     return Latest(record.timestamp, record.storage_id, tags.get(DATA_VERSION_TAG))

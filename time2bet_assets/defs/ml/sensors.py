@@ -29,21 +29,12 @@ import dagster as dg
 from time2bet_assets.defs.ml.assets import TRAINING_REASON_TAG
 from time2bet_assets.defs.ml.jobs import train_and_promote_job
 from time2bet_assets.defs.ml.resources import RetrainingResource
+from time2bet_assets.lib.runs import UNFINISHED, latest_materialization
 
 REGISTERED_MODEL, TRAINING_DATASET = dg.AssetKey("registered_model"), dg.AssetKey("training_dataset")
 RAW_MATCHES, FCT_MATCH_FEATURES = dg.AssetKey("raw_matches"), dg.AssetKey("fct_match_features")
 DRIFT_REPORT = dg.AssetKey("drift_report")
 TRIGGER_TAG = "time2bet/retrain_trigger"
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED]
-
-
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None):
-    """The latest materialization record of ``key`` (of one partition), or None."""
-    found = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None),
-        limit=1, ascending=False)
-    return found.records[0] if found.records else None
 
 
 def _metadata(record, name: str):
@@ -65,7 +56,7 @@ def drift_since(instance: dg.DagsterInstance, after: dt.datetime):
     if not weeks:
         return None
     week = max(weeks)
-    record = _latest(instance, DRIFT_REPORT, week)
+    record = latest_materialization(instance, DRIFT_REPORT, partition=week)
     if record is None or _stamp(record) <= after or _metadata(record, "skipped") is not None:
         return None
     share = _metadata(record, "share_of_drifted_features")
@@ -93,13 +84,13 @@ def gather_facts(instance: dg.DagsterInstance, retraining: RetrainingResource, n
     them."""
     from time2bet.monitoring.retraining import Facts
 
-    trained_at = _stamp(_latest(instance, REGISTERED_MODEL))
+    trained_at = _stamp(latest_materialization(instance, REGISTERED_MODEL))
     if trained_at is None:
         return Facts(now=now, trained_at=None)
-    loaded, features = _latest(instance, RAW_MATCHES), _latest(instance, FCT_MATCH_FEATURES)
+    loaded, features = latest_materialization(instance, RAW_MATCHES), latest_materialization(instance, FCT_MATCH_FEATURES)
     return Facts(
         now=now, trained_at=trained_at,
-        trained_through=_metadata(_latest(instance, TRAINING_DATASET), "latest_season"),
+        trained_through=_metadata(latest_materialization(instance, TRAINING_DATASET), "latest_season"),
         loaded_seasons={str(key).split("|")[-1] for key in instance.get_materialized_partitions(RAW_MATCHES)},
         features_current=loaded is None or (features is not None and features.timestamp >= loaded.timestamp),
         drift=drift_since(instance, trained_at), quality=quality_since(retraining.monitoring_dir, trained_at),
