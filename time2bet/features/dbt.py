@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from time2bet.settings import masked
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 _TAIL_LINES = 60
 
@@ -44,7 +46,7 @@ def dbt_target_env(warehouse_url: str) -> dict[str, str]:
         url = urlsplit(warehouse_url)
         dbname = unquote(url.path.lstrip("/"))
         if not (url.hostname and url.username and dbname):
-            raise ValueError(f"{_redacted(warehouse_url)!r} needs a user, a host and a database name")
+            raise ValueError(f"{masked(warehouse_url)!r} needs a user, a host and a database name")
         return {
             "DBT_TARGET": "postgres",
             "TIME2BET_PG_HOST": url.hostname,
@@ -53,14 +55,7 @@ def dbt_target_env(warehouse_url: str) -> dict[str, str]:
             "TIME2BET_PG_PASSWORD": unquote(url.password or ""),
             "TIME2BET_PG_DBNAME": dbname,
         }
-    raise ValueError(f"unsupported warehouse URL {_redacted(warehouse_url)!r}: use duckdb:///<path> or postgresql://...")
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
+    raise ValueError(f"unsupported warehouse URL {masked(warehouse_url)!r}: use duckdb:///<path> or postgresql://...")
 
 
 def run_dbt(args: list[str], warehouse_url: str) -> subprocess.CompletedProcess:
