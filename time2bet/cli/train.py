@@ -82,15 +82,15 @@ def train(cfg: DictConfig) -> float:
     from mlflow import MlflowClient
 
     from time2bet.ml.tracking import log_training_run
-    from time2bet.ml.training import train_candidate
+    from time2bet.ml.training import held_out_split, train_candidate
     from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, MODEL_FEATURES, MODEL_NAME, OUTCOME_COLUMNS
     from time2bet.warehouse.client import Warehouse
-    from time2bet_assets.defs.ml.assets import PLAYED_MATCHES_SQL, _dataset_version, _latest_season_split
+    from time2bet_assets.defs.ml.assets import PLAYED_MATCHES_SQL, _dataset_version
 
     settings = Settings.from_config(cfg)
     frame = Warehouse.from_url(settings.warehouse_url).read_sql(PLAYED_MATCHES_SQL)
     frame = frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]]
-    train_window, _, held_out = _latest_season_split(frame)
+    train_window, _, held_out = held_out_split(frame)
     n_folds = min(settings.gate_policy["n_folds"], train_window["season"].nunique() - 2)
     if n_folds < 1:
         raise ValueError("walk-forward validation needs at least 4 seasons; the warehouse has "

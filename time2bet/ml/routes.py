@@ -21,6 +21,7 @@ from time2bet.ml.training import (
     baseline_log_loss,
     cross_validate_all,
     elo_only_log_loss,
+    held_out_split,
     season_order,
     train_candidate,
 )
@@ -30,12 +31,6 @@ from time2bet.serving_contract import MODEL_FEATURES, MODEL_NAME
 def route_model_name(division: str, pooled: str = MODEL_NAME) -> str:
     """The registered model of a division's route by convention: ``match_outcome_e0``."""
     return f"{pooled}_{division.lower()}"
-
-
-def held_out_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """(training window, the latest season, its label): the gate judges on the latest season, never trained on."""
-    latest = season_order(frame["season"].unique())[-1]
-    return frame[frame["season"] != latest], frame[frame["season"] == latest], latest
 
 
 @dataclass(frozen=True)

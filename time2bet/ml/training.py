@@ -73,6 +73,13 @@ def season_order(seasons: Iterable[str]) -> list[str]:
     return sorted(set(seasons), key=season_start_year)
 
 
+def held_out_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(training window, the latest season, its label): the latest season is the promotion gate's evaluation
+    window; training never sees it."""
+    latest = season_order(frame["season"].unique())[-1]
+    return frame[frame["season"] != latest], frame[frame["season"] == latest], latest
+
+
 @dataclass(frozen=True)
 class Fold:
     index: int

@@ -38,14 +38,6 @@ def _dataset_version(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
 
 
-def _latest_season_split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """The most recent season is the evaluation window of the promotion gate; training never sees it."""
-    from time2bet.ml.training import season_order
-
-    latest = season_order(frame["season"].unique())[-1]
-    return frame[frame["season"] != latest], frame[frame["season"] == latest], latest
-
-
 @dg.asset(deps=[FCT_MATCH_FEATURES], group_name="ml", kinds={"pandas", "parquet"})
 def training_dataset(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, datasets: DatasetStoreResource
@@ -84,9 +76,9 @@ def _train_and_log(context: dg.AssetExecutionContext, frame: pd.DataFrame, data_
     chosen one refitted on them and logged to MLflow: the ``TrainingResult`` and its ``LoggedRun``. The run is the
     Dagster run's own (dagster-mlflow's, active) with ``in_active_run``, else a child of it."""
     from time2bet.ml.tracking import log_training_run
-    from time2bet.ml.training import train_candidate
+    from time2bet.ml.training import held_out_split, train_candidate
 
-    train, _, held_out = _latest_season_split(frame)
+    train, _, held_out = held_out_split(frame)
     # each fold trains on >= 2 seasons (fit + a later calibration season) and validates on the next one
     n_folds = min(gate.n_folds, train["season"].nunique() - 2)
     if n_folds < 1:
@@ -110,11 +102,13 @@ def candidate_model(
     """Logistic regression and XGBoost compared by walk-forward validation by season inside the training
     window (the latest season is held out for the promotion gate); the better one, calibrated on a later
     split than it was fitted on, is logged to MLflow with its metrics, references and plots."""
+    from time2bet.ml.training import held_out_split
+
     frame = pd.read_parquet(training_dataset)
     version = Path(training_dataset).stem  # the snapshot is named by its content hash (the data version)
     result, logged = _train_and_log(context, frame, version, registry, gate, hyperparameters, in_active_run=True)
     end_mlflow_run_unless_hooked(context)
-    held_out = _latest_season_split(frame)[2]
+    held_out = held_out_split(frame)[2]
     folds = result.cv.folds
     summary = {k: float(v) for k, v in folds.filter(like="log_loss").mean().items()}
     context.log.info(f"chose {result.model_name}: {summary}")
@@ -144,12 +138,18 @@ def registered_model(context: dg.AssetExecutionContext, candidate_model: dict, m
     descriptions."""
     from time2bet.ml.promotion_gate import gate_with_baseline_fallback
     from time2bet.ml.tracking import LoggedRun
-    from time2bet.ml.training import BASELINE_MODEL, ELO_ONLY_MODEL, baseline_log_loss, elo_only_log_loss
+    from time2bet.ml.training import (
+        BASELINE_MODEL,
+        ELO_ONLY_MODEL,
+        baseline_log_loss,
+        elo_only_log_loss,
+        held_out_split,
+    )
 
     frame = pd.read_parquet(candidate_model["dataset"])
     data_version = candidate_model["data_version"]
     training_reason = context.run.tags.get(TRAINING_REASON_TAG)
-    train, evaluation, _ = _latest_season_split(frame)
+    train, evaluation, _ = held_out_split(frame)
     outcome = gate_with_baseline_fallback(
         registry.model_name, LoggedRun(candidate_model["run_id"], candidate_model["model_uri"]),
         candidate_model["model_name"], evaluation, list(MODEL_FEATURES),
