@@ -184,14 +184,24 @@ def test_the_stack_runs_the_chain_on_celery_s3_postgres_and_the_mlflow_server_an
             while httpx.get(f"{service}/readyz", timeout=10).status_code != 200:
                 assert time.monotonic() < deadline, f"service not ready {READY_TIMEOUT_S}s after training"
                 time.sleep(1)
-            # the predictions of train_and_promote reach the service with its next snapshot refresh (a poll)
-            while not (listed := httpx.get(f"{service}/matches", timeout=30).json()["matches"]):
-                assert time.monotonic() < deadline, f"no upcoming matches served {READY_TIMEOUT_S}s after training"
-                time.sleep(1)
+            # the predictions of train_and_promote reach the service with its next snapshot refresh (a poll); with
+            # several workers behind one port, a request can reach a worker that is not ready yet (503)
+            listed = []
+            while not listed:
+                reply = httpx.get(f"{service}/matches", timeout=30)
+                listed = reply.json().get("matches") if reply.status_code == 200 else []
+                assert listed or time.monotonic() < deadline, \
+                    f"no upcoming matches served {READY_TIMEOUT_S}s after training: {reply.status_code} {reply.text[:300]}"
+                if not listed:
+                    time.sleep(1)
             fixture = listed[0]
-            answer = httpx.post(f"{service}/predict", timeout=30, json={
-                "home_team": fixture["home_team"], "away_team": fixture["away_team"],
-                "division": fixture["division"], "kickoff_date": fixture["match_date"]}).json()
+            body = {"home_team": fixture["home_team"], "away_team": fixture["away_team"],
+                    "division": fixture["division"], "kickoff_date": fixture["match_date"]}
+            while (reply := httpx.post(f"{service}/predict", timeout=30, json=body)).status_code == 503:
+                assert time.monotonic() < deadline, f"/predict still 503 {READY_TIMEOUT_S}s after training: {reply.text}"
+                time.sleep(1)
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()
             assert answer["model"]["version"] == str(champion.version), answer
             assert answer["model"]["alias"] == "champion"
             assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
