@@ -21,6 +21,11 @@ MODEL_NAME = "match_outcome"   # the registered model (and MLflow experiment) ev
 CHAMPION = "champion"          # the alias the service answers with
 CHALLENGER = "challenger"      # the latest candidate; the A/B arm when TIME2BET_CHALLENGER_SHARE > 0
 VARIANTS = (CHAMPION, CHALLENGER)
+# Model families (time2bet.ml.families): which inputs a model may read. The configured family's best version holds
+# CHAMPION (what is served); every run, registry version (tag FAMILY_TAG) and served prediction names its family.
+FAMILIES = ("independent", "market-aware")   # market-aware models may read the odds of EARLIER matches
+DEFAULT_FAMILY = "independent"
+FAMILY_TAG = "family"
 OUTCOMES = ("home", "draw", "away")   # a model's probability columns, in order (H/D/A)
 PREDICTIONS_TABLE = "predictions.upcoming_matches"   # batch predictions of the upcoming fixtures
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from time2bet.features.market_ratings import MARKET_RATING_FEATURES, implied_difference, market_ratings
+from time2bet.features.market_ratings import (
+    MARKET_RATING_FEATURES,
+    implied_difference,
+    market_rating_state,
+    market_ratings,
+    next_match_market_ratings,
+)
 
 
 def _league(n_teams: int = 8, rounds: int = 6, seed: int = 3) -> pd.DataFrame:
@@ -53,3 +59,28 @@ def test_ratings_learn_the_market_order_and_rows_without_odds_change_nothing():
     first_round = frame["match_date"] == frame["match_date"].min()
     pd.testing.assert_frame_equal(out[first_round], with_gap[first_round])
     assert with_gap.notna().all().all()
+
+
+def test_a_fixture_reads_the_state_of_the_played_matches_never_its_own_odds():
+    """Serving (the snapshot and the batch predictions) rates an upcoming fixture from the state the played matches
+    left (market_rating_state): the same numbers market_ratings gives a match dated after them, whatever the
+    fixture's own odds, newcomers to the division included."""
+    frame = _league(rounds=8)
+    cut = frame["match_date"].max()
+    played, upcoming = frame[frame["match_date"] < cut], frame[frame["match_date"] == cut].copy()
+    newcomer = upcoming.index[0]
+    upcoming.loc[newcomer, "home_team_id"] = "promoted"
+    served = next_match_market_ratings(market_rating_state(played), upcoming)
+    training = market_ratings(pd.concat([played, upcoming]))
+    pd.testing.assert_frame_equal(served, training.loc[upcoming.index])
+    assert served.notna().all().all()
+
+    moved = upcoming.copy()   # the fixture's own odds: read by neither rule
+    moved[["market_prob_home", "market_prob_draw", "market_prob_away"]] = [0.9, 0.05, 0.05]
+    pd.testing.assert_frame_equal(next_match_market_ratings(market_rating_state(played), moved), served)
+    pd.testing.assert_frame_equal(market_ratings(pd.concat([played, moved])).loc[upcoming.index], served)
+
+    earlier = played.copy()   # the played matches' odds are what it reads
+    last = earlier["match_date"] == earlier["match_date"].max()
+    earlier.loc[last, "market_prob_home"] = earlier.loc[last, "market_prob_away"]
+    assert not next_match_market_ratings(market_rating_state(earlier), upcoming).equals(served)

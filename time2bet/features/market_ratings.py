@@ -37,6 +37,45 @@ def implied_difference(p_home: np.ndarray, p_draw: np.ndarray) -> np.ndarray:
 def market_ratings(frame: pd.DataFrame, *, k: float = K, k_home: float = K_HOME) -> pd.DataFrame:
     """:data:`MARKET_RATING_FEATURES` for every row of ``frame`` (match_date, division, home_team_id,
     away_team_id, market_prob_home/draw/away; rows without odds get features and update nothing), indexed like it."""
+    return _run(frame, k, k_home)[0]
+
+
+def market_rating_state(frame: pd.DataFrame, *, k: float = K, k_home: float = K_HOME) -> pd.DataFrame:
+    """Where the ratings stand after every match of ``frame`` (played matches, as :func:`market_ratings` reads
+    them): what a match dated later reads, as a table the serving snapshot stores (:data:`STATE_COLUMNS`). One row
+    per team (``entity`` "team": its rating) and per division (``entity`` "division": its home advantage, and in
+    ``rating`` the start of a team new to it, the weakest fifth of the teams seen at home there)."""
+    return _run(frame, k, k_home)[1]
+
+
+def next_match_market_ratings(state: pd.DataFrame, fixtures: pd.DataFrame) -> pd.DataFrame:
+    """:data:`MARKET_RATING_FEATURES` of ``fixtures`` (division, home_team_id, away_team_id), dated after every match
+    the ``state`` (:func:`market_rating_state`) was built from: equal to what :func:`market_ratings` gives such a
+    match. Nothing of a fixture but its teams and division is read, so its own odds cannot reach its features."""
+    teams = state[state["entity"] == "team"].set_index("id")["rating"]
+    divisions = state[state["entity"] == "division"].set_index("id")
+    division = fixtures["division"].astype(str)
+    start = division.map(divisions["rating"]).fillna(0.0).to_numpy(float)
+    home_adv = division.map(divisions["home_advantage"]).fillna(INITIAL_HOME).to_numpy(float)
+    rh = fixtures["home_team_id"].astype(str).map(teams).to_numpy(float)
+    ra = fixtures["away_team_id"].astype(str).map(teams).to_numpy(float)
+    rh, ra = np.where(np.isnan(rh), start, rh), np.where(np.isnan(ra), start, ra)
+    diff = rh - ra + home_adv
+    return pd.DataFrame(np.column_stack([rh, ra, diff, 1.0 / (1.0 + 10.0 ** (-diff / 400.0))]),
+                        index=fixtures.index, columns=list(MARKET_RATING_FEATURES))
+
+
+STATE_COLUMNS = ("entity", "id", "rating", "home_advantage")
+
+
+def _newcomer_rating(rating: np.ndarray, peers: np.ndarray) -> float:
+    """A team new to a division starts at the weakest fifth of the rated teams seen at home there (or 0)."""
+    values = rating[np.unique(peers)]
+    values = values[~np.isnan(values)]
+    return float(np.quantile(values, 0.2)) if len(values) else 0.0
+
+
+def _run(frame: pd.DataFrame, k: float, k_home: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     dates = pd.to_datetime(frame["match_date"]).to_numpy()
     order = np.lexsort((frame["match_id"].to_numpy(), dates)) if "match_id" in frame else np.argsort(dates, kind="stable")
     teams, codes = np.unique(np.concatenate([frame["home_team_id"].to_numpy(str), frame["away_team_id"].to_numpy(str)]),
@@ -59,9 +98,7 @@ def market_ratings(frame: pd.DataFrame, *, k: float = K, k_home: float = K_HOME)
         for teams_of_side in (h, a):  # newcomers start at their division's weakest fifth (or 0)
             for t, div in zip(teams_of_side, d, strict=True):
                 if np.isnan(rating[t]):
-                    peers = rating[np.unique(np.r_[home_codes[:start][division_codes[:start] == div]])]
-                    peers = peers[~np.isnan(peers)]
-                    rating[t] = float(np.quantile(peers, 0.2)) if len(peers) else 0.0
+                    rating[t] = _newcomer_rating(rating, home_codes[:start][division_codes[:start] == div])
         rh, ra = rating[h], rating[a]
         diff = rh - ra + home_adv[d]
         out[start:stop] = np.column_stack([rh, ra, diff, 1.0 / (1.0 + 10.0 ** (-diff / 400.0))])
@@ -78,4 +115,10 @@ def market_ratings(frame: pd.DataFrame, *, k: float = K, k_home: float = K_HOME)
         np.add.at(home_adv, d, k_home * error)
     result = np.empty_like(out)
     result[order] = out
-    return pd.DataFrame(result, index=frame.index, columns=list(MARKET_RATING_FEATURES))
+    state = pd.DataFrame({
+        "entity": ["team"] * len(teams) + ["division"] * len(divisions),
+        "id": [*teams, *divisions],
+        "rating": [*rating, *(_newcomer_rating(rating, home_codes[division_codes == d]) for d in range(len(divisions)))],
+        "home_advantage": [*np.full(len(teams), np.nan), *home_adv],
+    }, columns=list(STATE_COLUMNS))
+    return pd.DataFrame(result, index=frame.index, columns=list(MARKET_RATING_FEATURES)), state

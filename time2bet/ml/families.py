@@ -19,7 +19,7 @@ import pandas as pd
 
 from time2bet.features.market_ratings import MARKET_RATING_FEATURES, market_ratings
 from time2bet.ml.goals import GOALS_FEATURES, walk_forward_goals
-from time2bet.ml.training import DEFAULT_FAMILY, FAMILIES
+from time2bet.serving_contract import DEFAULT_FAMILY, FAMILIES, MODEL_FEATURES
 
 GOALS_DETAIL = ("goals_rho",)  # with goals_exp_*, rebuilds a row's score matrix (markets); not a model input
 
@@ -44,3 +44,26 @@ def with_family_columns(frame: pd.DataFrame, family: str = DEFAULT_FAMILY) -> pd
     if family == "market-aware":
         parts.append(market_ratings(frame))
     return pd.concat(parts, axis=1)
+
+
+def check_family(family: str) -> str:
+    """``family`` if it is one of FAMILIES, else a clear error."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    return family
+
+
+def platform_features(family: str = DEFAULT_FAMILY) -> list[str]:
+    """The inputs of the platform's own models (Dagster training, `time2bet train`, serving) of ``family``: the dbt
+    marts' MODEL_FEATURES, plus the market-implied ratings for the market-aware family. The goals model's outputs
+    (:func:`family_features` with ``goals``) are not among them: the platform's independent family keeps the
+    features it is served with."""
+    return family_features(MODEL_FEATURES, check_family(family), goals=False)
+
+
+def with_platform_columns(frame: pd.DataFrame, family: str = DEFAULT_FAMILY) -> pd.DataFrame:
+    """``frame`` (played matches of the marts, market_prob_* where odds exist) with the columns
+    :func:`platform_features` adds for ``family``: the market-implied ratings, each row's from earlier dates only."""
+    if check_family(family) != "market-aware":
+        return frame
+    return pd.concat([frame.drop(columns=list(MARKET_RATING_FEATURES), errors="ignore"), market_ratings(frame)], axis=1)

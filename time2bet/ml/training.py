@@ -31,7 +31,7 @@ from xgboost import XGBClassifier
 
 from time2bet.football import season_start_year
 from time2bet.ml.metrics import METRICS, OUTCOME_NAMES, encode_outcomes, evaluate, log_loss
-from time2bet.serving_contract import model_input
+from time2bet.serving_contract import DEFAULT_FAMILY, FAMILIES, model_input
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
@@ -39,8 +39,6 @@ CANDIDATES = ("logreg", "xgboost")
 # its log-probabilities: a candidate where the frame carries the goals model's walk-forward outputs.
 GOALS_CANDIDATE = "goals"
 GOALS_1X2 = ("goals_p_home", "goals_p_draw", "goals_p_away")
-FAMILIES = ("independent", "market-aware")  # market-aware models may read the odds of earlier matches
-DEFAULT_FAMILY = "independent"
 BASELINE_MODEL = "logreg"  # the promotion gate's bar (baseline_log_loss) and its fallback when it wins
 # The simplest model: the logistic-regression candidate on the Elo difference alone (the other inputs are read and
 # dropped, so it serves through the same signature as every candidate). The promotion gate's floor and last
