@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from time2bet.football import DIVISIONS, season_code
-from time2bet.serving_contract import MODEL_NAME
+from time2bet.serving_contract import FAMILIES, MODEL_NAME
 
 LIVE_SOURCE_URL = "https://www.football-data.co.uk"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -74,6 +74,7 @@ VARIABLES = {
     "MLFLOW_TRACKING_URI": "mlflow.tracking_uri",
     "TIME2BET_MLFLOW_ARTIFACTS": "mlflow.artifacts",
     "TIME2BET_MODEL_NAME": "mlflow.model_name",
+    "TIME2BET_MODEL_FAMILY": "model.family",
     "DAGSTER_HOME": "dagster.home",
     "TIME2BET_MODEL_POLL_S": "serving.model_poll_s",
     "TIME2BET_SNAPSHOT_POLL_S": "serving.snapshot_poll_s",
@@ -309,6 +310,9 @@ class Settings:
     retrain_min_matches: int        # live quality triggers only when judged on at least this many matches
     # several models (time2bet.ml.routes): (division, registered model) pairs; other divisions: model_name (pooled)
     routes: tuple[tuple[str, str], ...] = ()
+    # the model family (time2bet.ml.families) whose best version holds `champion`, the one served, and the one
+    # training trains unless told otherwise (`time2bet train --family`); the other family is gated within itself
+    model_family: str = FAMILIES[0]
 
     def model_for(self, division: str) -> str:
         """The registered model that answers ``division``: its route's, else the pooled model."""
@@ -406,6 +410,7 @@ class Settings:
             retrain_on_target_drift=_flag(env.get("TIME2BET_RETRAIN_ON_TARGET_DRIFT")) is not False,
             retrain_min_matches=max(1, int(env.get("TIME2BET_RETRAIN_MIN_MATCHES") or DEFAULT_RETRAIN_MIN_MATCHES)),
             routes=parse_routes(env.get("TIME2BET_ROUTES")),
+            model_family=_choice("TIME2BET_MODEL_FAMILY", env.get("TIME2BET_MODEL_FAMILY"), FAMILIES),
         )
 
     @property

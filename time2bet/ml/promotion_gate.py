@@ -9,6 +9,11 @@ registry alone explains every promotion. When a simpler model (the baseline or t
 chosen candidate, the best of them is registered and gated in its place (:func:`gate_with_baseline_fallback`), so
 no champion is worse than the simplest model, and a simpler model winning never leaves the platform without a
 champion; the two versions point at each other (``gate.fallback_version``, ``gate.fallback_of``).
+
+Models are compared within their family only (time2bet.ml.families): a challenger faces its own family's champion,
+``champion`` for the configured family (``champion_family``), ``champion-<family>`` for another
+(time2bet.ml.registry.family_aliases), and a champion alias held by a version of another family (the configured
+family was changed) counts as no champion, so the first passing challenger of the configured family takes it.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ from mlflow.entities import Metric, RunTag
 
 from time2bet.ml.bootstrap import BootstrapInterval, paired_block_bootstrap
 from time2bet.ml.metrics import calibrated_ece_quantile, encode_outcomes, expected_calibration_error, log_losses
-from time2bet.ml.registry import alias_version, append_audit, promote, register_challenger, utc_now
+from time2bet.ml.registry import (
+    alias_version,
+    append_audit,
+    family_aliases,
+    promote,
+    register_challenger,
+    utc_now,
+    version_family,
+)
 from time2bet.ml.tracking import LoggedRun
 from time2bet.ml.training import BASELINE_MODEL, ELO_ONLY_MODEL, season_order
 from time2bet.mlflow_store import registry_client
-from time2bet.serving_contract import CHAMPION, model_input
+from time2bet.serving_contract import DEFAULT_FAMILY, model_input
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class GateDecision:
     failed: tuple[str, ...]  # the checks missed; empty means promoted
     elo_only_log_loss: float | None = None  # the Elo-only model on this window (None: no ratings, no such model)
     interval: BootstrapInterval | None = None  # (challenger - champion) per-match log-loss; None without a champion
+    family: str = DEFAULT_FAMILY  # the challenger's model family; the champion it faced is of the same family
+    champion_alias: str = "champion"  # its family's champion alias (registry.family_aliases), which it would take
 
     @property
     def promoted(self) -> bool:
@@ -59,6 +74,7 @@ class GateDecision:
         ci = self.interval
         return {
             "gate.decision": "promoted" if self.promoted else "rejected",
+            "gate.family": self.family, "gate.champion_alias": self.champion_alias,
             "gate.window": self.window, "gate.n": str(self.n),
             "gate.challenger_log_loss": repr(self.challenger_log_loss),
             "gate.champion_version": self.champion_version or "",
@@ -84,8 +100,9 @@ class GateDecision:
         return {key: float(value) for key, value in values.items() if value is not None}
 
     def describe(self) -> str:
-        verdict = "PROMOTED to champion" if self.promoted else "REJECTED"
-        lines = [f"Promotion gate: v{self.challenger_version} {verdict} on {self.window} (n={self.n})."]
+        verdict = f"PROMOTED to {self.champion_alias}" if self.promoted else "REJECTED"
+        lines = [(f"Promotion gate: v{self.challenger_version} ({self.family} family) {verdict} on {self.window} "
+                  f"(n={self.n}).")]
         lines += [f"  passed: {text}" for text in self.passed] + [f"  failed: {text}" for text in self.failed]
         return "\n".join(lines)
 
@@ -125,8 +142,9 @@ def promotion_gate(
     max_ece: float = 0.05,
     tracking_uri: str,
     training_reason: str | None = None,
+    champion_family: str = DEFAULT_FAMILY,
 ) -> GateDecision:
-    """Score challenger and current champion on the same recent window and promote only if the challenger
+    """Score challenger and its family's current champion on the same recent window and promote only if the challenger
 
     1. is not worse than the champion by ``tolerance`` or more in log-loss *with 95% confidence*: the upper bound
        of the paired bootstrap interval of (challenger - champion) per-match log-loss, resampling the window's
@@ -142,13 +160,19 @@ def promotion_gate(
     ``eval_frame`` must be later than every model's training window. The decision goes to the challenger's
     tags and description, and a promotion is made and recorded through :func:`promote`; ``training_reason`` (why
     the training ran, e.g. ``automatic: new season: ...``) goes with it into the audit trail and the champion's
-    reason.
+    reason. The challenger's family is its version's ``family`` tag; its champion is the version of that family
+    holding the family's champion alias (``champion`` when it is ``champion_family``, the configured one; else
+    ``champion-<family>``), and a promotion moves that alias.
     """
     client = registry_client(tracking_uri)
     challenger_version = str(challenger_version)
-    champion = alias_version(client, name, CHAMPION)
+    family = version_family(client, name, challenger_version)
+    champion_alias, _ = family_aliases(family, champion_family)
+    champion = alias_version(client, name, champion_alias)
     if champion == challenger_version:
-        raise ValueError(f"{name} v{challenger_version} is already champion")
+        raise ValueError(f"{name} v{challenger_version} is already {champion_alias}")
+    if champion is not None and version_family(client, name, champion) != family:
+        champion = None   # the configured family changed: another family's champion is no measure for this one
     y = encode_outcomes(eval_frame["result"])
     p = _probabilities(name, challenger_version, eval_frame, features)
     challenger_ll = float(log_losses(y, p).mean())
@@ -165,7 +189,7 @@ def promotion_gate(
         (passed if ok else failed).append(text)
 
     if champion_ll is None:
-        passed.append("no champion yet: the first challenger that passes becomes champion")
+        passed.append(f"no {family} champion yet: the first {family} challenger that passes becomes {champion_alias}")
     else:
         ok = interval.hi < tolerance
         check(ok, f"log-loss {challenger_ll:.5f} vs champion v{champion} {champion_ll:.5f}: difference "
@@ -190,6 +214,7 @@ def promotion_gate(
         baseline_log_loss=float(baseline_logloss), tolerance=tolerance, max_ece=max_ece,
         passed=tuple(passed), failed=tuple(failed),
         elo_only_log_loss=None if elo_only_logloss is None else float(elo_only_logloss), interval=interval,
+        family=family, champion_alias=champion_alias,
     )
     tags = decision.tags()
     for key, value in {**tags, "gate.decided_at": utc_now()}.items():
@@ -203,7 +228,7 @@ def promotion_gate(
     if decision.promoted:
         promote(name, challenger_version, (f"{training_reason}; " if training_reason else "")
                 + f"passed the promotion gate on {decision.window}: " + "; ".join(decision.passed),
-                tracking_uri=tracking_uri)
+                tracking_uri=tracking_uri, alias=champion_alias)
     return decision
 
 
@@ -242,7 +267,7 @@ class GateOutcome:
         if self.rejected is None:
             return self.decision.describe()
         short, long = FALLBACKS[self.fallback_model]
-        verdict = "PROMOTED to champion" if self.decision.promoted else "REJECTED"
+        verdict = f"PROMOTED to {self.decision.champion_alias}" if self.decision.promoted else "REJECTED"
         return "\n".join([(f"{short[0].upper()}{short[1:]} fallback v{self.version} {verdict}: the {long} beat the "
                           f"chosen candidate v{self.rejected.challenger_version}, so it was registered and gated "
                           f"instead."), self.rejected.describe(), self.decision.describe()])
@@ -275,6 +300,8 @@ def gate_with_baseline_fallback(
     max_ece: float = 0.05,
     tracking_uri: str,
     training_reason: str | None = None,
+    family: str = DEFAULT_FAMILY,
+    champion_family: str = DEFAULT_FAMILY,
 ) -> GateOutcome:
     """Register the logged ``candidate`` (a ``model_name`` model) as challenger and gate it (:func:`promotion_gate`).
 
@@ -284,16 +311,19 @@ def gate_with_baseline_fallback(
     logs it as the candidate was (same window, walk-forward validation and MLflow run), and it is registered as a
     further version and gated the same way, so it still has to hold up against the champion and be calibrated.
     Both versions get ``tags`` and their own ``mlflow_run_id``; ``gate.fallback_version`` and ``gate.fallback_of``
-    link them, ``gate.fallback_model`` names the fallback's model.
+    link them, ``gate.fallback_model`` names the fallback's model. Every version is registered as ``family`` (the
+    candidate's; the fallbacks are trained on its features) and gated within it; ``champion_family`` is the configured
+    family, which holds ``champion`` (see :func:`promotion_gate`).
     """
     client = registry_client(tracking_uri)
 
     def register_and_gate(run: LoggedRun, extra_tags: Mapping[str, str]) -> GateDecision:
         version = register_challenger(run.model_uri, name, {**(tags or {}), "mlflow_run_id": run.run_id, **extra_tags},
-                                      tracking_uri=tracking_uri)
+                                      tracking_uri=tracking_uri, family=family, champion_family=champion_family)
         return promotion_gate(name, version, eval_frame, features, baseline_logloss=baseline_logloss,
                               elo_only_logloss=elo_only_logloss, tolerance=tolerance, max_ece=max_ece,
-                              tracking_uri=tracking_uri, training_reason=training_reason)
+                              tracking_uri=tracking_uri, training_reason=training_reason,
+                              champion_family=champion_family)
 
     trainers = {BASELINE_MODEL: train_baseline, ELO_ONLY_MODEL: train_elo_only}
     first = register_and_gate(candidate, {})

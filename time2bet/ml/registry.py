@@ -10,6 +10,12 @@ the model lives, so the registry alone answers "why is this model champion?":
   (``champion.previous_version``), the pointer rollback follows. A rollback is itself a champion change whose
   previous version is the one rolled back from, so a second rollback undoes the first;
 - an append-only audit trail on the registered model (tags ``audit.0001``, ``audit.0002``, ...).
+
+Model families (time2bet.ml.families): every version carries its family (tag ``family``). ``champion`` and
+``challenger`` belong to the configured family (``model.family``, TIME2BET_MODEL_FAMILY; the one served); a version
+of another family is ``challenger-<family>`` and, once its own gate passes, ``champion-<family>`` (say
+``champion-market-aware``), so each family has its own best to be compared with and the service never loads a
+family it was not configured for (:func:`family_aliases`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from time2bet.mlflow_store import registry_client
-from time2bet.serving_contract import CHALLENGER, CHAMPION, MODEL_NAME
+from time2bet.serving_contract import CHALLENGER, CHAMPION, DEFAULT_FAMILY, FAMILIES, FAMILY_TAG, MODEL_NAME
 
 _ROLLED_BACK = "champion.rolled_back"
 
@@ -42,39 +48,64 @@ def append_audit(client: MlflowClient, name: str, event: str) -> None:
     client.set_registered_model_tag(name, f"audit.{count + 1:04d}", f"{utc_now()} {event}")
 
 
+def family_aliases(family: str = DEFAULT_FAMILY, champion_family: str = DEFAULT_FAMILY) -> tuple[str, str]:
+    """(champion alias, challenger alias) of ``family`` when ``champion_family`` is the configured one: ``champion``
+    and ``challenger`` for it, ``champion-<family>`` and ``challenger-<family>`` for another."""
+    for value in (family, champion_family):
+        if value not in FAMILIES:
+            raise ValueError(f"unknown model family {value!r}; families are {FAMILIES}")
+    if family == champion_family:
+        return CHAMPION, CHALLENGER
+    return f"{CHAMPION}-{family}", f"{CHALLENGER}-{family}"
+
+
+def version_family(client: MlflowClient, name: str, version: str) -> str:
+    """A version's family (its ``family`` tag; versions registered before families were independent)."""
+    return client.get_model_version(name, str(version)).tags.get(FAMILY_TAG) or DEFAULT_FAMILY
+
+
 def register_challenger(
-    model_uri: str, name: str = MODEL_NAME, tags: Mapping[str, str] | None = None, *, tracking_uri: str
+    model_uri: str, name: str = MODEL_NAME, tags: Mapping[str, str] | None = None, *, tracking_uri: str,
+    family: str = DEFAULT_FAMILY, champion_family: str = DEFAULT_FAMILY,
 ) -> str:
-    """Register a logged model (``LoggedRun.model_uri``) as a new version and point ``challenger`` at it."""
+    """Register a logged model (``LoggedRun.model_uri``) of ``family`` as a new version tagged with it, and point
+    its family's challenger alias at it (:func:`family_aliases`: ``challenger`` when ``family`` is the configured
+    ``champion_family``)."""
+    _, alias = family_aliases(family, champion_family)
     client = registry_client(tracking_uri)
-    version = str(mlflow.register_model(model_uri, name, tags=dict(tags or {})).version)
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    append_audit(client, name, f"register v{version} as challenger from {model_uri}")
+    version = str(mlflow.register_model(model_uri, name, tags={**dict(tags or {}), FAMILY_TAG: family}).version)
+    client.set_registered_model_alias(name, alias, version)
+    append_audit(client, name, f"register v{version} ({family}) as {alias} from {model_uri}")
     return version
 
 
 # --- champion changes -----------------------------------------------------------------------------------
 
-def set_champion(client: MlflowClient, name: str, version: str, reason: str, action: str) -> str | None:
-    previous = alias_version(client, name, CHAMPION)
+def set_champion(client: MlflowClient, name: str, version: str, reason: str, action: str,
+                 alias: str = CHAMPION) -> str | None:
+    """Point ``alias`` (``champion``, or another family's ``champion-<family>``) at ``version``; the version it
+    pointed to before, which the new one records."""
+    previous = alias_version(client, name, alias)
     if previous == version:
-        raise ValueError(f"{name} v{version} is already champion")
-    client.set_registered_model_alias(name, CHAMPION, version)
+        raise ValueError(f"{name} v{version} is already {alias}")
+    client.set_registered_model_alias(name, alias, version)
     tags = {"champion.previous_version": previous or "", "champion.reason": reason,
             "champion.since": utc_now(), "champion.action": action}
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     if _ROLLED_BACK in client.get_model_version(name, version).tags:
         client.delete_model_version_tag(name, version, _ROLLED_BACK)
-    if alias_version(client, name, CHALLENGER) == version:
-        client.delete_registered_model_alias(name, CHALLENGER)  # no longer challenging anything
-    append_audit(client, name, f"{action}: champion v{previous or '-'} -> v{version}: {reason}")
+    for other, pointed in client.get_registered_model(name).aliases.items():
+        if other.startswith(CHALLENGER) and str(pointed) == version:
+            client.delete_registered_model_alias(name, other)  # no longer challenging anything
+    append_audit(client, name, f"{action}: {alias} v{previous or '-'} -> v{version}: {reason}")
     return previous
 
 
-def promote(name: str, version: str, reason: str, *, tracking_uri: str) -> str | None:
-    """Make ``version`` champion; returns the version it replaced (None for the first champion)."""
-    return set_champion(registry_client(tracking_uri), name, str(version), reason, "promote")
+def promote(name: str, version: str, reason: str, *, tracking_uri: str, alias: str = CHAMPION) -> str | None:
+    """Make ``version`` champion (or ``alias``, another family's champion alias); returns the version it replaced
+    (None for the first)."""
+    return set_champion(registry_client(tracking_uri), name, str(version), reason, "promote", alias)
 
 
 def rollback(name: str, reason: str = "manual rollback", *, tracking_uri: str) -> str:
@@ -107,9 +138,15 @@ class ChampionDescription:
     tags: dict[str, str]  # every tag of the version (data_version, run id, ... as registered)
     audit: tuple[str, ...]  # the registered model's audit trail, oldest first
 
+    @property
+    def family(self) -> str:
+        """The champion's model family (time2bet.ml.families)."""
+        return self.tags.get(FAMILY_TAG) or DEFAULT_FAMILY
+
     def __str__(self) -> str:
         replaced = f"v{self.previous_version}" if self.previous_version else "nothing (first champion)"
         lines = [f"{self.name} v{self.version} is champion since {self.since}: {self.reason}",
+                 f"Model family: {self.family}.",
                  f"It replaced: {replaced}."]
         if self.gate:
             lines += self._gate_lines()
