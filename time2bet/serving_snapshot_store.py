@@ -44,6 +44,10 @@ SNAPSHOT_QUERIES: dict[str, str] = {
     "season_entry": "SELECT * FROM ratings.season_entry",
     "predictions": f"SELECT * FROM {PREDICTIONS_TABLE} ORDER BY match_date, match_id, variant",
 }
+# what the market-implied ratings read of the played matches (time2bet.features.market_ratings): the batch
+# predictions and the serving snapshot rate upcoming fixtures from it, never from a fixture's own odds
+MARKET_HISTORY_SQL = ("SELECT match_id, match_date, division, home_team_id, away_team_id, market_prob_home, "
+                      "market_prob_draw, market_prob_away FROM analytics.fct_match_features ORDER BY match_date, match_id")
 # tables a reader may lack: written by an older platform (season_entry), or not yet (predictions); read as empty
 OPTIONAL = ("season_entry", "predictions")
 # predictions.upcoming_matches before any batch prediction ran: /predict works without it

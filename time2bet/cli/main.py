@@ -3,7 +3,7 @@
     time2bet sample-site DIR               write a small generated site in football-data.co.uk layout
     time2bet mirror serve --root DIR       replay a site directory over HTTP on 127.0.0.1
     time2bet ingest                        backfill season files (+ fixtures) through the Dagster assets
-    time2bet train                         validate, build features, train, register, gate, predict fixtures
+    time2bet train [--family F]            validate, build features, train, register, gate, predict fixtures
     time2bet promote VERSION / rollback    move the `champion` alias (logged in the registry, reversible)
     time2bet why                           why the champion is champion, from the registry
     time2bet status                        where the data is and what it holds
@@ -29,6 +29,7 @@ import click
 
 from time2bet.background import REPO_ROOT
 from time2bet.football import DIVISIONS, season_start_year
+from time2bet.serving_contract import FAMILIES
 from time2bet.settings import Settings
 
 # Dagster's console logger at INFO: the progress bar and our summaries stay readable; DEBUG is in the UI.
@@ -203,8 +204,9 @@ def print_status(settings: Settings) -> None:
     )
 
 
-def run_training(settings: Settings) -> bool:
-    """build_features then train_and_promote, the platform's own jobs, in-process on the instance."""
+def run_training(settings: Settings, family: str | None = None) -> bool:
+    """build_features then train_and_promote, the platform's own jobs, in-process on the instance; ``family``: the
+    model family to train (None: the configured one, settings.model_family)."""
     import dagster as dg
 
     from time2bet_assets.definitions import build_definitions
@@ -215,8 +217,10 @@ def run_training(settings: Settings) -> bool:
     instance = dg.DagsterInstance.get()
     for job in ("build_features", "train_and_promote"):
         click.echo(f"running {job} ...")
+        run_config = QUIET_CONSOLE if job != "train_and_promote" or family is None else \
+            {**QUIET_CONSOLE, "ops": {"candidate_model": {"config": {"family": family}}}}
         result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False,
-                                                              run_config=QUIET_CONSOLE, tags=process_tags())
+                                                              run_config=run_config, tags=process_tags())
         if not result.success:
             click.echo(f"{job} run {result.run_id} failed; see the Dagster UI", err=True)
             return False
@@ -231,12 +235,18 @@ def run_training(settings: Settings) -> bool:
 @click.option("--division", type=click.Choice(sorted(DIVISIONS)), default=None,
               help="train that division's own model instead (on the features built by a plain `time2bet train`), "
                    "registered as its route's model (TIME2BET_ROUTES), else <model name>_<division>, and gated")
-def train(division: str | None) -> None:
+@click.option("--family", type=click.Choice(FAMILIES), default=None,
+              help="the model family to train (default: the configured one, TIME2BET_MODEL_FAMILY, whose best holds "
+                   "`champion`): independent reads no odds, market-aware also the market-implied ratings of earlier "
+                   "matches' odds; another family than the configured one is gated against its own champion only")
+def train(division: str | None, family: str | None) -> None:
     """Validate raw data, build features (dbt), train and log a candidate, register it, gate it, predict."""
     settings = Settings.from_env()
     if division is not None:
+        if family is not None:
+            raise click.UsageError("--family trains the pooled model; a division's model is of the independent family")
         sys.exit(0 if run_division_training(settings, division) else 1)
-    sys.exit(0 if run_training(settings) else 1)
+    sys.exit(0 if run_training(settings, family) else 1)
 
 
 def run_division_training(settings: Settings, division: str) -> bool:

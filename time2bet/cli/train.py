@@ -3,6 +3,7 @@ the Hydra configuration (conf/train.yaml) and command-line overrides, outside Da
 
     time2bet-train model.candidates=[xgboost] model.xgboost.learning_rate=0.05
     time2bet-train --multirun model.candidates=[logreg] model.logreg.C=0.03,0.1,0.3
+    time2bet-train model.family=market-aware      # the market-aware family (time2bet.ml.families)
 
 A sweep (Hydra's basic sweeper and launcher) logs one MLflow run per point, each a child of one parent run of the
 sweep (``SweepParentRun``), so the MLflow UI shows the points side by side under it. Nothing is registered: the
@@ -81,6 +82,7 @@ def train(cfg: DictConfig) -> float:
     to MLflow (a child of the sweep's parent run in a sweep). Returns the chosen candidate's walk-forward log-loss."""
     from mlflow import MlflowClient
 
+    from time2bet.ml.families import platform_features, with_platform_columns
     from time2bet.ml.tracking import log_training_run
     from time2bet.ml.training import held_out_split, train_candidate
     from time2bet.serving_contract import ID_COLUMNS, MARKET_COLUMNS, MODEL_FEATURES, MODEL_NAME, OUTCOME_COLUMNS
@@ -89,15 +91,16 @@ def train(cfg: DictConfig) -> float:
 
     settings = Settings.from_config(cfg)
     frame = Warehouse.from_url(settings.warehouse_url).read_sql(PLAYED_MATCHES_SQL)
-    frame = frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]]
+    frame = with_platform_columns(frame[[*ID_COLUMNS, *MODEL_FEATURES, *MARKET_COLUMNS, *OUTCOME_COLUMNS]],
+                                  settings.model_family)
     train_window, _, held_out = held_out_split(frame)
     n_folds = min(settings.gate_policy["n_folds"], train_window["season"].nunique() - 2)
     if n_folds < 1:
         raise ValueError("walk-forward validation needs at least 4 seasons; the warehouse has "
                          f"{frame['season'].nunique()}")
-    result = train_candidate(train_window, list(MODEL_FEATURES), n_folds=n_folds,
+    result = train_candidate(train_window, platform_features(settings.model_family), n_folds=n_folds,
                              candidates=list(settings.hyperparameters["candidates"]),
-                             hyperparameters=settings.hyperparameters)
+                             hyperparameters=settings.hyperparameters, family=settings.model_family)
     overrides = " ".join(HydraConfig.get().overrides.task)
     logged = log_training_run(result, train_window, tracking_uri=settings.mlflow_tracking_uri,
                               data_version=_dataset_version(frame), experiment=MODEL_NAME,

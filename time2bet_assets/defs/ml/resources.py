@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished, mlflow_tracking
 from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_TRACKING_CONFIG
 
-from time2bet.serving_contract import MODEL_NAME
+from time2bet.serving_contract import DEFAULT_FAMILY, MODEL_NAME
 from time2bet.settings import Settings
 from time2bet_assets.lib.ledger import ledger_resource
 from time2bet_assets.lib.warehouse import warehouse_resource
@@ -40,12 +40,15 @@ def end_mlflow_run_unless_hooked(context: dg.AssetExecutionContext) -> None:
 
 class ModelRegistryResource(dg.ConfigurableResource):
     """MLflow's model registry (the tracking store: local SQLite by default) and the registered model's name; the
-    experiment and artifact location of the training runs not made by ``mlflow_run`` (the baseline fallback's)."""
+    experiment and artifact location of the training runs not made by ``mlflow_run`` (the baseline fallback's); the
+    configured model family (``model.family``), whose best version holds ``champion``, trained unless the run's
+    config of candidate_model names another (time2bet.ml.registry.family_aliases)."""
 
     tracking_uri: str
     artifact_location: str
     model_name: str = MODEL_NAME
     experiment: str = MODEL_NAME
+    family: str = DEFAULT_FAMILY
 
 
 class DatasetStoreResource(dg.ConfigurableResource):
@@ -128,7 +131,8 @@ def ml_resources(settings: Settings) -> dict[str, dg.ConfigurableResource | dg.R
                                          "mlflow_tracking_uri": settings.mlflow_tracking_uri,
                                          "artifact_location": settings.mlflow_artifacts}),
         "registry": ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri,
-                                          artifact_location=settings.mlflow_artifacts, model_name=settings.model_name),
+                                          artifact_location=settings.mlflow_artifacts, model_name=settings.model_name,
+                                          family=settings.model_family),
         "datasets": DatasetStoreResource(root=str(settings.home / "datasets")),
         "gate": GatePolicy(**(settings.gate_policy or {})),
         "hyperparameters": CandidateHyperparameters(values={name: dict(params) for name, params in
