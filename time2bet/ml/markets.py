@@ -9,16 +9,18 @@ Asian handicap (AH) lines are the home side's handicap, as football-data.co.uk's
 stake over the two neighbouring lines (-0.75 = half on -0.5, half on -1), a whole line refunds a draw after
 the handicap (push).
 
-Imports only numpy, pandas and (for score matrices of rows) the goals model.
+Imports only numpy, pandas, scipy/scikit-learn and (for score matrices of rows) the goals model.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit, logit
 
 
 def _grid(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +75,9 @@ def asian_handicap(m: np.ndarray, line: np.ndarray | float) -> np.ndarray:
     i, j = _grid(m)
     margin = (i - j)[None, :, :]
     out = np.zeros((n, 3))
-    for part in (0, 1):
-        part_line = np.array([_split_line(x)[part] for x in lines])[:, None, None]
+    quarter = np.round(lines * 4) % 2 == 1   # _split_line on arrays (no Python call per match)
+    for shift in (-0.25, 0.25):
+        part_line = np.where(quarter, lines + shift, lines)[:, None, None]
         d = margin + part_line
         out += 0.5 * np.stack([(m * (d > 0)).sum(axis=(1, 2)), (m * (d == 0)).sum(axis=(1, 2)),
                                (m * (d < 0)).sum(axis=(1, 2))], axis=1)
@@ -144,6 +147,67 @@ def market_asian_handicap(extra: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, index=extra.index, columns=["ah_line", "market_p_ah_home", "market_ah_source"])
 
 
+# --- recalibration of the goals model's over/under 2.5 ----------------------------------------------------
+
+# Dixon-Coles' P(over 2.5) is over-confident out of sample (estimated team strengths spread the expected totals
+# too widely): a Platt map fitted on the out-of-fold predictions of the five seasons before a season cuts its
+# over/under log-loss by about 0.002 in the training window (bench/ablations.py --only ou; ADR 0006).
+OU_RECALIBRATION_SEASONS = 5      # lookback, chosen in-window: 3, 4, 5, 6, 8 seasons and all earlier ones tried
+OU_RECALIBRATION_MIN_ROWS = 500   # fewer out-of-fold rows than this: the season keeps the model's own P(over)
+
+
+@dataclass(frozen=True)
+class OverUnderRecalibration:
+    """Platt map of the goals model's P(over 2.5): ``logit p' = intercept + slope * logit p``; a slope below 1
+    pulls over-confident probabilities toward the middle. The default is the identity."""
+
+    intercept: float = 0.0
+    slope: float = 1.0
+
+    def __call__(self, p_over: np.ndarray | pd.Series | float) -> np.ndarray:
+        p = np.clip(np.asarray(p_over, float), 1e-6, 1 - 1e-6)
+        return expit(self.intercept + self.slope * logit(p))
+
+
+def fit_over_under_recalibration(p_over: np.ndarray | pd.Series, over: np.ndarray | pd.Series) -> OverUnderRecalibration:
+    """The Platt map that maximises the likelihood of ``over`` (1: the match went over 2.5) given the goals
+    model's out-of-fold ``p_over`` for the same matches (predictions made before each match, never in-sample)."""
+    from sklearn.linear_model import LogisticRegression
+
+    p, y = np.asarray(p_over, float), np.asarray(over, float)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(f"p_over and over must be 1-d of one length, got {p.shape} and {y.shape}")
+    if not (np.isfinite(p).all() and ((p > 0) & (p < 1)).all()):
+        raise ValueError("p_over must be probabilities strictly between 0 and 1 (drop rows without a prediction)")
+    if not np.isin(y, (0, 1)).all() or len(np.unique(y)) < 2:
+        raise ValueError("over must be 0/1 outcomes with both present")
+    fitted = LogisticRegression(C=np.inf).fit(logit(p)[:, None], y.astype(int))
+    return OverUnderRecalibration(float(fitted.intercept_[0]), float(fitted.coef_[0, 0]))
+
+
+def walk_forward_over_under(p_over: pd.Series, over: pd.Series, season: pd.Series, *,
+                            seasons: int | None = OU_RECALIBRATION_SEASONS,
+                            min_rows: int = OU_RECALIBRATION_MIN_ROWS) -> pd.Series:
+    """Each season's ``p_over`` through the map fitted (:func:`fit_over_under_recalibration`) on the rows of the
+    ``seasons`` seasons before it (all earlier ones if None) that have a prediction and an outcome; a row's own
+    season and later ones never reach its map. ``over`` is NaN for unplayed rows, ``season`` labels sort
+    chronologically ('2017-18'); rows without a prediction stay NaN."""
+    if not (p_over.index.equals(over.index) and p_over.index.equals(season.index)):
+        raise ValueError("p_over, over and season must share one index")
+    out = pd.Series(np.nan, index=p_over.index)
+    known = p_over.notna() & over.notna()
+    order = sorted(season.unique())
+    for k, label in enumerate(order):
+        rows = (season == label) & p_over.notna()
+        if not rows.any():
+            continue
+        history = known & season.isin(order[max(0, k - seasons) if seasons else 0:k])
+        recalibrate = (fit_over_under_recalibration(p_over[history], over[history])
+                       if history.sum() >= min_rows else OverUnderRecalibration())
+        out[rows] = recalibrate(p_over[rows])
+    return out
+
+
 def binary_log_losses(outcome: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Per match, -log of the probability given to what happened (``outcome`` 1/0), clipped at 1e-15."""
     p = np.clip(np.asarray(p, float), 1e-15, 1 - 1e-15)
@@ -153,19 +217,27 @@ def binary_log_losses(outcome: np.ndarray, p: np.ndarray) -> np.ndarray:
 def evaluate_markets(frame: pd.DataFrame) -> dict[str, float]:
     """Over/under 2.5 and Asian-handicap log-loss of the goals model against the de-margined market.
 
-    ``frame``: played matches with home_goals/away_goals, the goals model's ``goals_p_over_2_5``,
-    ``goals_exp_home``/``goals_exp_away``/``goals_rho``, and the market's ``market_p_over_2_5``, ``ah_line``,
-    ``market_p_ah_home`` (NaN where absent). Over/under on every match with both prices. Asian handicap on the
-    half and whole lines (a quarter line settles in halves, not as one yes/no), whole-line pushes left out, as
-    P(home bet wins | no push)."""
+    ``frame``: played matches with home_goals/away_goals, the goals model's ``goals_p_over_2_5`` (and its
+    walk-forward recalibration ``goals_p_over_2_5_recalibrated``, which is scored when present; ``ou_raw_gap``
+    then keeps the model's own figure), ``goals_exp_home``/``goals_exp_away``/``goals_rho``, and the market's
+    ``market_p_over_2_5``, ``ah_line``, ``market_p_ah_home`` (NaN where absent). Over/under on every match with
+    both prices. Asian handicap on the half and whole lines (a quarter line settles in halves, not as one
+    yes/no), whole-line pushes left out, as P(home bet wins | no push)."""
     goals = (frame["home_goals"] + frame["away_goals"]).to_numpy(float)
     out: dict[str, float] = {}
-    ou = frame["market_p_over_2_5"].notna().to_numpy() & frame["goals_p_over_2_5"].notna().to_numpy()
+    recalibrated = "goals_p_over_2_5_recalibrated" in frame
+    column = "goals_p_over_2_5_recalibrated" if recalibrated else "goals_p_over_2_5"
+    ou = frame["market_p_over_2_5"].notna().to_numpy() & frame[column].notna().to_numpy()
     over = (goals[ou] > 2.5).astype(int)
-    model_ou = binary_log_losses(over, frame.loc[ou, "goals_p_over_2_5"]).mean() if ou.any() else np.nan
-    market_ou = binary_log_losses(over, frame.loc[ou, "market_p_over_2_5"]).mean() if ou.any() else np.nan
-    out |= {"ou_n": int(ou.sum()), "ou_model_log_loss": float(model_ou), "ou_market_log_loss": float(market_ou),
-            "ou_gap": float(model_ou - market_ou)}
+
+    def ou_log_loss(name: str) -> float:
+        return float(binary_log_losses(over, frame.loc[ou, name]).mean()) if ou.any() else np.nan
+
+    model_ou, market_ou = ou_log_loss(column), ou_log_loss("market_p_over_2_5")
+    out |= {"ou_n": int(ou.sum()), "ou_model_log_loss": model_ou, "ou_market_log_loss": market_ou,
+            "ou_gap": model_ou - market_ou}
+    if recalibrated:
+        out["ou_raw_gap"] = ou_log_loss("goals_p_over_2_5") - market_ou
     line = frame["ah_line"].to_numpy(float)
     whole_or_half = np.isfinite(line) & (np.round(line * 4) % 2 == 0)
     ah = whole_or_half & frame["market_p_ah_home"].notna().to_numpy() & frame["goals_exp_home"].notna().to_numpy()

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from time2bet_assets.defs.ml.assets import batch_predictions, candidate_model, registered_model, training_dataset
+from time2bet_assets.defs.ml.goals import goals_model
 from time2bet_assets.defs.ml.resources import ModelRegistryResource, end_mlflow_on_run_finished
 
 # the serving area's export, named by key: the service picks the new predictions up without a restart
@@ -11,9 +12,10 @@ REGISTERED_MODEL = registered_model.key
 
 train_and_promote_job = dg.define_asset_job(
     "train_and_promote",
-    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, batch_predictions,
-                                       SERVING_SNAPSHOT),
-    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures, export the serving snapshot.",
+    selection=dg.AssetSelection.assets(training_dataset, candidate_model, registered_model, goals_model,
+                                       batch_predictions, SERVING_SNAPSHOT),
+    description="Snapshot the training dataset, train and log a candidate, register it, gate it, predict fixtures, "
+                "export the serving snapshot; fit, register and gate the goals model (the service's markets).",
     # dagster-mlflow: the run's MLflow run (the `mlflow` resource's) ends FINISHED after the last step, FAILED at a
     # failed one
     hooks={end_mlflow_on_run_finished},
