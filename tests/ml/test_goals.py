@@ -1,4 +1,5 @@
-"""The Dixon-Coles goals model: gradient, parameter recovery from simulated seasons, walk-forward leakage."""
+"""The Dixon-Coles goals model: gradient, parameter recovery from simulated seasons, walk-forward leakage, the
+walk-forward over/under recalibration."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import check_grad
 
-from time2bet.ml import goals
+from time2bet.ml import goals, markets
 from time2bet.ml.markets import one_x_two
 
 
@@ -83,3 +84,23 @@ def test_walk_forward_reads_only_earlier_months():
     pd.testing.assert_frame_equal(out[same_month], after[same_month])
     next_month = month == month[month > month[k]].min()
     assert not np.allclose(out.loc[next_month, "goals_exp_home"], after.loc[next_month, "goals_exp_home"])
+
+
+def test_walk_forward_recalibrates_over_under_from_earlier_seasons_only():
+    frame, _, _ = _simulate(n_teams=12, seasons=7, seed=11)
+    season = frame["match_date"].map(goals.season_of)
+    last = season == season.max()
+    history = goals.walk_forward_goals(frame[~last])
+    raw, recalibrated = history["goals_p_over_2_5"], history["goals_p_over_2_5_recalibrated"]
+    assert recalibrated.isna().equals(raw.isna())
+    first = season[~last] == season[~last][raw.notna()].min()
+    assert recalibrated[first].to_numpy() == pytest.approx(raw[first].to_numpy(), nan_ok=True)  # no map before
+    # the last season, predicted before it is played, goes through the map of the out-of-fold rows before it
+    upcoming = frame[last].assign(home_goals=np.nan, away_goals=np.nan)
+    predicted = goals.walk_forward_goals(frame[~last], targets=upcoming)
+    window = sorted(season[~last].unique())[-markets.OU_RECALIBRATION_SEASONS:]
+    known = raw.notna() & season[~last].isin(window)
+    over = (frame.loc[~last, "home_goals"] + frame.loc[~last, "away_goals"]) > 2.5
+    expected = markets.fit_over_under_recalibration(raw[known], over[known].astype(int))(predicted["goals_p_over_2_5"])
+    assert not np.allclose(expected, predicted["goals_p_over_2_5"])
+    assert predicted["goals_p_over_2_5_recalibrated"].to_numpy() == pytest.approx(expected)

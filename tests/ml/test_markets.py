@@ -1,4 +1,5 @@
-"""Markets from a score matrix against closed forms, Asian-handicap settlement and the market's own prices."""
+"""Markets from a score matrix against closed forms, Asian-handicap settlement, the market's own prices and the
+over/under recalibration map."""
 
 from __future__ import annotations
 
@@ -81,3 +82,45 @@ def test_evaluate_markets_scores_over_under_and_asian_handicap_against_the_marke
     assert out["ah_model_log_loss"] == pytest.approx(-np.mean(np.log(ah[:2, 0] / (ah[:2, 0] + ah[:2, 2]))))
     worse = markets.evaluate_markets(frame.assign(goals_p_over_2_5=0.5))
     assert worse["ou_gap"] > 0
+    recalibrated = markets.evaluate_markets(frame.assign(goals_p_over_2_5_recalibrated=0.5))
+    assert recalibrated["ou_gap"] == pytest.approx(worse["ou_gap"])  # the recalibrated column is the one scored
+    assert recalibrated["ou_raw_gap"] == pytest.approx(0.0)
+
+
+def _over_confident(n: int, seed: int, intercept: float = 0.15, slope: float = 0.6):
+    """Model P(over) spread too widely: the truth is its Platt map with ``slope`` < 1."""
+    rng = np.random.default_rng(seed)
+    p_model = rng.uniform(0.25, 0.8, n)
+    truth = markets.OverUnderRecalibration(intercept, slope)(p_model)
+    return p_model, (rng.random(n) < truth).astype(float)
+
+
+def test_over_under_recalibration_recovers_the_map_and_refuses_bad_input():
+    p, over = _over_confident(20_000, seed=3)
+    fitted = markets.fit_over_under_recalibration(p, over)
+    assert fitted.slope == pytest.approx(0.6, abs=0.08) and fitted.intercept == pytest.approx(0.15, abs=0.06)
+    assert markets.binary_log_losses(over, fitted(p)).mean() < markets.binary_log_losses(over, p).mean()
+    assert markets.OverUnderRecalibration()(p) == pytest.approx(p)  # the default is the identity
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        markets.fit_over_under_recalibration(np.r_[p[:10], np.nan], np.r_[over[:10], 1.0])
+    with pytest.raises(ValueError, match="both present"):
+        markets.fit_over_under_recalibration(p[:10], np.ones(10))
+
+
+def test_walk_forward_over_under_reads_only_earlier_seasons():
+    p, over = _over_confident(6 * 800, seed=4)
+    season = pd.Series(np.repeat([f"20{10 + k}-{11 + k}" for k in range(6)], 800))
+    p, over = pd.Series(p), pd.Series(over)
+    out = markets.walk_forward_over_under(p, over, season, seasons=2)
+    first = season == "2010-11"
+    assert out[first].to_numpy() == pytest.approx(p[first].to_numpy())  # no earlier season: the model's own
+    assert not np.allclose(out[~first], p[~first])
+    # change the outcomes of one season: it and the earlier ones stay, the next two move, the one after not
+    flipped = over.where(season != "2012-13", 1 - over)
+    after = markets.walk_forward_over_under(p, flipped, season, seasons=2)
+    same = season <= "2012-13"
+    assert after[same].to_numpy() == pytest.approx(out[same].to_numpy())
+    assert not np.allclose(after[season == "2013-14"], out[season == "2013-14"])
+    assert not np.allclose(after[season == "2014-15"], out[season == "2014-15"])
+    assert after[season == "2015-16"].to_numpy() == pytest.approx(out[season == "2015-16"].to_numpy())
+    assert np.isnan(markets.walk_forward_over_under(p.where(~first), over, season)[first]).all()

@@ -15,6 +15,10 @@ Walk-forward cadence (:func:`walk_forward_goals`): per division, one fit at the 
 has matches, on that division's matches of the previous ``window_days`` before that day, warm-started from the
 previous month's fit; the fit predicts that month's matches. A match therefore only sees matches of earlier
 dates (earlier months), never its own result or a later one.
+
+Over/under 2.5 is then recalibrated walk-forward by season (:func:`time2bet.ml.markets.walk_forward_over_under`:
+a Platt map fitted on the out-of-fold predictions of the five seasons before), as the market column
+``goals_p_over_2_5_recalibrated``; the model input ``goals_p_over_2_5`` and the score matrix stay the model's own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
+
+from time2bet.football import season_of
+from time2bet.ml.markets import OU_RECALIBRATION_SEASONS, one_x_two, over_under, walk_forward_over_under
 
 MAX_GOALS = 10          # score matrices cover 0..10 goals a side
 XI = 0.0019             # per day: Dixon & Coles' 0.0065 per half-week; weight halves in about a year
@@ -181,15 +188,42 @@ def fit(matches: pd.DataFrame, as_of: pd.Timestamp, *, xi: float = XI, ridge: fl
 
 def walk_forward_goals(matches: pd.DataFrame, *, xi: float = XI, window_days: int = WINDOW_DAYS,
                        ridge: float = RIDGE, min_matches: int = MIN_MATCHES,
-                       targets: pd.DataFrame | None = None) -> pd.DataFrame:
+                       targets: pd.DataFrame | None = None,
+                       ou_seasons: int | None = OU_RECALIBRATION_SEASONS) -> pd.DataFrame:
     """Goals-model outputs for every row of ``targets`` (default: ``matches``), from monthly per-division fits on
     the played ``matches`` strictly before each target's month (see the module docstring).
 
     Returns a frame indexed like ``targets`` with :data:`GOALS_FEATURES` (NaN where the division's window held
-    fewer than ``min_matches`` matches) and ``goals_rho``."""
-    from time2bet.ml.markets import one_x_two, over_under  # (sibling module; markets import nothing of ours)
+    fewer than ``min_matches`` matches), ``goals_rho`` and ``goals_p_over_2_5_recalibrated`` (each season's
+    P(over 2.5) through the map fitted on the out-of-fold predictions of the ``ou_seasons`` seasons before it,
+    all earlier ones if None; 0 leaves the column out)."""
+    out = _walk_forward_fits(matches, xi=xi, window_days=window_days, ridge=ridge, min_matches=min_matches,
+                             targets=matches if targets is None else targets)
+    if ou_seasons == 0:
+        return out
+    history = out if targets is None else _walk_forward_fits(matches, xi=xi, window_days=window_days,
+                                                             ridge=ridge, min_matches=min_matches, targets=matches)
+    played = matches.loc[history.index]
+    over = (played["home_goals"] + played["away_goals"]).gt(2.5).astype(float).where(
+        played["home_goals"].notna() & played["away_goals"].notna())
+    rows = pd.concat([history["goals_p_over_2_5"], over, _season(played["match_date"])], axis=1,
+                     keys=["p", "over", "season"])
+    if targets is not None:  # the targets' own rows: predicted, never part of a map's history
+        rows = pd.concat([rows, pd.DataFrame({"p": out["goals_p_over_2_5"], "over": np.nan,
+                                              "season": _season(targets["match_date"])})], ignore_index=True)
+    recalibrated = walk_forward_over_under(rows["p"], rows["over"], rows["season"], seasons=ou_seasons)
+    out["goals_p_over_2_5_recalibrated"] = recalibrated.to_numpy()[-len(out):]
+    return out
 
-    targets = matches if targets is None else targets
+
+def _season(dates: pd.Series) -> pd.Series:
+    """Season labels ('2017-18') of match dates."""
+    return pd.to_datetime(dates).map(season_of)
+
+
+def _walk_forward_fits(matches: pd.DataFrame, *, xi: float, window_days: int, ridge: float, min_matches: int,
+                       targets: pd.DataFrame) -> pd.DataFrame:
+    """:data:`GOALS_FEATURES` and ``goals_rho`` of ``targets`` from the monthly per-division fits."""
     played = matches.dropna(subset=["home_goals", "away_goals"])
     played = played.assign(match_date=pd.to_datetime(played["match_date"]))
     out = pd.DataFrame(np.nan, index=targets.index, columns=[*GOALS_FEATURES, "goals_rho"])
