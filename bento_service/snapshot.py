@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bento_service.schemas import MatchColumns
+from time2bet.features.market_ratings import MARKET_RATING_FEATURES, next_match_market_ratings
 from time2bet.features.ratings import (
     RATING_PARAMS,
     NextMatchRatings,
@@ -247,6 +248,9 @@ class Snapshot:
     next_match: NextMatchRatings = field(init=False, repr=False)
     # where feature_matrix reads teams' and pairs' features when not from this snapshot (bento_service.online_features)
     online: Any = field(default=None, repr=False)
+    # the market-implied ratings as the played matches' odds left them (time2bet.features.market_ratings
+    # .market_rating_state): a market-aware model's extra inputs, never a fixture's own odds; empty in an old export
+    market_ratings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def __post_init__(self):
         self.next_match = NextMatchRatings(self.team_state, self.season_entry, **RATING_PARAMS)
@@ -285,6 +289,7 @@ class Snapshot:
             season_entry=tables["season_entry"],
             predictions=predictions, last_played={k: v.date() for k, v in last.items()},
             features_as_of=features_as_of(tables), version=version,
+            market_ratings=tables.get("market_ratings", pd.DataFrame()),
         )
         snapshot.team_table()   # built and checked now, not by the first request
         return snapshot
@@ -354,7 +359,24 @@ class Snapshot:
         ratings = self.next_match.frame(fixtures).reset_index(drop=True)
         for column in RATING_FEATURES:
             out[column] = ratings[column].to_numpy()
+        market = self._market_frame(fixtures)
+        for column in MARKET_RATING_FEATURES:   # a market-aware model's; the others never read them
+            out[column] = market[column].to_numpy()
         return out
+
+    def _market_frame(self, fixtures: pd.DataFrame) -> pd.DataFrame:
+        """MARKET_RATING_FEATURES of fixtures (division, home/away team ids): the teams' ratings in the snapshot's
+        state, as time2bet.features.market_ratings rates a match after the played ones; NaN without a state."""
+        if not len(self.market_ratings):
+            return pd.DataFrame(np.nan, index=fixtures.index, columns=list(MARKET_RATING_FEATURES))
+        return next_match_market_ratings(self.market_ratings, fixtures)
+
+    def market_matrix(self, fixtures: Fixtures) -> np.ndarray:
+        """(n, len(MARKET_RATING_FEATURES)) rows of resolved fixtures, equal to ``features()``'s market columns: what
+        a market-aware model reads beside ``feature_matrix``'s MODEL_FEATURES (they do not depend on the date: the
+        state is the played matches', and no fixture's odds move it). Computed once per distinct pair."""
+        pairs = pd.DataFrame(fixtures.ids, columns=["division", "home_team_id", "away_team_id"])
+        return self._market_frame(pairs).to_numpy(dtype="float64")[fixtures.codes]
 
     # --- the fast path: many requests at once, numpy rows ----------------------------------------------
 

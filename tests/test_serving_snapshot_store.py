@@ -13,7 +13,7 @@ import pytest
 from time2bet.serving_snapshot_store import (
     KEEP_VERSIONS,
     POINTER,
-    SNAPSHOT_QUERIES,
+    SNAPSHOT_TABLES,
     read_pointer,
     read_snapshot,
     write_snapshot,
@@ -25,7 +25,7 @@ MAX_READS = 100_000
 
 def tables(tag: int, rows: int = 200) -> dict[str, pd.DataFrame]:
     """Every table carries ``tag`` in every row, so a mix of two versions shows."""
-    frames = {name: pd.DataFrame({"tag": [tag] * rows, "x": range(rows)}) for name in SNAPSHOT_QUERIES}
+    frames = {name: pd.DataFrame({"tag": [tag] * rows, "x": range(rows)}) for name in SNAPSHOT_TABLES}
     frames["form"]["previous_match_date"] = pd.Timestamp("2025-01-01") + pd.Timedelta(days=tag)
     return frames
 
@@ -38,7 +38,7 @@ def test_round_trip_and_pointer(tmp_path):
     assert pointer["features_as_of"] == "2025-01-02"
     got_pointer, got = read_snapshot(tmp_path)
     assert got_pointer == pointer
-    for name in SNAPSHOT_QUERIES:
+    for name in SNAPSHOT_TABLES:
         pd.testing.assert_frame_equal(got[name], written[name])
 
 

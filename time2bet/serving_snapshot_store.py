@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from time2bet.features.market_ratings import STATE_COLUMNS, market_rating_state
 from time2bet.serving_contract import PREDICTIONS_TABLE, SEASON_ENTRY_COLUMNS
 
 POINTER = "current.json"
@@ -48,8 +49,12 @@ SNAPSHOT_QUERIES: dict[str, str] = {
 # predictions and the serving snapshot rate upcoming fixtures from it, never from a fixture's own odds
 MARKET_HISTORY_SQL = ("SELECT match_id, match_date, division, home_team_id, away_team_id, market_prob_home, "
                       "market_prob_draw, market_prob_away FROM analytics.fct_match_features ORDER BY match_date, match_id")
-# tables a reader may lack: written by an older platform (season_entry), or not yet (predictions); read as empty
-OPTIONAL = ("season_entry", "predictions")
+# name -> SQL of tables computed in Python from the rows it reads (see read_tables)
+COMPUTED_TABLES = {"market_ratings": MARKET_HISTORY_SQL}   # by time2bet.features.market_ratings.market_rating_state
+SNAPSHOT_TABLES = (*SNAPSHOT_QUERIES, *COMPUTED_TABLES)
+# tables a reader may lack: written by an older platform (season_entry, market_ratings), or not yet (predictions);
+# read as empty
+OPTIONAL = ("season_entry", "predictions", "market_ratings")
 # predictions.upcoming_matches before any batch prediction ran: /predict works without it
 PREDICTION_COLUMNS = ["match_id", "division", "season", "match_date", "home_team", "away_team", "p_home", "p_draw",
                       "p_away", "variant", "model_name", "model_version", "data_version", "predicted_at"]
@@ -59,7 +64,7 @@ def read_tables(warehouse) -> dict[str, pd.DataFrame]:
     """Every table of :data:`SNAPSHOT_QUERIES` from a ``time2bet.warehouse.client.Warehouse`` (predictions empty
     when the batch path has not written them yet)."""
     tables = {}
-    for name, sql in SNAPSHOT_QUERIES.items():
+    for name, sql in {**SNAPSHOT_QUERIES, **COMPUTED_TABLES}.items():
         if name in OPTIONAL:
             try:
                 tables[name] = warehouse.read_sql(sql)
@@ -67,11 +72,15 @@ def read_tables(warehouse) -> dict[str, pd.DataFrame]:
                 tables[name] = _empty(name)
         else:
             tables[name] = warehouse.read_sql(sql)
+    # the market-implied ratings as the played matches' odds left them (a market-aware model's inputs)
+    tables["market_ratings"] = market_rating_state(tables["market_ratings"]) if len(tables["market_ratings"]) \
+        else _empty("market_ratings")
     return tables
 
 
 def _empty(name: str) -> pd.DataFrame:
-    return pd.DataFrame(columns=PREDICTION_COLUMNS if name == "predictions" else list(SEASON_ENTRY_COLUMNS))
+    columns = {"predictions": PREDICTION_COLUMNS, "market_ratings": list(STATE_COLUMNS)}
+    return pd.DataFrame(columns=columns.get(name, list(SEASON_ENTRY_COLUMNS)))
 
 
 def features_as_of(tables: Mapping[str, pd.DataFrame]) -> dt.date | None:
@@ -82,7 +91,7 @@ def features_as_of(tables: Mapping[str, pd.DataFrame]) -> dt.date | None:
 
 def content_hash(tables: Mapping[str, pd.DataFrame]) -> str:
     digest = hashlib.sha256()
-    for name in SNAPSHOT_QUERIES:
+    for name in (n for n in SNAPSHOT_TABLES if n in tables):
         frame = tables[name]
         digest.update(name.encode() + b"\0" + ",".join(map(str, frame.columns)).encode() + b"\0")
         digest.update(pd.util.hash_pandas_object(frame.astype(str), index=False).values.tobytes())
@@ -114,7 +123,7 @@ def write_snapshot(tables: Mapping[str, pd.DataFrame], root: Path | str, *, keep
     staging = root / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        for name in SNAPSHOT_QUERIES:
+        for name in (n for n in SNAPSHOT_TABLES if n in tables):
             tables[name].to_parquet(staging / f"{name}.parquet", index=False)
         os.replace(staging, root / version)   # the whole directory appears at once
     except BaseException:
@@ -150,7 +159,7 @@ def read_snapshot(root: Path | str) -> tuple[dict, dict[str, pd.DataFrame]] | No
                 raise FileNotFoundError(folder)
             return pointer, {name: pd.read_parquet(folder / f"{name}.parquet")
                              if name not in OPTIONAL or (folder / f"{name}.parquet").exists() else _empty(name)
-                             for name in SNAPSHOT_QUERIES}
+                             for name in SNAPSHOT_TABLES}
         except FileNotFoundError:   # pruned meanwhile (a reader that fell KEEP_VERSIONS behind): the newest one
             if attempt == READ_ATTEMPTS - 1:
                 raise
