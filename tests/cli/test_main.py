@@ -34,3 +34,14 @@ def test_unknown_division_is_a_clear_usage_error(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["ingest", "--divisions", "XX9"])
     assert out.exit_code != 0
     assert "XX9" in out.output
+
+
+def test_train_family_is_one_of_the_families_and_not_for_a_division(tmp_path, monkeypatch):
+    """`time2bet train --family` takes the model families only, and a division's model is not one to choose: both
+    refused before anything runs (the family's training itself: tests/time2bet_assets/test_market_family.py)."""
+    monkeypatch.setenv("TIME2BET_HOME", str(tmp_path))
+    unknown = CliRunner().invoke(main, ["train", "--family", "odds-only"])
+    assert unknown.exit_code == 2 and "'independent', 'market-aware'" in unknown.output
+    division = CliRunner().invoke(main, ["train", "--division", "E0", "--family", "market-aware"])
+    assert division.exit_code == 2 and "--family trains the pooled model" in division.output
+    assert not (tmp_path / "dagster").exists()
