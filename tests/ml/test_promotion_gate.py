@@ -144,6 +144,44 @@ def test_the_elo_only_model_replaces_a_candidate_worse_than_it(tracking):
     assert outcome.describe().startswith("Elo-only fallback v2 PROMOTED")
 
 
+def test_each_family_is_gated_against_its_own_champion_and_the_configured_one_holds_champion(window, tracking):
+    """Families (time2bet.ml.registry.family_aliases): with market-aware configured, an independent version is
+    challenger-independent, then champion-independent; a market-aware one is challenger, then champion, judged against
+    no champion (the independent one is another family's). When `champion` is held by another family (the
+    configuration changed), it counts as none."""
+    from time2bet.ml.registry import family_aliases, promote
+
+    uri, name = tracking["tracking_uri"], "match_outcome_families"
+    train, evaluation = window
+    bar = baseline_log_loss(train, evaluation, FEATURES) + 0.01
+    run = _log(train, FEATURES, ELO_ONLY_MODEL, "families", tracking)
+    client = registry_client(uri)
+
+    def gate(family):
+        version = register_challenger(run.model_uri, name, {"mlflow_run_id": run.run_id}, tracking_uri=uri,
+                                      family=family, champion_family="market-aware")
+        assert client.get_model_version(name, version).tags["family"] == family
+        assert str(client.get_registered_model(name).aliases[family_aliases(family, "market-aware")[1]]) == version
+        return promotion_gate(name, version, evaluation, FEATURES, baseline_logloss=bar, tracking_uri=uri,
+                              champion_family="market-aware")
+
+    independent = gate("independent")
+    assert independent.promoted and independent.champion_alias == "champion-independent"
+    aware = gate("market-aware")
+    assert aware.promoted and aware.champion_version is None and aware.champion_alias == CHAMPION
+    assert "no market-aware champion yet" in aware.passed[0]
+    assert client.get_registered_model(name).aliases == {"champion-independent": 1, CHAMPION: 2}
+    assert str(describe_champion(name, tracking_uri=uri)).splitlines()[1] == "Model family: market-aware."
+
+    promote(name, "1", "the configuration was independent", tracking_uri=uri)
+    changed = gate("market-aware")
+    assert changed.champion_version is None and changed.promoted   # v1 is not of its family
+    assert str(client.get_model_version(name, "3").tags["champion.previous_version"]) == "1"
+    assert family_aliases("independent") == (CHAMPION, CHALLENGER)
+    with pytest.raises(ValueError, match="unknown model family"):
+        family_aliases("odds-only")
+
+
 def _decision(challenger: float, baseline: float, elo: float | None, failed=("worse",)) -> GateDecision:
     return GateDecision(name="m", challenger_version="1", champion_version=None, window="w", n=100,
                         challenger_log_loss=challenger, champion_log_loss=None, challenger_ece=0.0, ece_threshold=0.1,
