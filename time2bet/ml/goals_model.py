@@ -3,7 +3,8 @@
 What is registered: the latest Dixon-Coles fit (:mod:`time2bet.ml.goals`, time-decay weights, ridge) of every
 division of the training window, as of the day after the window's last match, on that division's matches of the
 previous ``WINDOW_DAYS``; a division with fewer than ``MIN_MATCHES`` there gets no fit. The parameters are a JSON
-artifact (readable in the MLflow UI; nothing of them is pickled); the pyfunc (:class:`GoalsPyfunc`) reads
+artifact (readable in the MLflow UI), and the pyfunc (:class:`GoalsPyfunc`) is logged as code
+(:mod:`time2bet.ml.goals_pyfunc`), so loading it unpickles nothing. It reads
 ``division, home_team_id, away_team_id`` rows and returns each match's expected goals and the division's rho,
 from which :func:`markets_of` derives every market of one score matrix. The service serves the markets from
 ``match_goals@champion``, the 1X2 from ``match_outcome@champion``.
@@ -205,7 +206,8 @@ def log_goals_model(fits: Mapping[str, goals.DixonColes], scores: Mapping[str, f
         model.fits = dict(fits)
         example = example[list(GOALS_INPUT)].astype(str).head(5).reset_index(drop=True)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=model, artifacts={PARAMS_ARTIFACT: str(path)},
+            name="model", python_model=str(Path(__file__).with_name("goals_pyfunc.py")),
+            artifacts={PARAMS_ARTIFACT: str(path)},
             signature=mlflow.models.infer_signature(example, model.predict(None, example)),
             input_example=example,
             pip_requirements=[f"{pkg}=={package_version(pkg)}" for pkg in ("numpy", "pandas", "scipy")])
