@@ -26,7 +26,9 @@ app = FastAPI(title="Time2Bet match-outcome forecasts", responses=errors.documen
            "malformed date, wrong types, extra fields, strings too long, empty or oversized batch",
     "503": "not_ready: the model and the serving snapshot are still loading; jobs_unavailable: the jobs store is "
            "unavailable; overloaded: the worker has TIME2BET_MAX_IN_FLIGHT requests in flight already (load "
-           "shedding), retry after Retry-After seconds"}, headers={503: errors.RETRY_AFTER}),
+           "shedding), retry after Retry-After seconds; no_goals_model: markets: true asked of POST /predict or "
+           "/predict/batch while the goals model has no champion (ask without markets for the 1X2)"},
+    headers={503: errors.RETRY_AFTER}),
     docs_url=None, redoc_url=None)   # FastAPI's pages load Swagger UI / ReDoc from a CDN: /docs is served below
 errors.install(app)
 app.add_middleware(ObserveRequests)

@@ -61,9 +61,10 @@ MALFORMED_BODY = documented(**{"400": "the body is not decodable (e.g. not UTF-8
 # no schema can say (whether a name exists, whether two names are one team, whether a date is after a match)
 PREDICT_REFUSALS = documented(**{
     "422": "a well-formed request about data the server does not have: unknown_team (with the closest names), "
-           "unknown_division (with the divisions with data), same_team, kickoff_not_after_latest_match (with "
-           "index: the offending match of a batch); or an invalid request: wrong types, extra fields, strings too "
-           "long or blank, a date that is not YYYY-MM-DD, an empty or oversized batch"})
+           "unknown_division (with the divisions with data), same_team, kickoff_not_after_latest_match, "
+           "markets_unavailable (markets: true for a division the goals model has no fit for) (with index: the "
+           "offending match of a batch); or an invalid request: wrong types, extra fields, strings too long or "
+           "blank, a date that is not YYYY-MM-DD, an empty or oversized batch, markets not a boolean"})
 
 
 def error_response(status: int, reason: str, message: str, **extra) -> JSONResponse:

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bento_service.errors import NotReady, on_not_ready, on_request_error
 from bento_service.metrics import ObserveRequests
-from bento_service.schemas import BatchRequest, MatchColumns, MatchRequest
+from bento_service.schemas import BatchRequest, MatchColumns, PredictRequest
 from bento_service.snapshot import RequestError
 
 
@@ -98,7 +98,7 @@ def _batch_columns(body: bytes) -> MatchColumns | None:
 
 _validate_batch = _validated(BatchRequest)
 # the route methods of Time2BetService they call (predict is async, on the event loop; predict_batch is sync)
-FAST_PATHS = {p.path: p for p in (_FastPath("/predict", _validated(MatchRequest), "predict", threaded=False),
+FAST_PATHS = {p.path: p for p in (_FastPath("/predict", _validated(PredictRequest), "predict", threaded=False),
                                   _FastPath("/predict/batch", _batch_columns, "predict_batch", threaded=True))}
 
 

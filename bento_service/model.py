@@ -343,12 +343,14 @@ class ModelWatcher:
     def __init__(self, tracking_uri: str, name: str = MODEL_NAME, *,
                  loader: Callable[..., ServedModel] | None = None,
                  aliases: Callable[[], Mapping[str, object]] | None = None,
-                 on_change: SwapHook | None = None, routes: Mapping[str, str] | None = None) -> None:
+                 on_change: SwapHook | None = None, routes: Mapping[str, str] | None = None,
+                 variants: tuple[str, ...] = VARIANTS) -> None:
         self.tracking_uri, self.name = tracking_uri, name
+        self.variants = variants   # the aliases followed: (CHAMPION,) for a model never A/B-tested (the goals model)
         # routes (division -> registered model): a watcher of each routed model's aliases, its variants reported
         # to on_change as "name@alias"; none configured: nothing more is read or published
         self.route_of = dict(routes or {})
-        self._routed = {routed: ModelWatcher(tracking_uri, routed, on_change=_prefixed(on_change, routed))
+        self._routed = {routed: ModelWatcher(tracking_uri, routed, on_change=prefixed(on_change, routed))
                         for routed in sorted(set(self.route_of.values()))}
         self._loader = loader or (lambda version, alias: ServedModel.load(tracking_uri, name, alias, version))
         self._aliases = aliases or self._registry_aliases
@@ -368,8 +370,8 @@ class ModelWatcher:
         """Load what the aliases point to now (if it changed) and publish it; returns the published set."""
         aliases = self._aliases()
         current = self.models
-        chosen: dict[str, ServedModel | None] = {}
-        for variant in VARIANTS:
+        chosen: dict[str, ServedModel | None] = dict.fromkeys(VARIANTS)
+        for variant in self.variants:
             want = aliases.get(variant)
             want = None if want is None else str(want)
             have = current.get(variant)
@@ -421,8 +423,8 @@ class ModelWatcher:
         return routes
 
 
-def _prefixed(on_change: SwapHook | None, name: str) -> SwapHook | None:
-    """A routed model's swaps told as variant ``name@alias``."""
+def prefixed(on_change: SwapHook | None, name: str) -> SwapHook | None:
+    """A routed (or the goals) model's swaps told as variant ``name@alias``."""
     if on_change is None:
         return None
     return lambda variant, outcome, old, new: on_change(f"{name}{ROUTE_SEP}{variant}", outcome, old, new)

@@ -89,8 +89,25 @@ class MatchRequest(_Strict):
             raise ValueError(f"kickoff_date {exc}") from None
 
 
+# Markets are asked for with one boolean, not a list of market names: they are all sums over one score matrix per
+# match, so a subset would save nothing measurable, and a boolean keeps the request (and the default path) simple.
+# Strict: only true/false (a string or a list is a 422 bool_type).
+MARKETS_FIELD = {"default": False, "strict": True, "description": "true: each prediction also carries `markets` "
+                 "(over/under 2.5, both teams to score, Asian handicap, expected goals, likeliest scores, the goals "
+                 "model's own 1X2) from the goals model's champion, named in `goals_model`; 503 no_goals_model when "
+                 "there is none, 422 markets_unavailable for a division it has no fit for. Default false: the "
+                 "response is the 1X2 alone, as before"}
+
+
+class PredictRequest(MatchRequest):
+    """POST /predict: one match, and whether to add its markets."""
+
+    markets: bool = Field(**MARKETS_FIELD)
+
+
 class BatchRequest(_Strict):
     matches: list[MatchRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    markets: bool = Field(**MARKETS_FIELD)
 
 
 _NAME_LIMITS = {name: next(m.max_length for m in MatchRequest.model_fields[name].metadata if hasattr(m, "max_length"))
@@ -110,6 +127,7 @@ class _MatchFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 class _BatchFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     matches: Annotated[list[_MatchFields], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+    markets: bool = False
 
 
 _BATCH_DECODER = msgspec.json.Decoder(_BatchFields)
@@ -117,22 +135,24 @@ _BATCH_DECODER = msgspec.json.Decoder(_BatchFields)
 
 @dataclass(frozen=True)
 class MatchColumns:
-    """Match requests as columns (what scoring works on): one list per MatchRequest field, in request order."""
+    """Match requests as columns (what scoring works on): one list per MatchRequest field, in request order, and
+    whether the request asked for the markets."""
 
     home_team: list[str]
     away_team: list[str]
     division: list[str]
     kickoff_date: list[dt.date | None]
+    markets: bool = False
 
     def __len__(self) -> int:
         return len(self.home_team)
 
     @classmethod
-    def of(cls, matches: Sequence[MatchRequest] | MatchColumns) -> MatchColumns:
+    def of(cls, matches: Sequence[MatchRequest] | MatchColumns, markets: bool = False) -> MatchColumns:
         if isinstance(matches, MatchColumns):
             return matches
         return cls([m.home_team for m in matches], [m.away_team for m in matches], [m.division for m in matches],
-                   [m.kickoff_date for m in matches])
+                   [m.kickoff_date for m in matches], markets)
 
     @classmethod
     def from_batch_json(cls, body: bytes) -> MatchColumns | None:
@@ -145,9 +165,10 @@ class MatchColumns:
         declines, rather than strips, names with surrounding whitespace), with the same values;
         tests/bento_service/test_serving_fast_path.py compares the two."""
         try:
-            matches = _BATCH_DECODER.decode(body).matches
+            batch = _BATCH_DECODER.decode(body)
         except msgspec.MsgspecError:
             return None
+        matches = batch.matches
         columns = {"home_team": [m.home_team for m in matches], "away_team": [m.away_team for m in matches],
                    "division": [m.division for m in matches]}
         for name, limit in _NAME_LIMITS.items():
@@ -160,7 +181,7 @@ class MatchColumns:
                 dates[text] = _iso_date_of(text)   # ValueError for anything but a valid YYYY-MM-DD
             except ValueError:
                 return None
-        return cls(**columns, kickoff_date=[dates[t] for t in texts])
+        return cls(**columns, kickoff_date=[dates[t] for t in texts], markets=batch.markets)
 
 
 class Probabilities(BaseModel):
@@ -176,6 +197,48 @@ class ModelRef(BaseModel):
     data_version: str
 
 
+class OverUnder(BaseModel):
+    over: float = Field(description="P(3 goals or more)")
+    under: float = Field(description="P(2 goals or fewer)")
+
+
+class YesNo(BaseModel):
+    yes: float
+    no: float
+
+
+class ExpectedGoals(BaseModel):
+    home: float
+    away: float
+
+
+class AsianHandicap(BaseModel):
+    """The home side's bet at one handicap line, in stake units: win + push + lose = 1."""
+
+    line: float = Field(description="the home side's handicap: -0.5 means the home side starts half a goal down")
+    win: float
+    push: float = Field(description="stake returned: the margin after the handicap is exactly 0 (whole lines)")
+    lose: float
+
+
+class ScoreProbability(BaseModel):
+    home_goals: int
+    away_goals: int
+    probability: float
+
+
+class Markets(BaseModel):
+    """Every market of one score matrix of the goals model (Dixon-Coles, time2bet.ml.goals_model), so they agree
+    with one another; its 1X2 is its own, beside the 1X2 model's ``probabilities`` (close, not the same)."""
+
+    probabilities: Probabilities = Field(description="the goals model's 1X2 (summed over its score matrix)")
+    over_under_2_5: OverUnder
+    both_teams_to_score: YesNo
+    asian_handicap: list[AsianHandicap] = Field(description="the home side's bet at -1.5 .. +1.5 by 0.5")
+    expected_goals: ExpectedGoals
+    most_likely_scores: list[ScoreProbability] = Field(description="the five likeliest scores, likeliest first")
+
+
 class Prediction(BaseModel):
     variant: str = Field(description="champion or challenger (A/B assignment by match id)")
     home_team: str
@@ -186,6 +249,9 @@ class Prediction(BaseModel):
     model: ModelRef
     features_as_of: dt.date | None = Field(description="the latest played match the features include")
     snapshot_loaded_at: dt.datetime
+    goals_model: ModelRef | None = Field(None, description="only with markets: true: the goals model version "
+                                              "the markets come from (the 1X2 comes from `model`)")
+    markets: Markets | None = Field(None, description="only with markets: true (absent otherwise)")
 
 
 class BatchResponse(BaseModel):
@@ -238,6 +304,8 @@ class ModelInfo(ModelDetails):
     challenger_share: float = Field(description="share of matches sent to the challenger when there is one")
     models: list[ModelDetails] = Field(description="every model served, champion first, then each routed model's "
                                        "champion and challenger (by name)")
+    goals_model: ModelDetails | None = Field(default=None, description="the goals model's champion, which answers "
+                                             "markets: true (null: none registered or loaded yet)")
     routes: dict[str, str] = Field(default_factory=dict, description="division -> the registered model answering it "
                                    "(TIME2BET_ROUTES, those with a champion loaded); the other divisions: the pooled "
                                    "model at the top level")
@@ -272,7 +340,8 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(description="the reason, e.g. unknown_team, unknown_division, same_team, "
                        "kickoff_not_after_latest_match, string_too_long, extra_forbidden, body_too_large, "
-                       "malformed_body, unknown_match_id, unknown_job, job_not_finished, not_ready")
+                       "malformed_body, unknown_match_id, unknown_job, job_not_finished, not_ready, "
+                       "markets_unavailable, no_goals_model")
     message: str
     errors: list[ValidationIssue] | None = Field(None, description="request validation: every problem found")
     index: int | None = Field(None, description="batch requests: the position of the offending match")

@@ -27,7 +27,7 @@ from pydantic import TypeAdapter
 
 from bento_service.model import ROUTE_SEP, ModelSet, ServedModel, assign_variant, variant_label
 from bento_service.schemas import MatchColumns
-from bento_service.snapshot import Fixtures, Snapshot
+from bento_service.snapshot import Fixtures, RequestError, Snapshot
 from time2bet.serving_contract import CHAMPION, OUTCOMES
 
 _DATETIME = TypeAdapter(dt.datetime)
@@ -42,6 +42,7 @@ class Scored:
     models: dict[str, ServedModel]   # variant -> the model that answered it
     probs: np.ndarray                 # (n, 3) H/D/A
     snapshot: Snapshot
+    markets: Markets | None = None    # only when the request asked for them (add_markets)
 
     def outcome_counts(self) -> dict[tuple[str, str], int]:
         """{(outcome, variant): n}: the most likely outcome of each prediction, by variant."""
@@ -98,8 +99,63 @@ class Scored:
         pieces[5::8] = [b',"away":'] * n
         pieces[6::8] = numbers[2::3]
         pieces[7::8] = [tails[0]] * n if len(names) == 1 else map(tails.__getitem__, rows.tolist())
+        if self.markets is not None:   # each row's tail ends '},': the goals model and its markets go before it
+            pieces[7::8] = self.markets.tails(pieces[7::8], fixtures.codes.tolist())
         pieces[0], pieces[-1] = b"[" + pieces[0], pieces[-1][:-1] + b"]"   # no comma after the last object
         return b"".join(pieces)
+
+
+@dataclass(frozen=True)
+class Markets:
+    """The markets of every distinct pair of a request (schemas.Markets as JSON, in ``Fixtures.pairs`` order) and
+    the goals model that gave them. Markets are asked for explicitly (``markets: true``) and never reach the
+    default path; they are not sealed in the ledger (which records the 1X2 predictions that are scored)."""
+
+    goals_model: ServedModel
+    of_pair: list[bytes]
+
+    def tails(self, tails: list[bytes], pair_of_row: list[int]) -> list[bytes]:
+        """Each row's tail ('...},') with ',"goals_model":{..},"markets":{..}' before its closing brace."""
+        g = self.goals_model
+        ref = b',"goals_model":' + orjson.dumps({"name": g.name, "version": g.version, "alias": g.alias,
+                                                 "data_version": g.data_version}) + b',"markets":'
+        return [tail[:-2] + ref + self.of_pair[pair] + b"},"
+                for tail, pair in zip(tails, pair_of_row, strict=True)]
+
+
+def add_markets(scored: Scored, goals_model: ServedModel) -> Scored:
+    """``scored`` with the goals model's markets of each distinct pair (time2bet.ml.goals_model.markets_of); a pair
+    in a division the goals model has no fit for is a 422 markets_unavailable (with ``index`` in a batch). A team
+    its division's fit never saw (promoted since) gets the weakest fifth's strengths, as in the goals model's own
+    evaluation."""
+    from time2bet.ml.goals_model import AH_LINES, markets_of
+
+    fixtures = scored.fixtures
+    model = goals_model.pyfunc.unwrap_python_model()
+    divisions, homes, aways = (list(column) for column in zip(*fixtures.ids, strict=True))
+    lam, mu, rho = model.expected_goals(divisions, homes, aways)
+    if np.isnan(lam).any():
+        pair = int(np.flatnonzero(np.isnan(lam))[0])
+        division = divisions[pair]
+        index = {"index": int(np.flatnonzero(fixtures.codes == pair)[0])} if len(fixtures) > 1 else {}
+        raise RequestError("markets_unavailable", f"the goals model {goals_model.name} v{goals_model.version} has "
+                           f"no fit for division {division} (too few matches in its training window): no markets",
+                           division=division, **index)
+    m = markets_of(lam, mu, rho)
+    one_x_two, over, btts = m["one_x_two"].tolist(), m["over_2_5"].tolist(), m["btts"].tolist()
+    handicaps, expected = m["asian_handicap"].tolist(), m["expected_goals"].tolist()
+    of_pair = [orjson.dumps({
+        "probabilities": dict(zip(OUTCOMES, one_x_two[k], strict=True)),
+        "over_under_2_5": {"over": over[k], "under": 1.0 - over[k]},
+        "both_teams_to_score": {"yes": btts[k], "no": 1.0 - btts[k]},
+        "asian_handicap": [{"line": line, "win": w, "push": p, "lose": lo}
+                           for line, (w, p, lo) in zip(AH_LINES, handicaps[k], strict=True)],
+        "expected_goals": {"home": expected[k][0], "away": expected[k][1]},
+        "most_likely_scores": [{"home_goals": h, "away_goals": a, "probability": p}
+                               for h, a, p in m["most_likely_scores"][k]],
+    }) for k in range(len(lam))]
+    scored.markets = Markets(goals_model, of_pair)
+    return scored
 
 
 # Pieces of the response JSON (Scored.predictions_json): a head is '{"variant":..,"home_team":..,"away_team":..,

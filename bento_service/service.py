@@ -45,7 +45,7 @@ from bento_service.fast_path import FAST_PATHS, PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.ledger import ServiceLedger
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
-from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant
+from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant, prefixed
 from bento_service.online_features import FeastFeatures
 from bento_service.schemas import (
     DIVISION_SCHEMA,
@@ -61,10 +61,10 @@ from bento_service.schemas import (
     JobStatus,
     MatchColumns,
     MatchesResponse,
-    MatchRequest,
     ModelDetails,
     ModelInfo,
     Prediction,
+    PredictRequest,
     QualityResponse,
     QualityRow,
     StoredPrediction,
@@ -76,6 +76,7 @@ from bento_service.shedding import ShedLoad
 # with no data is unknown_division)
 DivisionQuery = Annotated[str, Query(max_length=MAX_DIVISION, json_schema_extra=DIVISION_SCHEMA)]
 from bento_service.snapshot import RequestError, Snapshot
+from time2bet.ml.goals_model import GOALS_MODEL_NAME
 from time2bet.scoreboard_store import Scoreboard
 from time2bet.serving_contract import CHAMPION, PREDICTIONS_TABLE
 from time2bet.serving_snapshot_store import read_pointer
@@ -113,6 +114,10 @@ class Time2BetService:
         self.challenger_share = self.settings.challenger_share
         self.watcher = ModelWatcher(self.settings.mlflow_tracking_uri, self.model_name, on_change=self._changed,
                                     routes=dict(self.settings.routes))
+        # the goals model's champion, for requests with markets: true (followed like the 1X2 champion; no A/B)
+        self.goals = ModelWatcher(self.settings.mlflow_tracking_uri, GOALS_MODEL_NAME, variants=(CHAMPION,),
+                                  on_change=prefixed(self._changed, GOALS_MODEL_NAME))
+        self.goals_error: str | None = None
         self.snapshot: Snapshot | None = None
         self.online_features: FeastFeatures | None = None   # TIME2BET_FEATURES=feast: rows from Feast's online store
         self.load_error: str | None = None
@@ -147,7 +152,29 @@ class Time2BetService:
         if self._started and outcome in ("success", "failure"):
             SWAPS.labels(outcome=outcome, variant=variant).inc()
 
+    def _refresh_goals(self) -> None:
+        """The goals model's champion (before the 1X2 one, so a ready worker has it when it is registered). None
+        registered, or the registry unreachable: markets answer 503 no_goals_model; the 1X2 is not affected."""
+        try:
+            self.goals.refresh()
+            self.goals_error = self.goals.last_error
+        except Exception as exc:  # noqa: BLE001 - markets are optional; logged once per distinct error
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self.goals_error:
+                logger.warning("no goals model (%s): markets are unavailable", error)
+            self.goals_error = error
+
+    def _goals_model(self) -> ServedModel:
+        """The goals champion for a request with markets: true, or a 503 no_goals_model."""
+        champion = self.goals.models.champion
+        if champion is None:
+            raise RequestError("no_goals_model", f"markets need the goals model {GOALS_MODEL_NAME}, which has no "
+                               f"champion loaded ({self.goals_error or 'not registered yet'}); ask without markets "
+                               "for the 1X2", status=503)
+        return champion
+
     def _refresh(self) -> None:
+        self._refresh_goals()
         try:
             models = self.watcher.refresh()
         except Exception as exc:  # deliberately broad: registry unreachable: keep serving, try again next poll
@@ -240,7 +267,9 @@ class Time2BetService:
         """Requests scored in this thread (batch route, jobs). A/B by match id (md5 of division|date|home|away):
         the same match always gets the same variant. Raises RequestError (with the request's index in a batch)."""
         models, snapshot = self._ready()
-        return count_predictions(scoring.score(models, snapshot, requests, self.challenger_share))
+        goals = self._goals_model() if requests.markets else None
+        scored = scoring.score(models, snapshot, requests, self.challenger_share)
+        return count_predictions(scored if goals is None else scoring.add_markets(scored, goals))
 
     def _run_job(self, body: Any) -> str:
         """A job's input through the same validation and scoring as POST /predict/batch; the response JSON."""
@@ -251,7 +280,7 @@ class Time2BetService:
             raise JobInputError(f"{reason}: {message}") from None
         BATCH_SIZE.labels(source="job").observe(len(batch.matches))
         try:
-            scored = self._score(MatchColumns.of(batch.matches))
+            scored = self._score(MatchColumns.of(batch.matches, batch.markets))
         except RequestError as exc:
             where = f" (matches[{exc.detail['index']}])" if "index" in exc.detail else ""
             raise JobInputError(f"{exc.reason}{where}: {exc}") from None
@@ -267,13 +296,16 @@ class Time2BetService:
     # --- routes -----------------------------------------------------------------------------------------
 
     @app.post("/predict", response_model=Prediction, responses={**MALFORMED_BODY, **PREDICT_REFUSALS})
-    async def predict(self, match: MatchRequest) -> Response:
+    async def predict(self, match: PredictRequest) -> Response:
         # Every valid JSON body reaches this method from fast_path.PredictFront, ahead of BentoML's app; FastAPI
         # calls it for the rest, and documents the route (no docstring: it would become the OpenAPI description).
         # On the event loop (resolving and the cached feature row take microseconds); the model call goes through
         # the micro-batcher, shared with the other requests waiting. The answer is the predictions list's one object.
         models, snapshot = self._ready()
+        goals = self._goals_model() if match.markets else None
         scored = await scoring.score_batched(self.batcher, models, snapshot, [match], self.challenger_share)
+        if goals is not None:
+            scoring.add_markets(scored, goals)
         self.ledger.record(scored, "service:/predict")
         return Response(count_predictions(scored).predictions_json()[1:-1], media_type="application/json")
 
@@ -282,7 +314,7 @@ class Time2BetService:
         # Up to 10,000 matches, one model call per variant (on a worker thread: it takes tens of ms). As for
         # predict, valid JSON bodies come from fast_path.PredictFront, already parsed into MatchColumns (no
         # pydantic object per match); FastAPI passes the BatchRequest it validated.
-        matches = batch if isinstance(batch, MatchColumns) else MatchColumns.of(batch.matches)
+        matches = batch if isinstance(batch, MatchColumns) else MatchColumns.of(batch.matches, batch.markets)
         BATCH_SIZE.labels(source="request").observe(len(matches))
         scored = self._score(matches)
         self.ledger.record(scored, "service:/predict/batch")
@@ -417,8 +449,10 @@ class Time2BetService:
         models, snapshot = self._ready()
         details = [self._details(m) for m in (models.champion, models.challenger) if m is not None]
         routed = [self._details(m) for m in models.every_model()[len(details):]]
+        goals = self.goals.models.champion
         return ModelInfo(**details[0].model_dump(), challenger=details[1] if len(details) > 1 else None,
                          challenger_share=self.challenger_share, models=details + routed,
+                         goals_model=self._details(goals) if goals is not None else None,
                          routes=dict(sorted(models.route_of.items())),
                          features_as_of=snapshot.features_as_of, snapshot_version=snapshot.version,
                          snapshot_loaded_at=snapshot.loaded_at)

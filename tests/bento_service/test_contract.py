@@ -48,7 +48,8 @@ MIN_CASES = 2_000        # cases in all (test_the_run_was_full)
 STATEFUL_SCENARIOS = 30
 
 # The refusals a schema-valid request can get, by operation: they depend on the data, not the request's shape.
-PREDICT_DATA = {"unknown_team", "unknown_division", "same_team", "kickoff_not_after_latest_match"}
+PREDICT_DATA = {"unknown_team", "unknown_division", "same_team", "kickoff_not_after_latest_match",
+                "markets_unavailable"}
 DATA_REFUSALS = {"POST /predict": PREDICT_DATA, "POST /predict/batch": PREDICT_DATA,
                  "GET /matches": {"unknown_division", "empty_date_range"}, "GET /teams": {"unknown_division"}}
 CONFIG = SchemathesisConfig.from_dict({"operations": [
@@ -143,6 +144,8 @@ def _checked(operation, response, status: int | tuple[int, ...], error: str | No
     ({"extra": 1}, "extra_forbidden"),
     ({"home_team": "A" * 100_000}, "string_too_long"),
     ({"home_team": "  "}, "string_too_short"),
+    ({"markets": "yes"}, "bool_type"),
+    ({"markets": ["over_2_5"]}, "bool_type"),
 ])
 def test_bad_match_requests(client, fixture_body, change, error):
     got = client.post("/predict", json={**fixture_body, **change})
@@ -282,6 +285,9 @@ def test_successful_responses_match_the_schema(client, fixture_body, batch_featu
         (("POST", "/predict"), client.post("/predict", json={k: v for k, v in fixture_body.items()
                                                                 if k != "kickoff_date"})),
         (("POST", "/predict/batch"), client.post("/predict/batch", json={"matches": [fixture_body] * 3})),
+        (("POST", "/predict"), client.post("/predict", json={**fixture_body, "markets": True})),
+        (("POST", "/predict/batch"), client.post("/predict/batch", json={"matches": [fixture_body] * 2,
+                                                                         "markets": True})),
         (("GET", "/predict/{match_id}"), client.get(f"/predict/{match_id}")),
         (("GET", "/matches"), client.get("/matches", params={"division": fixture_body["division"]})),
         (("GET", "/model/info"), client.get("/model/info")),

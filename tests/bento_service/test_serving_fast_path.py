@@ -126,7 +126,7 @@ _DROP = object()
     {"home_team": "x" * 65}, {"division": "D" * 9}, {"home_team": 7}, {"home_team": ["a"]}, {"away_team": _DROP},
     {"extra": 1}, {"kickoff_date": "2025-02-30"}, {"kickoff_date": 0}, {"kickoff_date": "2025-W10-6"},
     {"kickoff_date": "2025-08-01T00:00:00"}, {"kickoff_date": {"y": 2025}}, "not a list", "empty", "top extra",
-    "too many", "item not an object", "not json",
+    "too many", "item not an object", "not json", "markets", "markets not a boolean", "markets in a match",
 ])
 def test_batch_columns_accept_what_batch_request_accepts_with_the_same_values(batch_features, body):
     """MatchColumns.from_batch_json (the batch route's parser) never accepts what BatchRequest refuses, gives the
@@ -142,13 +142,19 @@ def test_batch_columns_accept_what_batch_request_accepts_with_the_same_values(ba
         raw = {"not a list": b'{"matches": {"a": 1}}', "empty": b'{"matches": []}',
                "top extra": orjson.dumps({**_batch_body(batch_features), "x": 1}),
                "too many": orjson.dumps({"matches": _batch_body(batch_features)["matches"][:1] * (MAX_BATCH + 1)}),
-               "item not an object": b'{"matches": ["E0"]}', "not json": b'{"matches": [\xff'}[body]
+               "item not an object": b'{"matches": ["E0"]}', "not json": b'{"matches": [\xff',
+               "markets": orjson.dumps({**_batch_body(batch_features), "markets": True}),
+               "markets not a boolean": orjson.dumps({**_batch_body(batch_features), "markets": "true"}),
+               "markets in a match": orjson.dumps(_batch_body(batch_features, markets=True))}[body]
     try:
-        expected = MatchColumns.of(BatchRequest.model_validate_json(raw).matches)
+        batch = BatchRequest.model_validate_json(raw)
+        expected = MatchColumns.of(batch.matches, batch.markets)
     except ValidationError:
         expected = None
     got = MatchColumns.from_batch_json(raw)
-    if body in ("valid", "no dates") or body == {"kickoff_date": None}:
+    if body == "markets":
+        assert got is not None and got.markets and got == expected
+    elif body in ("valid", "no dates") or body == {"kickoff_date": None}:
         assert got is not None and got == expected
     elif body == {"home_team": " Padded "}:
         assert got is None and expected is not None   # declined: the pydantic fallback strips it
