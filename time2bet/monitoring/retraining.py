@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from time2bet.football import season_start_year
-from time2bet.monitoring.live_quality import ALL_DIVISIONS, check_against_estimate, check_against_reference
 from time2bet.serving_contract import CHAMPION
 
 REASON_PREFIX = "automatic"
@@ -103,6 +102,8 @@ def newer_seasons(loaded: Iterable[str], trained_through: str) -> list[str]:
 def champion_quality(scoreboard: pd.DataFrame | None, version: str | None = None) -> pd.DataFrame:
     """The champion variant's rolling rows over all divisions of the newest kickoff week in ``scoreboard`` (of
     ``version`` only, when given)."""
+    from time2bet.monitoring.live_quality import ALL_DIVISIONS  # (see quality_breach)
+
     if scoreboard is None or not len(scoreboard):
         return pd.DataFrame()
     rows = scoreboard[(scoreboard["window"] == "rolling") & (scoreboard["division"] == ALL_DIVISIONS)
@@ -115,6 +116,10 @@ def champion_quality(scoreboard: pd.DataFrame | None, version: str | None = None
 def quality_breach(quality: pd.DataFrame, policy: RetrainingPolicy,
                    version: str | None = None) -> tuple[str, str] | None:
     """(week, what crossed the bound) of the champion's rolling live quality, or None."""
+    # imported here: live_quality loads scikit-learn, XGBoost and matplotlib, and this module is imported with the
+    # Dagster code location (the retraining sensor), which every `dagster` command and run loads first
+    from time2bet.monitoring.live_quality import check_against_estimate, check_against_reference
+
     rows = champion_quality(quality, version)
     if not len(rows):
         return None
