@@ -371,6 +371,20 @@ class Snapshot:
             return pd.DataFrame(np.nan, index=fixtures.index, columns=list(MARKET_RATING_FEATURES))
         return next_match_market_ratings(self.market_ratings, fixtures)
 
+    def model_matrix(self, fixtures: Fixtures, features: Sequence[str] = MODEL_FEATURES) -> np.ndarray:
+        """(n, len(features)) rows of resolved fixtures in a model's own input order (``ServedModel.input_features``):
+        ``feature_matrix`` itself for MODEL_FEATURES (the independent family), else its columns and
+        ``market_matrix``'s (a market-aware model) picked by name; a name neither has is an error."""
+        features = tuple(features)
+        if features == MODEL_FEATURES:
+            return self.feature_matrix(fixtures)
+        names = [*MODEL_FEATURES, *MARKET_RATING_FEATURES]
+        unknown = [f for f in features if f not in names]
+        if unknown:
+            raise KeyError(f"the serving snapshot has no feature {unknown}")
+        both = np.column_stack([self.feature_matrix(fixtures), self.market_matrix(fixtures)])
+        return both[:, [names.index(f) for f in features]]
+
     def market_matrix(self, fixtures: Fixtures) -> np.ndarray:
         """(n, len(MARKET_RATING_FEATURES)) rows of resolved fixtures, equal to ``features()``'s market columns: what
         a market-aware model reads beside ``feature_matrix``'s MODEL_FEATURES (they do not depend on the date: the

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from time2bet.features.market_ratings import MARKET_RATING_FEATURES, market_ratings
-from time2bet.serving_contract import MARKET_COLUMNS
+from time2bet.serving_contract import MARKET_COLUMNS, MODEL_FEATURES
 from time2bet.serving_snapshot_store import MARKET_HISTORY_SQL, read_tables, write_snapshot
 from time2bet.warehouse.client import Warehouse
 
@@ -40,8 +40,11 @@ def test_upcoming_fixtures_get_the_played_matches_market_ratings_never_their_own
     np.testing.assert_allclose(ours, training.to_numpy(), rtol=0, atol=1e-9)
 
     # the fast path's rows are the same
-    fast = snapshot.market_matrix(snapshot.resolve_many(MatchColumns(*map(list, zip(*_requests(batch_features))))))
-    np.testing.assert_array_equal(fast, ours)
+    resolved = snapshot.resolve_many(MatchColumns(*map(list, zip(*_requests(batch_features)))))
+    np.testing.assert_array_equal(snapshot.market_matrix(resolved), ours)
+    aware = snapshot.model_matrix(resolved, [*MODEL_FEATURES, *MARKET_RATING_FEATURES])   # a market-aware model's rows
+    np.testing.assert_array_equal(aware, np.column_stack([snapshot.feature_matrix(resolved), ours]))
+    np.testing.assert_array_equal(snapshot.model_matrix(resolved), snapshot.feature_matrix(resolved))   # independent
 
     # the batch predictions' path: the same numbers, whatever odds the fixtures carry
     odd = batch_features.copy()
