@@ -8,9 +8,9 @@ bookmaker market.
 Last line: ``n=<matches> model_logloss=<x> market_logloss=<y> gap=<x-y> model_rps=<a> market_rps=<b> ece=<c>
 family=<f> gap_ci=<lo>:<hi> ou_gap=<z>`` (market figures over the matches that have odds; the model's over the
 same matches; gap_ci: 95% bootstrap interval of the gap, 2,000 resamples of matchdays, fixed seed; ou_gap: the
-goals model's over/under 2.5 log-loss minus the de-margined market's). Lines before it give the per-division
-figures, the candidates' walk-forward scores, the goals model's markets (over/under, Asian handicap) and the
-time of each stage.
+goals model's over/under 2.5 log-loss, its P(over) recalibrated walk-forward by season, minus the de-margined
+market's). Lines before it give the per-division figures, the candidates' walk-forward scores, the goals model's
+markets (over/under with ou_raw_gap before the recalibration, Asian handicap) and the time of each stage.
 
 Every choice (candidate, whether the goals model's outputs are inputs of the others) is made by walk-forward
 validation inside the training window; the matches after the cutoff are only scored.
