@@ -202,9 +202,10 @@ def walk_forward_over_under(p_over: pd.Series, over: pd.Series, season: pd.Serie
         if not rows.any():
             continue
         history = known & season.isin(order[max(0, k - seasons) if seasons else 0:k])
-        recalibrate = (fit_over_under_recalibration(p_over[history], over[history])
-                       if history.sum() >= min_rows else OverUnderRecalibration())
-        out[rows] = recalibrate(p_over[rows])
+        if history.sum() >= min_rows:
+            out[rows] = fit_over_under_recalibration(p_over[history], over[history])(p_over[rows])
+        else:
+            out[rows] = p_over[rows]
     return out
 
 
