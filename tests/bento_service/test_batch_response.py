@@ -55,7 +55,7 @@ def _pydantic(scored: scoring.Scored) -> bytes:
             model={"name": model.name, "version": model.version, "alias": model.alias,
                    "data_version": model.data_version},
             features_as_of=scored.snapshot.features_as_of, snapshot_loaded_at=scored.snapshot.loaded_at,
-        ).model_dump_json())
+        ).model_dump_json(exclude_unset=True))   # markets and goals_model: absent unless asked
     return ("[" + ",".join(rows) + "]").encode()
 
 

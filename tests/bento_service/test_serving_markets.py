@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import orjson
 import pytest
 
 from bento_service import scoring
@@ -122,6 +123,22 @@ def test_a_division_without_a_goals_fit_is_refused_with_its_index(settings, snap
     assert refused.value.status == 422 and refused.value.reason == "markets_unavailable"
     assert refused.value.detail["division"] == dropped
     assert refused.value.detail["index"] == next(i for i, r in enumerate(requests) if r["division"] == dropped)
+
+
+def test_the_markets_json_is_the_prediction_schemas(snapshot, served_model, settings, batch_features):
+    """In-process: the response bytes with markets (built from pieces) are pydantic's JSON of Prediction, row for
+    row, and the default bytes carry no trace of them."""
+    from bento_service.model import ModelSet
+    from bento_service.schemas import Prediction
+
+    goals = ServedModel.load(settings.mlflow_tracking_uri, GOALS_MODEL_NAME)
+    scored = scoring.score(ModelSet(champion=served_model), snapshot, _as_matches(_requests(batch_features)), 0.0)
+    lean = scored.predictions_json()
+    rows = orjson.loads(scoring.add_markets(scored, goals).predictions_json())
+    assert [Prediction.model_validate(row).model_dump(mode="json", exclude_unset=True) for row in rows] == rows
+    assert all(row["goals_model"]["version"] == goals.version for row in rows)
+    assert [{k: v for k, v in row.items() if k not in ("goals_model", "markets")} for row in rows] == \
+        orjson.loads(lean)
 
 
 def _as_matches(requests):
