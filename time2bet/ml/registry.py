@@ -173,7 +173,9 @@ class ChampionDescription:
         elif gate.get("champion_log_loss"):
             lines.append("Judged against the champion by the point estimate (gated before the bootstrap interval).")
         else:
-            lines.append("No champion to compare with: the first challenger that passed became champion.")
+            family = f" in the {gate['family']} family" if gate.get("family") else ""
+            lines.append(f"No champion to compare with{family}: the first challenger that passed became "
+                         f"{gate.get('champion_alias') or 'champion'}.")
         if gate.get("elo_only_log_loss"):
             champion, elo = float(gate["challenger_log_loss"]), float(gate["elo_only_log_loss"])
             lines.append(f"Simplest-model floor: gate-window log-loss {champion:.5f} "
