@@ -6,7 +6,8 @@ resolves to one of them, the README indexes them all, and every dashboard panel 
 End to end (heavy): on one sample platform (sample site, replay server, `time2bet serve` started by a runbook),
 each scenario first induces a real symptom, then runs the ```bash runbook``` blocks of the runbooks that answer it
 (bash -euo pipefail, each with a timeout), then their ```bash runbook-verify``` blocks, which must pass. Scenarios
-share the platform, in the order of this file; each leaves it recovered for the next."""
+share the platform, in the order of this file; each leaves it recovered for the next (the last two share a story: the
+summer's rotation loads a season in which the game changed, the drift alerts follow)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ SCENARIOS = {
                               "source-file-quarantined", "rerun-failed-partition", "FeaturesStale"),
     "test_backfill_a_new_division": ("backfill-range",),
     "test_new_season_published": ("rotate-season",),
+    "test_the_game_changed": ("TargetDrift", "FeatureDrift", "PredictionDrift"),
 }
 
 
@@ -112,18 +114,18 @@ def test_every_panel_a_runbook_names_exists_on_its_dashboard():
                 assert panel in panels[dashboard], f"{path.name}: no panel {panel!r} on {dashboard}"
 
 
-def test_every_runbook_with_commands_is_exercised_and_the_others_say_why():
+def test_every_runbook_has_commands_that_a_scenario_runs():
     exercised = {name for names in SCENARIOS.values() for name in names}
     for path in RUNBOOKS.glob("*.md"):
         name = path.stem
         if name == "README":
             continue
-        if blocks(name, "runbook") or blocks(name, "runbook-verify"):
-            assert blocks(name, "runbook-verify"), f"{name}: commands but no verify block"
-            assert name in exercised, f"{name}: marked commands that no test runs"
-        else:
-            assert name not in exercised, name
-            assert "Not on a sample platform" in path.read_text(), f"{name}: no marked commands, and no reason given"
+        # every runbook, the drift alerts' too, is induced and run on the sample platform
+        assert blocks(name, "runbook"), f"{name}: no marked commands"
+        assert blocks(name, "runbook-verify"), f"{name}: commands but no verify block"
+        assert name in exercised, f"{name}: marked commands that no test runs"
+        assert f"::{next(t for t, names in SCENARIOS.items() if name in names)}" in path.read_text(), \
+            f"{name}: 'Where this is tested' does not name its scenario"
     for test, names in SCENARIOS.items():
         assert test in globals(), test
         for name in names:
@@ -423,17 +425,126 @@ def test_backfill_a_new_division(platform, tmp_path):
         assert "2 published partition(s) in the range, 0 not loaded" in runbooks.verify("backfill-range", **backfill)
 
 
+GAME_CHANGED = dt.date(2025, 3, 1)   # from the sample platform's clock on, the game changes (see _the_game_changed)
+SUMMER = dt.date(2025, 9, 8)          # the rotation's clock: the week's fixtures of 2025-26 published, some played
+PREDICTED_BEFORE = "2025-02-24"       # the kickoff week of the round of 1 March, predicted when the platform was built
+PREDICTED_AFTER = "2025-09-08"        # the kickoff week the rotation's training predicts
+_SWAPPED = (("FTHG", "FTAG"), ("HTHG", "HTAG"), ("HS", "AS"), ("HST", "AST"), ("HF", "AF"), ("HC", "AC"),
+            ("HY", "AY"), ("HR", "AR"))
+
+
+def _the_game_changed(path: Path, since: dt.date) -> int:
+    """Rewrites a site's season file as if the game had changed on ``since``: from then on the home side plays as the
+    away side used to (every home/away pair of columns swapped, the results too) and every count triples (goals,
+    shots, fouls, corners, cards). The odds stay: the market did not see it coming. Returns the matches changed."""
+    import csv
+    import io
+
+    raw = path.read_bytes()
+    bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+    text = raw.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    changed = 0
+    for row in rows:
+        if dt.datetime.strptime(row["Date"], "%d/%m/%Y").date() < since:
+            continue
+        for home, away in _SWAPPED:
+            row[home], row[away] = str(3 * int(row[away])), str(3 * int(row[home]))
+        row["FTR"], row["HTR"] = ({"H": "A", "A": "H", "D": "D"}[row[c]] for c in ("FTR", "HTR"))
+        changed += 1
+    out = io.StringIO()
+    writer = csv.DictWriter(out, list(rows[0]), lineterminator="\r\n" if "\r\n" in text else "\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_bytes(bom + out.getvalue().encode())
+    return changed
+
+
 @pytest.mark.heavy
 def test_new_season_published(platform, tmp_path):
     from time2bet.source.mirror import ReplayServer
     from time2bet.source.sample_site import DEFAULT_DIVISIONS, DEFAULT_SEASONS, generate_sample_site
 
     root, _, runbooks, _ = platform
-    # the summer after the sample site's last season: the source completes 2024-25 and publishes 2025-26
+    # early September after the sample site's last season: the source completes 2024-25 and publishes 2025-26, in
+    # both of which the game changed on 1 March 2025 (test_the_game_changed follows it up)
     generate_sample_site(tmp_path / "next", seasons=(*DEFAULT_SEASONS, "2025-26"))
     shutil.copytree(tmp_path / "next" / "mmz4281" / "2526", root / "site" / "mmz4281" / "2526")
+    changed = sum(_the_game_changed(path, GAME_CHANGED) for path in root.glob("site/mmz4281/2[45]2[56]/*.csv"))
+    assert changed > 2 * len(DEFAULT_DIVISIONS) * 5
     rotation = {"DIVISIONS": ",".join(DEFAULT_DIVISIONS), "SEASON": "2025-26"}
-    with ReplayServer(root / "site", as_of=dt.date(2025, 9, 1)) as summer:
+    with ReplayServer(root / "site", as_of=SUMMER) as summer:
         out = runbooks.run("rotate-season", TIME2BET_SOURCE_URL=summer.url, **rotation)
         assert "E0 2025-26: HTTP 200" in out
-        runbooks.verify("rotate-season", TIME2BET_SOURCE_URL=summer.url, **rotation)
+        assert re.search(r"not loaded \[\]; [1-9]\d* upcoming fixtures", runbooks.verify(
+            "rotate-season", TIME2BET_SOURCE_URL=summer.url, **rotation))
+
+
+@contextlib.contextmanager
+def _weekly_monitoring(env: dict[str, str]):
+    """run(week, load_ledger): what the monitoring's automation runs on Tuesdays (the code location's automation
+    sensor, once switched on): the prediction ledger's days loaded (when it has new records), then ``drift_report``
+    for the kickoff week; here in this process, on the platform's own Dagster instance, as `time2bet simulate`
+    runs them (the code location loaded once)."""
+    import gc
+
+    import dagster as dg
+
+    from time2bet.cli.main import QUIET_CONSOLE, prepare_dagster_home
+    from time2bet.cli.simulate import platform_environment
+    from time2bet.settings import Settings
+    from time2bet_assets.definitions import build_definitions
+
+    with platform_environment(env):
+        settings = Settings.from_env()
+        prepare_dagster_home(settings)
+        defs = build_definitions(settings)
+        with dg.DagsterInstance.get() as instance:
+            def run(week: str, *, load_ledger: bool) -> None:
+                days = sorted(p.name for p in settings.ledger_dir.iterdir() if p.is_dir()) if load_ledger else []
+                for day in days:
+                    result = defs.resolve_job_def("load_prediction_ledger").execute_in_process(
+                        instance=instance, partition_key=day, run_config=QUIET_CONSOLE, raise_on_error=False)
+                    assert result.success, f"load_prediction_ledger {day} failed"
+                result = defs.resolve_job_def("monitor").execute_in_process(
+                    instance=instance, partition_key=week, asset_selection=[dg.AssetKey("drift_report")],
+                    run_config=QUIET_CONSOLE, raise_on_error=False)
+                assert result.success, f"drift_report {week} failed"
+                gc.collect()   # the run's warehouse connection: the runbooks' processes may open the warehouse next
+
+            yield run
+
+
+@pytest.mark.heavy
+def test_the_game_changed(platform, binary):
+    from time2bet.monitoring.replay_alerts import MetricSeries, fired_alerts
+
+    _, env, runbooks, _ = platform
+    promtool = binary("promtool")
+    exported = MetricSeries()   # what the Pushgateway holds after each weekly export, for the shipped rules
+    with _weekly_monitoring(env) as monitor:
+        # the symptom, first: the round of 1 March was predicted by the champion before the game changed; its
+        # results (loaded by the summer's rotation) drift from the champion's training window: more goals, home
+        # sides losing
+        monitor(PREDICTED_BEFORE, load_ledger=True)
+        exported.record(PREDICTED_BEFORE, env["TIME2BET_HOME"])
+        target = runbooks.run("TargetDrift", WEEK=PREDICTED_BEFORE)
+        assert re.search(rf'^time2bet_drift_p_value{{column="goals",kind="target",.*week="{PREDICTED_BEFORE}"}} ',
+                         target, re.MULTILINE), target
+        assert "trained on 2020-21..2024-25" in target   # the rotation's candidate, trained on the changed weeks
+        runbooks.verify("TargetDrift", WEEK=PREDICTED_BEFORE)
+        # then: the week the rotation's training predicted, on features of months of the changed game
+        monitor(PREDICTED_AFTER, load_ledger=False)   # (its predictions: loaded above)
+        exported.record(PREDICTED_AFTER, env["TIME2BET_HOME"])
+    features = runbooks.run("FeatureDrift", WEEK=PREDICTED_AFTER)
+    assert re.search(rf'^time2bet_drift_dataset_drift{{.*week="{PREDICTED_AFTER}"}} 1\.0$', features, re.MULTILINE), \
+        features
+    assert 'kind="prediction"' in runbooks.run("PredictionDrift", WEEK=PREDICTED_AFTER)
+    for name in ("FeatureDrift", "PredictionDrift"):
+        runbooks.verify(name, WEEK=PREDICTED_AFTER)
+    # the shipped alert rules fire on what was exported: target drift after the first week, features and
+    # predictions after the second (a push replaces the asset's figures of the week before); the earlier
+    # scenarios' exports are there too (say SourceFileRejected's: the sensor that refreshes them is not running)
+    drift = {"FeatureDrift", "PredictionDrift", "TargetDrift"}
+    fired = [[name for name in step if name in drift] for step in fired_alerts(exported, promtool=promtool)]
+    assert fired == [["TargetDrift"], ["FeatureDrift", "PredictionDrift"]], fired
