@@ -254,7 +254,8 @@ def gate_goals(logged: LoggedGoals, scores: Mapping[str, float], evaluation: pd.
         promote(GOALS_MODEL_NAME, version, reason, tracking_uri=tracking_uri)
     else:
         append_audit(client, GOALS_MODEL_NAME, f"gate: v{version} stays challenger: over/under 2.5 log-loss "
-                     f"{ours:.5f} worse than champion v{champion}'s {champion_ou:.5f} on {held_out}")
+                     f"{gate_tags['goals_gate.ou_2_5_log_loss'] or 'none (no held-out match it predicts)'} worse "
+                     f"than champion v{champion}'s {gate_tags['goals_gate.champion_ou_2_5_log_loss']} on {held_out}")
     return GoalsOutcome(logged.run_id, version, promoted, dict(scores), champion_ou, champion)
 
 
