@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -22,6 +23,12 @@ from time2bet.cli.demo import service_command
 from time2bet.cli.sample_platform import build_platform  # (shared with bench/serve.py)
 
 REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "football-data"
+
+
+def pytest_configure(config):
+    """SIGTERM (a CI time-out, a stopped job) ends the run as Ctrl-C does: the fixtures tear down and stop the
+    servers they started, instead of the interpreter dying with them still up."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 PG_ADMIN_URL = os.environ.get("TIME2BET_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -2,13 +2,17 @@
 its own session (process group) whose readiness is an HTTP URL and whose whole group is stopped at the end.
 
 Its own session keeps Ctrl-C for the parent, and stopping the group also ends the children a server spawns
-(BentoML's and Dagster's workers), so nothing is left behind. One implementation for ``time2bet demo``,
-bench/serve.py and the serving tests.
+(BentoML's and Dagster's workers), so nothing is left behind. On Linux the process also gets SIGTERM when its
+parent dies however it dies (util-linux ``setpriv --pdeathsig``, which keeps that prctl across its exec of the
+command; no ``preexec_fn``, unsafe in a threaded parent): a killed test run or benchmark leaves no server behind;
+``time2bet stack up`` opts out, its processes outlive the command by design (``stack down`` stops them).
+One implementation for ``time2bet demo``, ``time2bet stack``, bench/serve.py and the tests.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +25,13 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_S = 20
+
+
+def stopped_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM when the thread that started it exits (start it from the main
+    thread: then that is when the parent process ends); unchanged where setpriv is missing (not Linux)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else list(command)
 
 
 def free_port() -> int:
@@ -39,12 +50,14 @@ class Background:
     env: dict[str, str]
     log: Path
     cwd: Path = REPO_ROOT
+    stop_with_parent: bool = True   # SIGTERM when the parent dies (Linux); False for processes meant to outlive it
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self) -> Background:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = stopped_with_parent(self.command) if self.stop_with_parent else self.command
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, stdout=out,
+            self.proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         return self
 

@@ -276,7 +276,7 @@ def up(settings: Settings, profile: str, admin_url: str, db_prefix: str, celery_
     def start(name: str, command: list[str], url: str | None = None) -> Background:
         import psutil
 
-        process = Background(name, command, process_env, logs / f"{name}.log").start()
+        process = Background(name, command, process_env, logs / f"{name}.log", stop_with_parent=False).start()
         started[name] = process
         state.components.append(Component(name, process.proc.pid, command, str(process.log), url,
                                            psutil.Process(process.proc.pid).create_time()))
