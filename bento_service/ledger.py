@@ -61,7 +61,8 @@ class _Answered:
             out.append(LedgerRecord(
                 prediction_id=new_prediction_id(), created_at=now, as_of=now, source=self.source,
                 model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant_label(variant),
-                data_version=model.data_version, features_as_of=scored.snapshot.features_as_of,
+                model_family=model.family, data_version=model.data_version,
+                features_as_of=scored.snapshot.features_as_of,
                 match_key=rows_keys, match_id=rows_ids, kickoff_date=rows_kickoffs,
                 p_home=rows_probs[:, 0], p_draw=rows_probs[:, 1], p_away=rows_probs[:, 2], request_id=request_id))
         return out

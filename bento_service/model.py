@@ -19,7 +19,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from time2bet.serving_contract import CHALLENGER, CHAMPION, MODEL_FEATURES, MODEL_NAME, VARIANTS, model_input
+from time2bet.serving_contract import (
+    CHALLENGER,
+    CHAMPION,
+    DEFAULT_FAMILY,
+    FAMILIES,
+    FAMILY_TAG,
+    MODEL_FEATURES,
+    MODEL_NAME,
+    VARIANTS,
+    model_input,
+)
 
 logger = logging.getLogger("time2bet.serving")
 
@@ -35,10 +45,15 @@ class ServedModel:
     input_features: list[str]
     loaded_at: dt.datetime
     pyfunc: object
+    family: str = DEFAULT_FAMILY   # the version's FAMILY_TAG: which inputs it may read (every answer names it)
     _fast: Callable[[np.ndarray], np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+    # whether the model reads exactly MODEL_FEATURES (Snapshot.feature_matrix's rows, the independent family), or
+    # needs rows of its own inputs (Snapshot.model_matrix: a market-aware model); decided once, not per call
+    reads_model_features: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._fast = _raw_predict_fn(self.pyfunc)
+        self.reads_model_features = tuple(self.input_features) == MODEL_FEATURES
 
     @classmethod
     def load(cls, tracking_uri: str, name: str = MODEL_NAME, alias: str = CHAMPION,
@@ -51,6 +66,9 @@ class ServedModel:
         client = registry_client(tracking_uri)
         mv = client.get_model_version_by_alias(name, alias) if version is None else \
             client.get_model_version(name, str(version))
+        family = mv.tags.get(FAMILY_TAG) or DEFAULT_FAMILY   # versions registered before families: independent
+        if family not in FAMILIES:
+            raise ValueError(f"{name} v{mv.version} is tagged {FAMILY_TAG}={family!r}; families are {FAMILIES}")
         # the version itself (not the alias) so a promotion during the load cannot mix two versions
         pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
         metrics: dict[str, float] = {}
@@ -63,7 +81,7 @@ class ServedModel:
             name=name, alias=alias, version=str(mv.version), run_id=mv.run_id,
             data_version=mv.tags.get("data_version", ""), metrics=metrics,
             input_features=list(pyfunc.metadata.get_input_schema().input_names()),
-            loaded_at=dt.datetime.now(dt.UTC), pyfunc=pyfunc,
+            loaded_at=dt.datetime.now(dt.UTC), pyfunc=pyfunc, family=family,
         )
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
@@ -76,13 +94,17 @@ class ServedModel:
         return probs
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
-        """(n, 3) H/D/A probabilities for float64 rows of MODEL_FEATURES (``Snapshot.feature_matrix``): the same
+        """(n, 3) H/D/A probabilities for float64 rows of the model's own inputs, ``input_features`` in order
+        (``Snapshot.feature_matrix`` when they are MODEL_FEATURES, else ``Snapshot.model_matrix``): the same
         numbers as :meth:`predict` on the same rows, without a DataFrame and MLflow's schema enforcement (a
         no-op here: the columns are the signature's, in its order, all float64)."""
         if len(x) == 0:
             return np.empty((0, 3))
-        if self._fast is None or tuple(self.input_features) != MODEL_FEATURES:
-            return self.predict(pd.DataFrame(x, columns=list(MODEL_FEATURES)))
+        if x.shape[1] != len(self.input_features):
+            raise ValueError(f"{self.name} v{self.version} reads {len(self.input_features)} columns, got rows of "
+                             f"{x.shape[1]}: build them with Snapshot.model_matrix(fixtures, input_features)")
+        if self._fast is None:
+            return self.predict(pd.DataFrame(x, columns=self.input_features))
         probs = np.asarray(self._fast(x), dtype=float)
         if probs.shape != (len(x), 3):
             raise RuntimeError(f"model returned shape {probs.shape}, expected ({len(x)}, 3)")

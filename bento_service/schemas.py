@@ -7,12 +7,13 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from time2bet.football import DIVISIONS
+from time2bet.serving_contract import FAMILIES
 
 MAX_NAME = 64          # a team name longer than this is not a name
 MAX_DIVISION = 8       # a division code longer than this is refused for its length (string_too_long)
@@ -190,11 +191,19 @@ class Probabilities(BaseModel):
     away: float
 
 
+# A model version's family (its registry tag, time2bet.serving_contract.FAMILY_TAG): which inputs it may read.
+FAMILY_DESCRIPTION = ("the model family: independent (results-derived features only, never any odds) or "
+                      "market-aware (also reads team ratings fitted to the de-margined odds of earlier matches, "
+                      "never the predicted match's own)")
+Family = Annotated[Literal[FAMILIES], Field(description=FAMILY_DESCRIPTION)]
+
+
 class ModelRef(BaseModel):
     name: str
     version: str
     alias: str
     data_version: str
+    family: Family
 
 
 class OverUnder(BaseModel):
@@ -293,6 +302,7 @@ class ModelDetails(BaseModel):
     run_id: str | None
     metrics: dict[str, float]
     data_version: str
+    family: Family
     loaded_at: dt.datetime
     input_features: int
 

@@ -78,9 +78,7 @@ class Scored:
         names, rows = self.variant_codes()
         dates_of_snapshot = (b',"features_as_of":' + orjson.dumps(snapshot.features_as_of) + b',"snapshot_loaded_at":'
                              + orjson.dumps(_DATETIME.dump_python(snapshot.loaded_at, mode="json")) + b"}")
-        tails = [b'},"model":' + orjson.dumps({"name": m.name, "version": m.version, "alias": m.alias,
-                                               "data_version": m.data_version}) + dates_of_snapshot + b","
-                 for m in (self.models[v] for v in names)]
+        tails = [b'},"model":' + model_ref_json(m) + dates_of_snapshot + b"," for m in (self.models[v] for v in names)]
         labels = names if len(names) == 1 and ROUTE_SEP not in names[0] else list(map(variant_label, names))
         heads = _heads(fixtures.pairs, labels)   # (pair, variant) -> head, at pair * len(names) + variant
         if len(names) == 1:
@@ -105,6 +103,12 @@ class Scored:
         return b"".join(pieces)
 
 
+def model_ref_json(model: ServedModel) -> bytes:
+    """schemas.ModelRef of a served model as JSON (same fields, same order)."""
+    return orjson.dumps({"name": model.name, "version": model.version, "alias": model.alias,
+                         "data_version": model.data_version, "family": model.family})
+
+
 @dataclass(frozen=True)
 class Markets:
     """The markets of every distinct pair of a request (schemas.Markets as JSON, in ``Fixtures.pairs`` order) and
@@ -117,8 +121,7 @@ class Markets:
     def tails(self, tails: list[bytes], pair_of_row: list[int]) -> list[bytes]:
         """Each row's tail ('...},') with ',"goals_model":{..},"markets":{..}' before its closing brace."""
         g = self.goals_model
-        ref = b',"goals_model":' + orjson.dumps({"name": g.name, "version": g.version, "alias": g.alias,
-                                                 "data_version": g.data_version}) + b',"markets":'
+        ref = b',"goals_model":' + model_ref_json(g) + b',"markets":'
         return [tail[:-2] + ref + self.of_pair[pair] + b"},"
                 for tail, pair in zip(tails, pair_of_row, strict=True)]
 
@@ -235,22 +238,38 @@ def prepare(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequen
     return fixtures, variants_of(models, fixtures, share), snapshot.feature_matrix(fixtures)
 
 
-def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray) -> np.ndarray:
-    """One model call per variant present."""
+def model_rows(model: ServedModel, x: np.ndarray, snapshot: Snapshot | None = None,
+               fixtures: Fixtures | None = None) -> np.ndarray:
+    """The rows ``model`` reads for resolved requests: ``x`` itself (MODEL_FEATURES, computed once per request)
+    when those are its inputs, as for the independent family; else its own inputs in its order
+    (``Snapshot.model_matrix``: a market-aware model also reads the market-implied ratings), built only then."""
+    if model.reads_model_features:
+        return x
+    if snapshot is None or fixtures is None:
+        raise ValueError(f"{model.name} v{model.version} ({model.family}) reads other columns than MODEL_FEATURES: "
+                         "its rows need the snapshot and the resolved fixtures")
+    return snapshot.model_matrix(fixtures, model.input_features)
+
+
+def predict_by_variant(models: ModelSet, variants: list[str], x: np.ndarray, snapshot: Snapshot | None = None,
+                       fixtures: Fixtures | None = None) -> np.ndarray:
+    """One model call per variant present, on the rows that model reads (:func:`model_rows`)."""
     if len(present := set(variants)) == 1:   # no masks: they cost a copy of the rows and a string array
-        return models.get(present.pop()).predict_matrix(x)
+        model = models.get(present.pop())
+        return model.predict_matrix(model_rows(model, x, snapshot, fixtures))
     probs = np.empty((len(variants), 3))
     chosen = np.asarray(variants)
     for variant in dict.fromkeys(variants):
         mask = chosen == variant
-        probs[mask] = models.get(variant).predict_matrix(x[mask])
+        model = models.get(variant)
+        probs[mask] = model.predict_matrix(model_rows(model, x, snapshot, fixtures)[mask])
     return probs
 
 
 def score(models: ModelSet, snapshot: Snapshot, matches: MatchColumns | Sequence, share: float) -> Scored:
     """Requests scored in the calling thread (the batch route and the jobs)."""
     fixtures, variants, x = prepare(models, snapshot, matches, share)
-    probs = predict_by_variant(models, variants, x)
+    probs = predict_by_variant(models, variants, x, snapshot, fixtures)
     return Scored(fixtures, variants, {v: models.get(v) for v in set(variants)}, probs, snapshot)
 
 
@@ -266,12 +285,14 @@ async def score_batched(batcher: MicroBatcher, models: ModelSet, snapshot: Snaps
         x = await snapshot.online.coalesced(snapshot, fixtures)
     chosen = {v: models.get(v) for v in dict.fromkeys(variants)}
     if len(chosen) == 1:
-        probs = await batcher.predict(next(iter(chosen.values())), x)
+        model = next(iter(chosen.values()))
+        probs = await batcher.predict(model, model_rows(model, x, snapshot, fixtures))
     else:
         probs = np.empty((len(variants), 3))
         mask = np.asarray(variants)
         for variant, model in chosen.items():
-            probs[mask == variant] = await batcher.predict(model, x[mask == variant])
+            rows = mask == variant
+            probs[rows] = await batcher.predict(model, model_rows(model, x, snapshot, fixtures)[rows])
     return Scored(fixtures, variants, chosen, probs, snapshot)
 
 

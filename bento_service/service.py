@@ -460,8 +460,8 @@ class Time2BetService:
     @staticmethod
     def _details(model: ServedModel) -> ModelDetails:
         return ModelDetails(name=model.name, version=model.version, alias=model.alias, run_id=model.run_id,
-                            metrics=model.metrics, data_version=model.data_version, loaded_at=model.loaded_at,
-                            input_features=len(model.input_features))
+                            metrics=model.metrics, data_version=model.data_version, family=model.family,
+                            loaded_at=model.loaded_at, input_features=len(model.input_features))
 
 
 if _SETTINGS.max_in_flight:   # load shedding, outside the fast path (see bento_service/shedding.py)

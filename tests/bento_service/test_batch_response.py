@@ -20,8 +20,8 @@ NAMES = ["Arsenal", "Bayern München", 'Quote "FC"', "Back\\slash", "Tab\tTown",
 LOADED_AT = dt.datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=dt.UTC)
 
 
-def _model(alias: str, version: str):
-    return SimpleNamespace(name="match_outcome", version=version, alias=alias, data_version='dv "7"')
+def _model(alias: str, version: str, family: str):
+    return SimpleNamespace(name="match_outcome", version=version, alias=alias, data_version='dv "7"', family=family)
 
 
 def _scored(n: int, *, variants: list[str], days: list[int], seed: int = 0,
@@ -38,7 +38,7 @@ def _scored(n: int, *, variants: list[str], days: list[int], seed: int = 0,
     fixtures = Fixtures(pairs=pairs, ids=pairs, codes=codes.astype(np.intp),
                         kickoffs=[dt.date.fromordinal(int(o)) for o in ordinals], ordinals=ordinals.astype(np.int64))
     chosen = [variants[i] for i in rng.integers(len(variants), size=n)]
-    models = {CHAMPION: _model(CHAMPION, "3"), CHALLENGER: _model(CHALLENGER, "4")}
+    models = {CHAMPION: _model(CHAMPION, "3", "independent"), CHALLENGER: _model(CHALLENGER, "4", "market-aware")}
     snapshot = SimpleNamespace(features_as_of=features_as_of, loaded_at=LOADED_AT)
     return scoring.Scored(fixtures, chosen, {v: models[v] for v in set(chosen)}, probs, snapshot)
 
@@ -53,7 +53,7 @@ def _pydantic(scored: scoring.Scored) -> bytes:
             variant=variant, home_team=home, away_team=away, division=division, kickoff_date=kickoff,
             probabilities={"home": p[0], "draw": p[1], "away": p[2]},
             model={"name": model.name, "version": model.version, "alias": model.alias,
-                   "data_version": model.data_version},
+                   "data_version": model.data_version, "family": model.family},
             features_as_of=scored.snapshot.features_as_of, snapshot_loaded_at=scored.snapshot.loaded_at,
         ).model_dump_json(exclude_unset=True))   # markets and goals_model: absent unless asked
     return ("[" + ",".join(rows) + "]").encode()

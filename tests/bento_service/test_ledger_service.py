@@ -23,7 +23,7 @@ def flat(prediction: dict, source: str) -> dict:
     return {"source": source, "division": prediction["division"], "kickoff_date": prediction["kickoff_date"],
             "home_team": prediction["home_team"], "away_team": prediction["away_team"],
             "p_home": probabilities["home"], "p_draw": probabilities["draw"], "p_away": probabilities["away"],
-            "model_version": prediction["model"]["version"]}
+            "model_version": prediction["model"]["version"], "model_family": prediction["model"]["family"]}
 SETTLE_S = 1.5                          # > the flush bound plus one write, before the kill
 JOB_TIMEOUT_S = 60
 
@@ -79,6 +79,7 @@ def test_answered_predictions_survive_a_kill_9(platform_env, tmp_path, start_ben
     for column in ("p_home", "p_draw", "p_away"):
         assert got[column].tolist() == want[column].tolist(), column   # the bits the client saw
     assert (got["model_version"].astype(str) == want["model_version"].astype(str)).all()
+    assert got["model_family"].tolist() == want["model_family"].tolist() and set(want["model_family"]) == {"independent"}
     assert (pd.to_datetime(got["as_of"]) <= pd.to_datetime(got["created_at"])).all()
     assert verify(ledger_dir, {}).ok
     appended = [line for line in metrics.splitlines()

@@ -101,7 +101,7 @@ def test_predictions_json_is_the_prediction_schema(snapshot, served_model, batch
             variant=variant, home_team=m.home_team, away_team=m.away_team, division=m.division,
             kickoff_date=kickoff, probabilities={"home": p[0], "draw": p[1], "away": p[2]},
             model={"name": model.name, "version": model.version, "alias": model.alias,
-                   "data_version": model.data_version},
+                   "data_version": model.data_version, "family": model.family},
             features_as_of=snapshot.features_as_of, snapshot_loaded_at=snapshot.loaded_at).model_dump_json(exclude_unset=True))
     assert scored.predictions_json() == ("[" + ",".join(expected) + "]").encode()
     counts = scored.outcome_counts()
