@@ -69,7 +69,7 @@ class LedgerRecord:
     p_home: Sequence[float]
     p_draw: Sequence[float]
     p_away: Sequence[float]
-    model_family: str | None = None      # e.g. "xgboost", "logistic_regression" (once the registry tags it)
+    model_family: str | None = None      # its registry version's family tag (serving_contract.FAMILIES)
     request_id: str | None = None        # ties together the records of one request answered by several models
     n: int = field(init=False, repr=False, compare=False)   # number of rows (predictions)
 
