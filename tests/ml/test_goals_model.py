@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from time2bet.ml import goals_model
+from time2bet.ml import goals_model, goals_training
 from time2bet.ml.goals_model import GOALS_MODEL_NAME
 from time2bet.mlflow_store import registry_client
 
@@ -41,7 +41,7 @@ def test_markets_of_one_score_matrix_agree():
 
 def test_registered_goals_model_round_trip_and_gate(frame, tracking):
     uri = tracking["tracking_uri"]
-    first = goals_model.train_register_and_gate(frame, tracking_uri=uri, data_version="synthetic-1",
+    first = goals_training.train_register_and_gate(frame, tracking_uri=uri, data_version="synthetic-1",
                                                 artifact_location=tracking["artifact_location"])
     assert first.promoted and first.champion_version is None
     assert 0.9 < first.scores["log_loss_1x2"] < 1.1 and 0.55 < first.scores["ou_2_5_log_loss"] < 0.72
@@ -51,7 +51,7 @@ def test_registered_goals_model_round_trip_and_gate(frame, tracking):
     served = goals_model.load_goals(f"models:/{GOALS_MODEL_NAME}@champion")
     assert served.divisions == {"E0"}
     train = frame[frame["season"] != frame["season"].max()]
-    fits = goals_model.fit_divisions(train)
+    fits = goals_training.fit_divisions(train)
     rows = frame.tail(50)
     lam, mu, rho = served.expected_goals(rows["division"], rows["home_team_id"], rows["away_team_id"])
     e0 = (rows["division"] == "E0").to_numpy()
@@ -71,7 +71,7 @@ def test_registered_goals_model_round_trip_and_gate(frame, tracking):
     assert run.data.tags["family"] == "independent"
 
     # the same data again: not worse on the same matches (a tie), so the new version becomes champion
-    second = goals_model.train_register_and_gate(frame, tracking_uri=uri, data_version="synthetic-1",
+    second = goals_training.train_register_and_gate(frame, tracking_uri=uri, data_version="synthetic-1",
                                                  artifact_location=tracking["artifact_location"])
     assert second.promoted and second.champion_version == first.version
     assert second.champion_ou_2_5_log_loss == pytest.approx(second.scores["ou_2_5_log_loss"])
@@ -82,9 +82,9 @@ def test_registered_goals_model_round_trip_and_gate(frame, tracking):
     model = goals_model.GoalsPyfunc()
     model.fits = worse
     evaluation = frame[frame["season"] == frame["season"].max()]
-    scores = goals_model.held_out_scores(model, evaluation)
-    logged = goals_model.log_goals_model(worse, scores, train, tracking_uri=uri, data_version="synthetic-worse")
-    third = goals_model.gate_goals(logged, scores, evaluation, "2023-24", tracking_uri=uri)
+    scores = goals_training.held_out_scores(model, evaluation)
+    logged = goals_training.log_goals_model(worse, scores, train, tracking_uri=uri, data_version="synthetic-worse")
+    third = goals_training.gate_goals(logged, scores, evaluation, "2023-24", tracking_uri=uri)
     assert not third.promoted and third.champion_version == second.version
     assert scores["ou_2_5_log_loss"] > third.champion_ou_2_5_log_loss
     aliases = client.get_registered_model(GOALS_MODEL_NAME).aliases

@@ -16,7 +16,8 @@ def goals_model(context: dg.AssetExecutionContext, training_dataset: str,
     the 1X2 gate), logged to the MLflow experiment ``match_goals`` with its held-out 1X2 and over/under 2.5
     log-loss, registered, and made ``champion`` when it is the first or not worse on over/under 2.5 than the
     champion on the same matches. A dataset where no division has enough matches for a fit registers nothing."""
-    from time2bet.ml.goals_model import GOALS_MODEL_NAME, train_register_and_gate
+    from time2bet.ml.goals_model import GOALS_MODEL_NAME
+    from time2bet.ml.goals_training import train_register_and_gate
 
     frame = pd.read_parquet(training_dataset)
     data_version = Path(training_dataset).stem
