@@ -20,8 +20,12 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/time2bet demo
 
+# The test files run on TEST_WORKERS processes (pytest-xdist), each file on one of them (--dist loadfile: a module's
+# fixtures, such as the runbook tests' platform, are built once); most tests wait on real servers, so two workers
+# on two cores halve the run. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Lint (ruff's default rules, configured in pyproject.toml [tool.ruff]); run by .ci/run before the tests.
 LINT_PATHS := time2bet time2bet_assets bento_service ui tests bench deploy .ci
