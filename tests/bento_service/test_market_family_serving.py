@@ -15,32 +15,15 @@ minute; one logistic regression fitted and saved by hand costs ~3 s and serves t
 from __future__ import annotations
 
 import datetime as dt
-import time
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.bento_service.polling import wait_for
 from time2bet.serving_contract import CHALLENGER, CHAMPION, FAMILIES, FAMILY_TAG, MODEL_FEATURES, MODEL_NAME
 
-WAIT_S = 60
 DAYS = range(0, 28, 3)   # kickoff dates per fixture: distinct match ids, so both A/B arms get matches
-
-
-def wait_for(what: str, check, timeout: float = WAIT_S):
-    """Poll ``check`` until it returns something truthy (bounded); fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"after {timeout}s still waiting for: {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

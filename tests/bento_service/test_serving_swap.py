@@ -16,26 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bento_service.model import assign_variant
+from tests.bento_service.polling import wait_for
 from time2bet.serving_contract import CHALLENGER, CHAMPION
 
 NAME = "match_outcome"
-WAIT_S = 60
 SHARE = 0.5   # = conftest.CHALLENGER_SHARE
-
-
-def wait_for(what: str, check, timeout: float = WAIT_S):
-    """Poll ``check`` until it returns something truthy (bounded); fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"after {timeout}s still waiting for: {what}")
-        time.sleep(0.2)
 
 
 def samples(client, metric: str) -> dict[frozenset, float]:
