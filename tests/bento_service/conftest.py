@@ -9,6 +9,18 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_collection_modifyitems(items):
+    """schemathesis 4.32's per-operation tests (test_contract.py) all get one node id under pytest 9.2 (the name has
+    the operation, the id not); pytest-xdist keys tests by id and ran only the first operation. Each gets its name
+    as its id."""
+    from _pytest.nodes import NodeId  # pytest 9.2's structured node id (Node._id); no public setter
+
+    for item in items:
+        module, _, tail = item.nodeid.rpartition("::")
+        if "[" in item.name and "[" not in tail:
+            item._id = NodeId.parse(f"{module}::{item.name}")
+
+
 @pytest.fixture(scope="session")
 def snapshot(settings):
     from bento_service.snapshot import Snapshot
