@@ -173,6 +173,9 @@ def serve_env(platform_env: dict[str, str], root: Path) -> dict[str, str]:
            "TIME2BET_MODEL_POLL_S": str(POLL_S), "TIME2BET_CHALLENGER_SHARE": str(CHALLENGER_SHARE),
            "TIME2BET_REDIS_URL": REDIS_URL, "TIME2BET_JOBS_PREFIX": JOBS_PREFIX}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    # the platform's store is its registry too; an in-process mlflow.set_registry_uri of an earlier test (another
+    # platform's) exports MLFLOW_REGISTRY_URI, which a child's MlflowClient would otherwise read the registry from
+    env.pop("MLFLOW_REGISTRY_URI", None)
     return env
 
 
