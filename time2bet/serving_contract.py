@@ -94,3 +94,10 @@ def model_input(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     if rest:
         x[rest] = x[rest].clip(upper=REST_DAYS_CAP)
     return x
+
+
+def check_family(family: str) -> str:
+    """``family`` if it is one of FAMILIES, else a clear error (one check for training, the registry and bench)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    return family

@@ -19,7 +19,7 @@ import pandas as pd
 
 from time2bet.features.market_ratings import MARKET_RATING_FEATURES, market_ratings
 from time2bet.ml.goals import GOALS_FEATURES, walk_forward_goals
-from time2bet.serving_contract import DEFAULT_FAMILY, FAMILIES, MODEL_FEATURES
+from time2bet.serving_contract import DEFAULT_FAMILY, MODEL_FEATURES, check_family
 
 GOALS_DETAIL = ("goals_rho",)  # with goals_exp_*, rebuilds a row's score matrix (markets); not a model input
 
@@ -27,8 +27,7 @@ GOALS_DETAIL = ("goals_rho",)  # with goals_exp_*, rebuilds a row's score matrix
 def family_features(base: Sequence[str], family: str = DEFAULT_FAMILY, *, goals: bool = True) -> list[str]:
     """The model inputs of ``family``: ``base`` and the goals model's outputs (unless ``goals`` is False), plus
     the market-implied ratings for the market-aware family."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    check_family(family)
     extra = list(GOALS_FEATURES) if goals else []
     if family == "market-aware":
         extra += list(MARKET_RATING_FEATURES)
@@ -38,19 +37,11 @@ def family_features(base: Sequence[str], family: str = DEFAULT_FAMILY, *, goals:
 def with_family_columns(frame: pd.DataFrame, family: str = DEFAULT_FAMILY) -> pd.DataFrame:
     """``frame`` (played matches, market_prob_* where odds exist) with the goals model's walk-forward columns and,
     for the market-aware family, the market-implied ratings."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    check_family(family)
     parts = [frame, walk_forward_goals(frame)]
     if family == "market-aware":
         parts.append(market_ratings(frame))
     return pd.concat(parts, axis=1)
-
-
-def check_family(family: str) -> str:
-    """``family`` if it is one of FAMILIES, else a clear error."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
-    return family
 
 
 def platform_features(family: str = DEFAULT_FAMILY) -> list[str]:

@@ -28,7 +28,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from time2bet.mlflow_store import registry_client
-from time2bet.serving_contract import CHALLENGER, CHAMPION, DEFAULT_FAMILY, FAMILIES, FAMILY_TAG, MODEL_NAME
+from time2bet.serving_contract import CHALLENGER, CHAMPION, DEFAULT_FAMILY, FAMILY_TAG, MODEL_NAME, check_family
 
 _ROLLED_BACK = "champion.rolled_back"
 
@@ -52,8 +52,7 @@ def family_aliases(family: str = DEFAULT_FAMILY, champion_family: str = DEFAULT_
     """(champion alias, challenger alias) of ``family`` when ``champion_family`` is the configured one: ``champion``
     and ``challenger`` for it, ``champion-<family>`` and ``challenger-<family>`` for another."""
     for value in (family, champion_family):
-        if value not in FAMILIES:
-            raise ValueError(f"unknown model family {value!r}; families are {FAMILIES}")
+        check_family(value)
     if family == champion_family:
         return CHAMPION, CHALLENGER
     return f"{CHAMPION}-{family}", f"{CHALLENGER}-{family}"

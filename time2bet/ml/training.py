@@ -31,7 +31,7 @@ from xgboost import XGBClassifier
 
 from time2bet.football import season_start_year
 from time2bet.ml.metrics import METRICS, OUTCOME_NAMES, encode_outcomes, evaluate, log_loss
-from time2bet.serving_contract import DEFAULT_FAMILY, FAMILIES, model_input
+from time2bet.serving_contract import DEFAULT_FAMILY, check_family, model_input
 
 SEED = 20_240_701
 CANDIDATES = ("logreg", "xgboost")
@@ -403,8 +403,7 @@ def train_candidate(
     """Validate each candidate (or only ``model_name``) walk-forward on ``frame``, the training window, pick
     the lowest pooled log-loss (ties go to the earlier candidate, the simpler one), and refit it on the
     whole window. Nothing outside ``frame`` is looked at, so a later window stays fair for the gate."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; families are {FAMILIES}")
+    check_family(family)
     names = tuple(candidates) if model_name is None else (model_name,)
     cvs = cross_validate_all(frame, features, names, n_folds, hyperparameters)
     scores = {name: cv.summary["model_log_loss"] for name, cv in cvs.items()}

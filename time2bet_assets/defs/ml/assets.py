@@ -113,8 +113,9 @@ def candidate_model(
     window (the latest season is held out for the promotion gate); the better one, calibrated on a later
     split than it was fitted on, is logged to MLflow with its metrics, references and plots. Of the configured
     model family unless the run's config names another (TrainingConfig)."""
-    from time2bet.ml.families import check_family, with_platform_columns
+    from time2bet.ml.families import with_platform_columns
     from time2bet.ml.training import held_out_split
+    from time2bet.serving_contract import check_family
 
     family = check_family(config.family or registry.family)
     frame = with_platform_columns(pd.read_parquet(training_dataset), family)
