@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from time2bet.football import season_start_year
 from time2bet.ml.metrics import log_loss
 from time2bet.ml.training import (
     BASELINE_MODEL,
@@ -91,13 +92,24 @@ def compare_routes(frame: pd.DataFrame, divisions: Sequence[str] | None = None, 
     train, _, _ = held_out_split(frame)
     folds = min(n_folds, train["season"].nunique() - 2)
     features = list(MODEL_FEATURES)
-    pooled = cross_validate_all(train, features, [model_name], folds, hyperparameters)[model_name].predictions
-    pooled = pooled.merge(train[["match_id", "division"]], on="match_id")
+    pooled_until: dict[str, pd.DataFrame] = {}
+
+    def pooled_predictions(last_season: str) -> pd.DataFrame:
+        """The pooled model's walk-forward predictions with the window cut after ``last_season``: a division whose
+        data stops earlier (the mirror has several that stop in 2013-14) is validated on its own last seasons,
+        each by a pooled model trained on every division's seasons before it."""
+        if last_season not in pooled_until:
+            window = train[train["season"].map(season_start_year) <= season_start_year(last_season)]
+            predictions = cross_validate_all(window, features, [model_name], folds, hyperparameters)[model_name]
+            pooled_until[last_season] = predictions.predictions.merge(window[["match_id", "division"]], on="match_id")
+        return pooled_until[last_season]
+
     rows = []
     for division in divisions or sorted(train["division"].unique()):
         own_rows = train[train["division"] == division]
         if own_rows["season"].nunique() < folds + 2:
             continue
+        pooled = pooled_predictions(season_order(own_rows["season"])[-1])
         own = cross_validate_all(own_rows, features, [model_name], folds, hyperparameters)[model_name].predictions
         theirs = pooled[(pooled["division"] == division) & pooled["match_id"].isin(own["match_id"])]
         own = own[own["match_id"].isin(theirs["match_id"])].set_index("match_id").loc[theirs["match_id"]]
