@@ -81,6 +81,12 @@ def test_answered_predictions_survive_a_kill_9(platform_env, tmp_path, start_ben
     assert (got["model_version"].astype(str) == want["model_version"].astype(str)).all()
     assert got["model_family"].tolist() == want["model_family"].tolist() and set(want["model_family"]) == {"independent"}
     assert (pd.to_datetime(got["as_of"]) <= pd.to_datetime(got["created_at"])).all()
+    # single answers of one flush share a record (bento_service.ledger._Answered.records_of), each row keeping
+    # its own clock: sent one after the other, they are in request order
+    singles = ledger[ledger["source"] == "service:/predict"].sort_values(["created_at"])
+    assert len(bodies) >= 3 and singles["prediction_id"].nunique() < len(bodies)
+    assert singles["created_at"].is_unique and (singles["as_of"] == singles["created_at"]).all()
+    assert singles["match_key"].str.split("|").str[2].tolist() == [b["home_team"] for b in bodies]
     assert verify(ledger_dir, {}).ok
     appended = [line for line in metrics.splitlines()
                 if line.startswith('time2bet_ledger_predictions_total{outcome="appended"}')]

@@ -41,3 +41,20 @@ def test_a_torn_tail_is_skipped_and_garbage_refused(ledger_dir):
     path.write_bytes(path.read_bytes() + b'"x"}\n')
     with pytest.raises(ValueError, match=r"w1\.jsonl:11: not a ledger line"):
         read_records(ledger_dir)
+
+
+def test_a_record_with_per_row_clocks_gives_each_row_its_own(ledger_dir):
+    clocks = [T0 + dt.timedelta(milliseconds=k) for k in range(3)]
+    replayed = [T0 - dt.timedelta(days=k) for k in range(3)]
+    write_ledger(ledger_dir, "w1", [make_record(0, rows=3, created_at=clocks[-1], as_of=clocks[-1],
+                                                row_created_at=clocks, row_as_of=replayed)])
+    frame = read_records(ledger_dir)
+    assert frame["created_at"].tolist() == clocks and frame["as_of"].tolist() == replayed
+    assert frame["prediction_id"].nunique() == 1 and list(frame["row"]) == [0, 1, 2]
+
+
+def test_per_row_clocks_must_come_in_pairs_and_cover_every_row():
+    with pytest.raises(ValueError, match="per-row clocks"):
+        make_record(0, rows=2, row_created_at=[T0, T0])
+    with pytest.raises(ValueError, match="per-row clocks"):
+        make_record(0, rows=2, row_created_at=[T0], row_as_of=[T0])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import typing
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,55 @@ def test_a_writer_whose_last_record_is_unreadable_starts_a_new_chain(ledger_dir)
     assert w.written == 1 and w.writer_id.startswith("run-1-")
     report = verify(ledger_dir)
     assert [p.kind for p in report.problems] == ["malformed"] and report.heads[w.writer_id].seq == 0
+
+
+class _Gathered:
+    """A deferred entry of one row whose class builds a run of entries as one record (as the service's answers)."""
+
+    calls: typing.ClassVar[list[int]] = []
+
+    def __init__(self, i: int, broken: bool = False):
+        self.i, self.broken, self.n = i, broken, 1
+
+    def records(self):
+        if self.broken:
+            raise RuntimeError(f"entry {self.i} is broken")
+        return [make_record(self.i)]
+
+    @classmethod
+    def records_of(cls, entries):
+        cls.calls.append(len(entries))
+        if any(e.broken for e in entries):
+            raise RuntimeError("a broken entry in the run")
+        one = [make_record(e.i) for e in entries]
+        clocks = [r.created_at for r in one]
+        return [make_record(entries[0].i, created_at=clocks[-1], as_of=clocks[-1],
+                            match_key=[r.match_key[0] for r in one], match_id=[r.match_id[0] for r in one],
+                            kickoff_date=[r.kickoff_date[0] for r in one], p_home=[r.p_home[0] for r in one],
+                            p_draw=[r.p_draw[0] for r in one], p_away=[r.p_away[0] for r in one],
+                            row_created_at=clocks, row_as_of=clocks)]
+
+
+def test_consecutive_entries_of_a_gathering_class_are_built_by_one_call(ledger_dir):
+    _Gathered.calls = []
+    w = LedgerWriter(ledger_dir, "w1", autostart=False)
+    for entry in [_Gathered(0), _Gathered(1), _Gathered(2), make_record(3), _Gathered(4), _Gathered(5)]:
+        assert w.append(entry)
+    assert w.flush() == 3   # records: 0-2 gathered, 3, 4-5 gathered
+    w.close()
+    assert _Gathered.calls == [3, 2] and (w.written_predictions, w.dropped) == (6, 0)
+    frame = read_records(ledger_dir).sort_values("created_at")
+    assert frame["created_at"].tolist() == [T0 + dt.timedelta(seconds=i) for i in range(6)]   # each row its own clock
+    assert (frame["as_of"] == frame["created_at"]).all()
+    assert verify(ledger_dir).ok
+
+
+def test_a_run_that_cannot_be_gathered_is_built_one_by_one_and_loses_only_the_broken_entry(ledger_dir):
+    _Gathered.calls = []
+    w = LedgerWriter(ledger_dir, "w1", autostart=False)
+    for entry in [_Gathered(0), _Gathered(1, broken=True), _Gathered(2)]:
+        assert w.append(entry)
+    assert w.flush() == 2
+    w.close()
+    assert (w.written, w.dropped, w.dropped_predictions) == (2, 1, 1) and "entry 1 is broken" in w.last_error
+    assert sorted(read_records(ledger_dir)["prediction_id"]) == ["p000000", "p000002"]

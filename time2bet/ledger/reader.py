@@ -9,7 +9,7 @@ import orjson
 import pandas as pd
 
 from time2bet.ledger.chain import iter_lines, relative_segment, segments
-from time2bet.ledger.record import KEY_SEPARATOR, RECORD_FIELDS, ROW_FIELDS
+from time2bet.ledger.record import KEY_SEPARATOR, RECORD_FIELDS, ROW_CLOCKS, ROW_FIELDS
 
 # chain position, the record's fields, the row's index and fields, then what the match key says
 COLUMNS = ["writer", "seq", "segment", "day", *RECORD_FIELDS, "row", *ROW_FIELDS,
@@ -44,7 +44,12 @@ def read_records(ledger_dir: Path | str, day: dt.date | str | None = None) -> pd
                 columns["segment"] += [segment] * n
                 columns["day"] += [path.parent.name] * n
                 for name in RECORD_FIELDS:
-                    columns[name] += [record.get(name)] * n
+                    if name in ROW_CLOCKS and name in rows:   # a record gathering requests: each row's own clock
+                        if len(rows[name]) != n:
+                            raise ValueError(f"{path}:{number}: rows of unequal length")
+                        columns[name] += rows[name]
+                    else:
+                        columns[name] += [record.get(name)] * n
                 columns["row"] += range(n)
                 for name in ROW_FIELDS:
                     columns[name] += values[name]

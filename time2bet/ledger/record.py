@@ -1,9 +1,10 @@
-"""What the ledger records: one :class:`LedgerRecord` per prediction request and model.
+"""What the ledger records: :class:`LedgerRecord`, predictions of one model that share their context.
 
-A record carries the request's context once (ids, clocks, where it came from, the model and the data it used) and
+A record carries the context once (ids, clocks, where it came from, the model and the data it used) and
 its predictions as columns (``match_key``, ``match_id``, ``kickoff_date``, ``p_home``, ``p_draw``, ``p_away``), one
-entry per predicted match: a single ``POST /predict`` is a record of one row, a batch request (or the batch asset's
-run over the fixtures) is one record carrying all its rows. A batch whose matches were answered by two models (A/B
+entry per predicted match: a batch request (or the batch asset's run over the fixtures) is one record carrying all
+its rows; the service's single ``POST /predict`` answers of one flush are one record per model, each row with its
+own clocks (``ROW_CLOCKS``). A batch whose matches were answered by two models (A/B
 by match id) is one record per model, sharing ``request_id``. A prediction is identified by
 ``(prediction_id, row)``; :func:`time2bet.ledger.reader.read_records` explodes records into one row per prediction.
 
@@ -23,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ROW_FIELDS = ("match_key", "match_id", "kickoff_date", "p_home", "p_draw", "p_away")
+# optional per-row clocks: a record that gathers several requests (the service's single-row answers of one flush)
+# keeps each prediction's own created_at and as_of; the record-level ones are then its newest row's
+ROW_CLOCKS = ("created_at", "as_of")
 RECORD_FIELDS = ("prediction_id", "created_at", "as_of", "source", "request_id", "model_name", "model_version",
                  "model_alias", "variant", "model_family", "data_version", "features_as_of")
 KEY_SEPARATOR = "|"
@@ -71,6 +75,9 @@ class LedgerRecord:
     p_away: Sequence[float]
     model_family: str | None = None      # its registry version's family tag (serving_contract.FAMILIES)
     request_id: str | None = None        # ties together the records of one request answered by several models
+    # per row, when the rows were answered at different times (ROW_CLOCKS); None: every row at created_at/as_of
+    row_created_at: Sequence[dt.datetime] | None = None
+    row_as_of: Sequence[dt.datetime] | None = None
     n: int = field(init=False, repr=False, compare=False)   # number of rows (predictions)
 
     def __post_init__(self) -> None:
@@ -80,6 +87,9 @@ class LedgerRecord:
             raise ValueError("a ledger record needs at least one row and rows of equal length "
                              f"(match_key {n}, match_id {len(self.match_id)}, kickoff_date {len(self.kickoff_date)}, "
                              f"p_home {len(self.p_home)}, p_draw {len(self.p_draw)}, p_away {len(self.p_away)})")
+        if (self.row_created_at is None) != (self.row_as_of is None) or (
+                self.row_created_at is not None and not len(self.row_created_at) == len(self.row_as_of) == n):
+            raise ValueError(f"per-row clocks need both created_at and as_of, one per row ({n})")
         object.__setattr__(self, "n", n)
 
     @classmethod
@@ -126,6 +136,18 @@ def record_to_dict(record: LedgerRecord) -> dict[str, Any]:
     """The JSON form of a record (strings, floats, lists): what is hashed and written. Off the request path."""
     created = _timestamp(record.created_at)
     kickoffs = _plain(record.kickoff_date)
+    rows = {
+        "match_key": [str(v) for v in _plain(record.match_key)],
+        "match_id": [None if v is None else str(v) for v in _plain(record.match_id)],
+        "kickoff_date": [v if isinstance(v, str) else _day(v) for v in kickoffs],
+        "p_home": [float(v) for v in _plain(record.p_home)],
+        "p_draw": [float(v) for v in _plain(record.p_draw)],
+        "p_away": [float(v) for v in _plain(record.p_away)],
+    }
+    if record.row_created_at is not None:
+        rows["created_at"] = [_timestamp(v) for v in record.row_created_at]
+        rows["as_of"] = rows["created_at"] if record.row_as_of is record.row_created_at else [
+            _timestamp(v) for v in record.row_as_of]
     return {
         "prediction_id": record.prediction_id,
         "created_at": created,
@@ -139,14 +161,7 @@ def record_to_dict(record: LedgerRecord) -> dict[str, Any]:
         "model_family": record.model_family,
         "data_version": record.data_version,
         "features_as_of": _day(record.features_as_of),
-        "rows": {
-            "match_key": [str(v) for v in _plain(record.match_key)],
-            "match_id": [None if v is None else str(v) for v in _plain(record.match_id)],
-            "kickoff_date": [v if isinstance(v, str) else _day(v) for v in kickoffs],
-            "p_home": [float(v) for v in _plain(record.p_home)],
-            "p_draw": [float(v) for v in _plain(record.p_draw)],
-            "p_away": [float(v) for v in _plain(record.p_away)],
-        },
+        "rows": rows,
     }
 
 
