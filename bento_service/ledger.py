@@ -22,6 +22,7 @@ from bento_service.model import variant_label
 from bento_service.scoring import Scored
 from bento_service.snapshot import virtual_match_id
 from time2bet.ledger import (
+    KEY_SEPARATOR,
     LedgerRecord,
     LedgerWriter,
     match_key,
@@ -47,7 +48,9 @@ class _Answered:
         names, codes = scored.variant_codes()
         kickoffs = fixtures.kickoff_days()
         pairs = fixtures.pairs   # (division, home, away) as asked
-        keys = [match_key(pairs[c][0], k, pairs[c][1], pairs[c][2]) for c, k in zip(fixtures.codes.tolist(), kickoffs)]
+        around = [(f"{division}{KEY_SEPARATOR}", f"{KEY_SEPARATOR}{home}{KEY_SEPARATOR}{away}")
+                  for division, home, away in pairs]   # match_key's parts around the date, once per pair
+        keys = [around[c][0] + k + around[c][1] for c, k in zip(fixtures.codes.tolist(), kickoffs)]
         ids, probs = fixtures.match_ids(kickoffs), scored.probs
         request_id = new_prediction_id() if len(names) > 1 else None
         out = []

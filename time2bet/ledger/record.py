@@ -132,17 +132,29 @@ def _plain(values: Sequence[Any]) -> Sequence[Any]:
     return values.tolist() if hasattr(values, "tolist") else values   # numpy arrays, pandas Series
 
 
+def _floats(values: Sequence[Any]) -> list[float]:
+    if getattr(getattr(values, "dtype", None), "kind", None) == "f":
+        return values.tolist()                 # a float array: Python floats already, no per-value conversion
+    return [float(v) for v in _plain(values)]
+
+
+def _strings(values: Sequence[Any], nullable: bool = False) -> list[str | None]:
+    if type(values) is list and all(type(v) is str for v in values):
+        return values                          # the usual case (the service's keys and ids): checked, not copied
+    return [None if nullable and v is None else str(v) for v in _plain(values)]
+
+
 def record_to_dict(record: LedgerRecord) -> dict[str, Any]:
     """The JSON form of a record (strings, floats, lists): what is hashed and written. Off the request path."""
     created = _timestamp(record.created_at)
     kickoffs = _plain(record.kickoff_date)
     rows = {
-        "match_key": [str(v) for v in _plain(record.match_key)],
-        "match_id": [None if v is None else str(v) for v in _plain(record.match_id)],
+        "match_key": _strings(record.match_key),
+        "match_id": _strings(record.match_id, nullable=True),
         "kickoff_date": [v if isinstance(v, str) else _day(v) for v in kickoffs],
-        "p_home": [float(v) for v in _plain(record.p_home)],
-        "p_draw": [float(v) for v in _plain(record.p_draw)],
-        "p_away": [float(v) for v in _plain(record.p_away)],
+        "p_home": _floats(record.p_home),
+        "p_draw": _floats(record.p_draw),
+        "p_away": _floats(record.p_away),
     }
     if record.row_created_at is not None:
         rows["created_at"] = [_timestamp(v) for v in record.row_created_at]
