@@ -612,6 +612,10 @@ class _Season:
     first: dict[str, str]                         # team -> its first division in this one (known so far)
     leavers: dict[str, list[str]]                 # division -> teams that left it (sorted by team id)
     movers: dict[tuple[str, str], list[str]]      # (division, from division) -> entrants (sorted by team id)
+    left: frozenset[str] = frozenset()            # the divisions of previous (what the entry rule tests, O(1))
+
+    def __post_init__(self) -> None:
+        self.left = frozenset(self.previous.values())
 
     @classmethod
     def of(cls, rows: pd.DataFrame) -> _Season:
@@ -620,11 +624,12 @@ class _Season:
         first = {t: d for t, d in zip(rows["team_id"], rows["division"]) if isinstance(d, str)}
         leavers: dict[str, list[str]] = {}
         movers: dict[tuple[str, str], list[str]] = {}
+        left = set(previous.values())
         for team in sorted(set(previous) | set(first)):
             before, now = previous.get(team), first.get(team)
             if before is not None and now != before:
                 leavers.setdefault(before, []).append(team)
-            if now is not None and before is not None and now != before and now in previous.values():
+            if now is not None and before is not None and now != before and now in left:
                 movers.setdefault((now, before), []).append(team)
         return cls(start, previous, first, leavers, movers)
 
@@ -661,6 +666,7 @@ class NextMatchRatings:
         self.seasons = {label: _Season.of(rows) for label, rows in entry.groupby("season", sort=False)}
         known = [label for label in self.seasons if label != NEXT_SEASON]
         self.last_known = max(known) if known else None
+        self._tiers: dict[str, float] = {}
 
     def _season(self, season: str) -> _Season | None:
         found = self.seasons.get(season)
@@ -669,7 +675,11 @@ class NextMatchRatings:
         return found
 
     def _tier(self, division: str) -> float:
-        return tier_initial_rating(division, initial=self.params["initial"], tier_offset=self.params["tier_offset"])
+        tier = self._tiers.get(division)   # memoized: the service rates thousands of season starts per batch
+        if tier is None:
+            tier = self._tiers[division] = tier_initial_rating(
+                division, initial=self.params["initial"], tier_offset=self.params["tier_offset"])
+        return tier
 
     def is_current(self, team: str, season: str) -> bool:
         """Whether the team's current Elo is its rating at a match of ``season`` (no season start in between)."""
@@ -689,7 +699,7 @@ class NextMatchRatings:
         # that is only in the fixture list (adjusted there, never updated)
         rating = known.start.get(team, now) if known is not None else now
         rating = rating if rating is not None else self._tier(where)
-        if self.params["entry_from_leavers"] and known is not None and where in known.previous.values():
+        if self.params["entry_from_leavers"] and known is not None and where in known.left:
             source = known.previous.get(team)
             if source != where:
                 rating = self._entered(known, team, where, source, rating, opponent if where == division else None)
