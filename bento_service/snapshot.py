@@ -430,13 +430,21 @@ class Snapshot:
         kickoffs: list[dt.date | None] = list(columns.kickoff_date)
         ids, latest, default = [], [], []
         never = dt.date.min.toordinal()
+        teams: dict[tuple[str, str], tuple[str, int]] = {}   # (division, name) -> (team id, latest match ordinal)
         for division, home, away in pairs:
-            home_id, away_id = self.team_id(division, home), self.team_id(division, away)
+            sides = []
+            for name in (home, away):   # each distinct team looked up once, however many pairs it is in
+                team = teams.get((division, name))
+                if team is None:
+                    team_id = self.team_id(division, name)
+                    played = self.last_played.get(team_id)
+                    team = teams[(division, name)] = (team_id, played.toordinal() if played is not None else never)
+                sides.append(team)
+            (home_id, home_latest), (away_id, away_latest) = sides
             if home_id == away_id:
                 raise RequestError("same_team", f"home and away are the same team ({home!r})")
             ids.append((division, home_id, away_id))
-            latest.append(max(self.last_played[t].toordinal() if t in self.last_played else never
-                              for t in (home_id, away_id)))
+            latest.append(max(home_latest, away_latest))
             default.append(None)
         for i in [i for i, k in enumerate(kickoffs) if k is None]:   # the pair's default date, once per pair
             c = codes[i]
