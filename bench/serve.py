@@ -46,10 +46,14 @@ Phases of every run:
 With ``--workers 1,2`` the measurements are repeated for each worker count of the service (TIME2BET_SERVICE_WORKERS;
 the baseline stays one process) on the same platform, and each count's last line is prefixed ``workers=<n>``.
 
-With ``--ledger-ratio`` a third server runs: the same service with its prediction ledger off (TIME2BET_LEDGER=0);
-after the service's saturation and batch phases it gets the same bodies and batches, and the last line adds
-``ledger_ratio=<service rps / ledger-off rps> ledger_batch_ratio=<the same for batch rows/s>``: the ledger's price,
-measured in the same run.
+With ``--ledger-ratio`` a third server runs: the same service with its prediction ledger off (TIME2BET_LEDGER=0),
+and the last line adds ``ledger_ratio=<service rps / ledger-off rps> ledger_batch_ratio=<the same for batch
+rows/s>``: the ledger's price, measured in the same run. Throughput: LEDGER_ROUNDS rounds of a short saturation run
+on each of the two, in ABBA order, each round on bodies new to both (this VM's speed drifts by 10-20% within
+minutes: one run of each minutes apart moved the ratio by as much as the ledger costs); ``ledger_ratio`` is the
+sum of the service's requests/s over the rounds divided by the ledger-off one's. Batches: the ledger-off service
+gets the same batches after the service's batch phase (one after another, so each flush overlaps the next request
+as in real use).
 
 With ``--features feast`` the platform's state is materialized into a Feast repository of the run's own (online
 store ``--feast-online``, Redis by default, under a project name of the run's own whose keys are deleted at the
@@ -75,6 +79,7 @@ import http.client
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +103,8 @@ OVERLOAD_CONNS = 512                  # overload: closed-loop connections (each 
 OVERLOAD_TIMEOUT_S = 2.0              # overload: client time-out per request
 OVERLOAD_WARMUP_S, OVERLOAD_DURATION_S = 1.0, 5.0
 OVERLOAD_SETTLE_S = 1.5               # overload: the connections open this long before the load starts
+LEDGER_ROUNDS = 4                     # --ledger-ratio: short saturation runs on each server, ABBA order
+LEDGER_RUN_S = 5.0                    # each one's measured seconds, after a 1 s warm-up
 REAL_CLOSED_RPS_CAP = 8_000           # real workload: bodies per second of a closed-loop phase (none repeats below it)
 REAL_WARMUP_BODIES = 200              # real workload: the servers' warm-up requests (sequential)
 REAL_SEED = 20210301
@@ -257,8 +264,8 @@ def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple
             f"p50_ms={lat['p50_ms']:.2f} p99_ms={lat['p99_ms']:.2f} batch_rows_per_s={batch['rows_per_s']:.0f} "
             f"{overload_fields(over)}")
     if off is not None:
-        serve_off, batch_off = off
-        text += (f" ledger_ratio={serve['rps'] / serve_off['rps']:.2f} "
+        serve_on, serve_off, batch_off = off
+        text += (f" ledger_ratio={serve_on['rps'] / serve_off['rps']:.2f} "
                  f"ledger_batch_ratio={batch['rows_per_s'] / batch_off['rows_per_s']:.2f}")
     if feast is not None:
         text += " " + " ".join(f"{k}={v:.{0 if k.endswith('rps') else 3}f}" for k, v in feast.items())
@@ -488,13 +495,21 @@ def run(args, platform_env: dict[str, str] | None = None, workers: int | None = 
                 batches = [batch_body(fixtures, args.batch_rows)] * (1 + args.batch_requests)
             batch = measure_batch(service_url, batches, args.batch_rows)
             off_figures = None
-            if args.ledger_ratio:   # the same bodies and batches, the ledger off: its price in this run
-                serve_off = loadgen(f"{off_url}/predict", path, "closed", conns=args.conns, rate=0,
-                                    warmup=args.warmup, duration=args.duration)
+            if args.ledger_ratio:   # the ledger's price in this run: the same requests, the ledger off
                 batch_off = measure_batch(off_url, batches, args.batch_rows)
-                print(f"[{tag}] ledger off saturation: {fmt(serve_off, cold(off.name, bodies, serve_off))}; batch "
+                rounds = {service_url: [], off_url: []}
+                for k in range(LEDGER_ROUNDS):
+                    path_k, _ = phase(int(REAL_CLOSED_RPS_CAP * (1.0 + LEDGER_RUN_S)))
+                    for url in (service_url, off_url) if k % 2 == 0 else (off_url, service_url):
+                        rounds[url].append(loadgen(f"{url}/predict", path_k, "closed", conns=args.conns, rate=0,
+                                                   warmup=1.0, duration=LEDGER_RUN_S)["rps"])
+                serve_on = {"rps": statistics.fmean(rounds[service_url])}
+                serve_off = {"rps": statistics.fmean(rounds[off_url])}
+                print(f"[{tag}] ledger on/off saturation, {LEDGER_ROUNDS} rounds ABBA: on "
+                      f"{' '.join(f'{r:.0f}' for r in rounds[service_url])}, off "
+                      f"{' '.join(f'{r:.0f}' for r in rounds[off_url])} requests/s; ledger-off batch "
                       f"{batch_off['rows_per_s']:.0f} rows/s", flush=True)
-                off_figures = (serve_off, batch_off)
+                off_figures = (serve_on, serve_off, batch_off)
             del batches
             print(f"[{tag}] service  batch of {args.batch_rows} rows: {batch['rows_per_s']:.0f} rows/s "
                   f"(best {batch['best_ms']:.1f} ms, median {batch['median_ms']:.1f} ms per request)", flush=True)
