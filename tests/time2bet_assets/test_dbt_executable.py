@@ -54,3 +54,21 @@ def test_the_code_location_prepares_the_dbt_manifest_without_dbt_on_path(checkou
     os.utime(manifest, ns=(parsed - 10**9, parsed - 10**9))   # up to date, but a second older
     load_definitions(checkout, tmp_path, DAGSTER_IS_DEV_CLI="1")   # `dagster dev`: parsed again at every load
     assert manifest.stat().st_mtime_ns > parsed - 10**9
+
+
+def test_the_dbt_version_is_read_from_the_installed_package_not_by_running_dbt(monkeypatch):
+    """dagster-dbt runs `dbt --version` once per resource, i.e. per dbt step: a process start, and dbt asks PyPI for
+    its latest release (a network call at run time). Ours knows the version of the dbt beside the interpreter."""
+    import dagster_dbt.core.resource as dagster_dbt_resource
+    from dbt.version import __version__ as installed
+
+    from time2bet_assets.defs.features.resources import DBT_EXECUTABLE, WarehouseDbtResource, dbt_project
+
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_process)
+    dbt = WarehouseDbtResource(project_dir=dbt_project, warehouse_url="duckdb:////tmp/unused.duckdb",
+                               dbt_executable=DBT_EXECUTABLE)
+    assert Path(DBT_EXECUTABLE).parent == Path(sys.executable).parent
+    assert str(dbt._cli_version) == installed
