@@ -1,13 +1,14 @@
 """TIME2BET_FEATURES=feast: the service's feature rows come from Feast's online store (materialized by the Dagster
 asset feast_online_features) and equal the snapshot's, bit for bit, so the probabilities are the same: in process
-on every ordered pair of teams of every division at three dates (season starts included), and through a real
-`bentoml serve` configured for Feast."""
+on every ordered pair of teams of every division at three dates (season starts included), on the SQLite and the
+Redis online store, and through a real `bentoml serve` configured for Feast."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import itertools
+import uuid
 from types import SimpleNamespace
 
 import dagster as dg
@@ -17,6 +18,7 @@ import pytest
 
 from bento_service.online_features import FeastFeatures
 from bento_service.snapshot import Snapshot
+from time2bet.features.feature_store import open_store
 from time2bet.serving_contract import MODEL_FEATURES, RATING_FEATURES
 from time2bet.settings import Settings
 from time2bet_assets.defs.features.feast import FeastRepoResource, feast_online_features
@@ -27,11 +29,9 @@ TEAMS_PER_DIVISION = 8
 DATE_OFFSETS = (dt.timedelta(days=3), dt.timedelta(days=60))
 
 
-@pytest.fixture(scope="module")
-def feast_env(platform_env, tmp_path_factory) -> dict[str, str]:
-    """The platform's service environment for Feast, its state materialized by the Dagster asset (SQLite)."""
-    env = {**platform_env, "TIME2BET_FEATURES": "feast",
-           "TIME2BET_FEAST_DIR": str(tmp_path_factory.mktemp("feast") / "repo")}
+def _materialized(platform_env: dict[str, str], folder, **extra: str) -> dict[str, str]:
+    """The platform's service environment for Feast, its state materialized by the Dagster asset."""
+    env = {**platform_env, "TIME2BET_FEATURES": "feast", "TIME2BET_FEAST_DIR": str(folder / "repo"), **extra}
     settings = Settings.from_env(env)
     with dg.instance_for_test() as instance:
         result = dg.materialize([feast_online_features], instance=instance, resources={
@@ -39,6 +39,28 @@ def feast_env(platform_env, tmp_path_factory) -> dict[str, str]:
             "feast_repo": FeastRepoResource.from_settings(settings)})
     assert result.success
     return env
+
+
+@pytest.fixture(scope="module")
+def feast_env(platform_env, tmp_path_factory) -> dict[str, str]:
+    """Feast with its development online store (SQLite)."""
+    return _materialized(platform_env, tmp_path_factory.mktemp("feast"))
+
+
+@pytest.fixture(scope="module")
+def redis_feast_env(platform_env, tmp_path_factory):
+    """Feast with its production online store, Redis (the machine's), under a project of this test's own whose
+    keys are deleted afterwards."""
+    env = _materialized(platform_env, tmp_path_factory.mktemp("feast-redis"), TIME2BET_FEAST_ONLINE_STORE="redis",
+                        TIME2BET_FEAST_PROJECT=f"t2b_serving_{uuid.uuid4().hex[:12]}")
+    yield env
+    settings = Settings.from_env(env)
+    open_store(settings).teardown()
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    assert not list(client.scan_iter(f"*{settings.feast_project}".encode())), "keys left in Redis"
+    client.close()
 
 
 def _requests(snapshot: Snapshot) -> list[SimpleNamespace]:
@@ -53,10 +75,12 @@ def _requests(snapshot: Snapshot) -> list[SimpleNamespace]:
     return requests
 
 
-@pytest.fixture(scope="module")
-def on_feast(feast_env) -> Snapshot:
-    """A snapshot of its own (the session's stays on its tables) whose feature rows come from Feast."""
-    settings = Settings.from_env(feast_env)
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def on_feast(request) -> Snapshot:
+    """A snapshot of its own (the session's stays on its tables) whose feature rows come from Feast, on either
+    online store."""
+    settings = Settings.from_env(request.getfixturevalue("feast_env" if request.param == "sqlite"
+                                                         else "redis_feast_env"))
     snapshot = Snapshot.load(settings.warehouse_url)
     snapshot.online = FeastFeatures.from_settings(settings)
     return snapshot
