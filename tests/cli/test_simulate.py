@@ -95,3 +95,45 @@ def test_a_tick_that_adds_a_season_partition_requests_its_runs(tmp_path):
         requested = sim._tick(defs, instance, "new_season_files_sensor", dt.datetime.combine(DEFAULT_AS_OF, MORNING))
     assert "E0|2024-25" in {key for _, key, _ in requested}
     assert "2024-25" in instance.get_dynamic_partitions("season")
+
+
+def test_sigterm_stops_the_replay_and_everything_it_started(tmp_path):
+    """A replay told to stop (SIGTERM: a container's stop, `kill`) stops within a bound, its replay server and
+    Dagster's step processes with it. Dagster turns the signal into a failure of the run under way; the replay
+    must not take that for a failed run and go on to its next steps (it did, for the rest of the season)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from time2bet.source.sample_site import generate_sample_site
+
+    site = tmp_path / "site"
+    generate_sample_site(site)
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "time2bet.cli.main", "simulate", "--root", str(site), "--from", "2024-09-01",
+         "--to", "2025-05-01", "--divisions", "E0,E1", "--home", str(tmp_path / "replay")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TIME2BET_")})
+    seen = bytearray()
+    reader = threading.Thread(target=lambda: [seen.extend(chunk) for chunk in iter(
+        lambda: os.read(replay.stderr.fileno(), 4096), b"")], daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 600
+        while b"replay:" not in seen and replay.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)   # the first training done, the steps' progress bar started
+        assert replay.poll() is None, seen.decode(errors="replace")[-3000:]
+        time.sleep(5)          # inside the first step's runs
+        started = psutil.Process(replay.pid).children(recursive=True)
+        replay.send_signal(signal.SIGTERM)
+        replay.wait(timeout=90)
+        assert replay.returncode != 0
+        _, alive = psutil.wait_procs(started, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if replay.poll() is None:
+            os.killpg(replay.pid, signal.SIGKILL)
+            replay.wait(timeout=30)

@@ -46,6 +46,8 @@ REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "liv
 MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
 INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
                    "refresh_fixtures_every_6h")
+# what a step failure carries when SIGINT/SIGTERM interrupted the run (Dagster's own error, or the interrupt itself)
+_INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 FEATURES_TICKS = ("features_on_new_data",)   # after the ingestion: it reads what the ingestion runs materialized
 
 
@@ -116,6 +118,11 @@ class Simulation:
             instance=instance, partition_key=partition_key, raise_on_error=False,
             run_config=QUIET_CONSOLE if not self.quiet else {"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             tags={**process_tags(), **(tags or {})})
+        if any(event.is_step_failure and event.step_failure_data.error is not None
+               and event.step_failure_data.error.cls_name in _INTERRUPTIONS for event in result.all_events):
+            # SIGINT or SIGTERM during the run: Dagster turned it into this step's failure (and maps SIGTERM to
+            # SIGINT's handler); with raise_on_error=False the replay would go on to its next step
+            raise KeyboardInterrupt(f"interrupted during the {job} run")
         for check in result.get_asset_check_evaluations():
             if not check.passed:
                 self.failed_checks.append(check.check_name)
