@@ -22,10 +22,10 @@ from bento_service.model import variant_label
 from bento_service.scoring import Scored
 from bento_service.snapshot import virtual_match_id
 from time2bet.ledger import (
-    KEY_SEPARATOR,
     LedgerRecord,
     LedgerWriter,
     match_key,
+    match_key_parts,
     new_prediction_id,
     service_writer_id,
     utc_now,
@@ -48,8 +48,7 @@ class _Answered:
         names, codes = scored.variant_codes()
         kickoffs = fixtures.kickoff_days()
         pairs = fixtures.pairs   # (division, home, away) as asked
-        around = [(f"{division}{KEY_SEPARATOR}", f"{KEY_SEPARATOR}{home}{KEY_SEPARATOR}{away}")
-                  for division, home, away in pairs]   # match_key's parts around the date, once per pair
+        around = [match_key_parts(*pair) for pair in pairs]   # once per pair
         keys = [around[c][0] + k + around[c][1] for c, k in zip(fixtures.codes.tolist(), kickoffs)]
         ids, probs = fixtures.match_ids(kickoffs), scored.probs
         request_id = new_prediction_id() if len(names) > 1 else None

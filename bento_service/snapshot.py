@@ -106,7 +106,13 @@ except ImportError:   # an interpreter built without it
 def virtual_match_id(division: str, match_date: dt.date | str, home_team_id: str, away_team_id: str) -> str:
     """macro match_id: md5 of division|date|home|away (the id the fixture keeps once played)."""
     day = match_date if isinstance(match_date, str) else match_date.isoformat()
-    return _md5(f"{division}|{day}|{home_team_id}|{away_team_id}".encode()).hexdigest()
+    before, after = _match_id_parts(division, home_team_id, away_team_id)
+    return _md5((before + day + after).encode()).hexdigest()
+
+
+def _match_id_parts(division: str, home_team_id: str, away_team_id: str) -> tuple[str, str]:
+    """The hashed text before and after the date (built once per pair by :meth:`Fixtures.match_ids`)."""
+    return f"{division}|", f"|{home_team_id}|{away_team_id}"
 
 
 _REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
@@ -226,9 +232,9 @@ class Fixtures:
         """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it (``days``: the
         :meth:`kickoff_days`, when the caller has them already)."""
         days = days if days is not None else self.kickoff_days()
-        # virtual_match_id's text, the parts around the date built once per pair (a call per row cost as much as
-        # the md5: these ids are the batch ledger record's largest cost)
-        around = [(f"{division}|", f"|{home}|{away}") for division, home, away in self.ids]
+        # virtual_match_id's, the text around the date built once per pair (a call per row cost as much as the
+        # md5: these ids are the batch ledger record's largest cost)
+        around = [_match_id_parts(*pair) for pair in self.ids]
         md5 = _md5
         return [md5((around[c][0] + day + around[c][1]).encode()).hexdigest()
                 for c, day in zip(self.codes.tolist(), days)]

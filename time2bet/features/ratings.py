@@ -612,10 +612,7 @@ class _Season:
     first: dict[str, str]                         # team -> its first division in this one (known so far)
     leavers: dict[str, list[str]]                 # division -> teams that left it (sorted by team id)
     movers: dict[tuple[str, str], list[str]]      # (division, from division) -> entrants (sorted by team id)
-    left: frozenset[str] = frozenset()            # the divisions of previous (what the entry rule tests, O(1))
-
-    def __post_init__(self) -> None:
-        self.left = frozenset(self.previous.values())
+    left: frozenset[str]                          # the divisions of previous (what the entry rule tests, O(1))
 
     @classmethod
     def of(cls, rows: pd.DataFrame) -> _Season:
@@ -624,14 +621,14 @@ class _Season:
         first = {t: d for t, d in zip(rows["team_id"], rows["division"]) if isinstance(d, str)}
         leavers: dict[str, list[str]] = {}
         movers: dict[tuple[str, str], list[str]] = {}
-        left = set(previous.values())
+        left = frozenset(previous.values())
         for team in sorted(set(previous) | set(first)):
             before, now = previous.get(team), first.get(team)
             if before is not None and now != before:
                 leavers.setdefault(before, []).append(team)
             if now is not None and before is not None and now != before and now in left:
                 movers.setdefault((now, before), []).append(team)
-        return cls(start, previous, first, leavers, movers)
+        return cls(start, previous, first, leavers, movers, left)
 
 
 class NextMatchRatings:

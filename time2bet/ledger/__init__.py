@@ -14,9 +14,9 @@ Floor layer: imports only the floor (nothing of the platform at present beyond i
 from time2bet.ledger.chain import GENESIS, segment_path, segments
 from time2bet.ledger.reader import COLUMNS, read_records
 from time2bet.ledger.record import (
-    KEY_SEPARATOR,
     LedgerRecord,
     match_key,
+    match_key_parts,
     new_prediction_id,
     record_to_dict,
     utc_now,
@@ -37,8 +37,8 @@ from time2bet.ledger.verify import (
 from time2bet.ledger.writer import LedgerWriter, service_writer_id
 
 __all__ = [
-    "COLUMNS", "GENESIS", "KEY_SEPARATOR", "Head", "LedgerRecord", "LedgerWriter", "Problem", "Report", "anchor",
-    "anchors_from_mapping", "anchors_to_mapping", "heads", "load_anchors", "match_key", "merge_anchors",
+    "COLUMNS", "GENESIS", "Head", "LedgerRecord", "LedgerWriter", "Problem", "Report", "anchor",
+    "anchors_from_mapping", "anchors_to_mapping", "heads", "load_anchors", "match_key", "match_key_parts", "merge_anchors",
     "new_prediction_id", "read_records", "record_to_dict", "save_anchors", "segment_path", "segments",
     "service_writer_id", "utc_now", "verify",
 ]
