@@ -466,7 +466,8 @@ class Time2BetService:
 
 if _SETTINGS.max_in_flight:   # load shedding, outside the fast path (see bento_service/shedding.py)
     Time2BetService.add_asgi_middleware(ShedLoad, max_in_flight=_SETTINGS.max_in_flight, routes=app.router,
-                                        fixed={("POST", path): path for path in FAST_PATHS})
+                                        fixed={("POST", path): path for path in FAST_PATHS},
+                                        max_running=_SETTINGS.max_running)
 Time2BetService.add_asgi_middleware(PredictFront)
 
 __all__ = ["MAX_BATCH", "Time2BetService", "app"]

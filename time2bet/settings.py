@@ -29,6 +29,7 @@ DEFAULT_JOBS_MAX_PENDING_BYTES = 256 * 1024 * 1024   # request bytes of unfinish
 DEFAULT_JOBS_RESULT_TTL_S = 24 * 3600            # a finished job's record and result are kept this long
 DEFAULT_SERVICE_URL = "http://127.0.0.1:3000"
 DEFAULT_MAX_IN_FLIGHT = 64                       # requests in flight per service worker; beyond, 503 (0: no limit)
+DEFAULT_MAX_RUNNING = 0                          # admitted requests running at once per worker (0: no cap; shedding.py)
 DEFAULT_LEDGER_FLUSH_MS = 200                    # the ledger writes and fsyncs buffered predictions this often
 DEFAULT_LEDGER_MAX_BUFFERED = 10_000             # ledger records a worker buffers at most; beyond, dropped and counted
 DEFAULT_LIVE_LOGLOSS_MARGIN = 0.02               # live log-loss this much above the promotion-time estimate: a warning
@@ -81,6 +82,7 @@ VARIABLES = {
     "TIME2BET_SERVING_SNAPSHOT_DIR": "serving.snapshot_dir",
     "TIME2BET_CHALLENGER_SHARE": "serving.challenger_share",
     "TIME2BET_MAX_IN_FLIGHT": "serving.max_in_flight",
+    "TIME2BET_MAX_RUNNING": "serving.max_running",
     "TIME2BET_REDIS_URL": "serving.redis_url",
     "TIME2BET_JOBS_PREFIX": "serving.jobs.prefix",
     "TIME2BET_JOBS_MAX_PENDING": "serving.jobs.max_pending",
@@ -226,6 +228,16 @@ def parse_max_in_flight(value: str | None) -> int:
     return limit
 
 
+def parse_max_running(value: str | None) -> int:
+    """TIME2BET_MAX_RUNNING: an integer >= 0 (0: no cap); unset or empty is DEFAULT_MAX_RUNNING."""
+    if value is None or not value.strip():
+        return DEFAULT_MAX_RUNNING
+    running = int(value)
+    if running < 0:
+        raise ValueError(f"TIME2BET_MAX_RUNNING must be 0 (no cap) or a positive number of requests, got {value!r}")
+    return running
+
+
 def parse_executor(value: str | None) -> str:
     """TIME2BET_DAGSTER_EXECUTOR: ``default`` (unset: Dagster's multiprocess executor for launched runs) or
     ``celery`` (dagster-celery: every step a Celery task on TIME2BET_CELERY_BROKER_URL)."""
@@ -277,6 +289,7 @@ class Settings:
     serving_snapshot_dir: Path      # where Dagster exports the serving snapshot (time2bet.serving_snapshot_store)
     challenger_share: float         # share of matches (stable by match id) answered by the challenger
     max_in_flight: int              # requests in flight per worker at most, then 503 overloaded (0: no limit)
+    max_running: int                # of those, running at once; the others wait in order (0: no cap)
     service_workers: int            # BentoML worker processes of the service (each loads the models)
     redis_url: str                  # durable async jobs
     jobs_prefix: str
@@ -382,6 +395,7 @@ class Settings:
             .expanduser().resolve(),
             challenger_share=parse_share(env.get("TIME2BET_CHALLENGER_SHARE")),
             max_in_flight=parse_max_in_flight(env.get("TIME2BET_MAX_IN_FLIGHT")),
+            max_running=parse_max_running(env.get("TIME2BET_MAX_RUNNING")),
             service_workers=max(1, int(env.get("TIME2BET_SERVICE_WORKERS") or 1)),
             redis_url=env.get("TIME2BET_REDIS_URL") or DEFAULT_REDIS_URL,
             jobs_prefix=env.get("TIME2BET_JOBS_PREFIX") or DEFAULT_JOBS_PREFIX,

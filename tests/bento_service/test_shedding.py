@@ -1,7 +1,7 @@
 """Load shedding (bento_service.shedding.ShedLoad, TIME2BET_MAX_IN_FLIGHT): past the limit a request is answered 503
 ``overloaded`` (JSON, Retry-After) at once; the probes and /metrics are never shed; shed requests are counted.
 
-In-process against the middleware, then against a real `bentoml serve` with a limit of 2, saturated from here with
+In-process against the middleware, then against a real `bentoml serve` with a limit of 2 (one running), saturated from here with
 raw keep-alive connections on 127.0.0.1 (bounded in number and time). No timing is asserted: the machine is shared.
 """
 
@@ -19,7 +19,8 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
 from bento_service.shedding import EXEMPT_PATHS, RETRY_AFTER_S, ShedLoad
-from time2bet.settings import DEFAULT_MAX_IN_FLIGHT, Settings, parse_max_in_flight
+from time2bet.settings import (DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RUNNING, Settings, parse_max_in_flight,
+                               parse_max_running)
 
 # --- in-process ----------------------------------------------------------------------------------------------
 
@@ -143,12 +144,75 @@ def test_a_shed_request_is_labelled_by_its_route_template():
     assert app.template(_scope("/nowhere", "GET")) == "other"
 
 
+class Ordered:
+    """An app that records the order its requests start in, each held until ``release``."""
+
+    def __init__(self):
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+        self.running = self.most_running = 0
+
+    async def __call__(self, scope, receive, send):
+        self.started.append(scope["query_string"].decode())
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await self.release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        finally:
+            self.running -= 1
+
+
+def test_max_running_makes_admitted_requests_wait_in_order_and_counts_them_in_flight():
+    """With max_running, at most that many admitted requests run; the others wait, in arrival order, and count
+    against the in-flight limit, so the limit bounds the queue (without it a request that never yields to the loop
+    is in flight only while it runs: see bento_service/shedding.py)."""
+    async def run():
+        inner = Ordered()
+        app = ShedLoad(inner, max_in_flight=4, max_running=2, fixed={("POST", "/predict"): "/predict"})
+
+        async def request(n: int) -> list[dict]:
+            sent: list[dict] = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"{}", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            await app({**_scope("/predict"), "query_string": str(n).encode()}, receive, send)
+            return sent
+
+        tasks = []
+        for n in range(4):
+            tasks.append(asyncio.create_task(request(n)))
+            await asyncio.sleep(0)   # in this order
+        await asyncio.sleep(0)
+        admitted = (app.in_flight, list(inner.started))
+        shed = await asyncio.wait_for(request(4), timeout=5)   # four in flight: two running, two waiting
+        inner.release.set()
+        done = await asyncio.gather(*tasks)
+        return inner, app, admitted, shed, done
+
+    inner, app, admitted, shed, done = asyncio.run(run())
+    assert admitted == (4, ["0", "1"])
+    assert shed[0]["status"] == 503
+    assert [d[0]["status"] for d in done] == [200] * 4
+    assert inner.started == ["0", "1", "2", "3"] and inner.most_running == 2
+    assert app.in_flight == 0
+
+
 def test_the_limit_is_one_setting(tmp_path):
     assert Settings.from_env({"TIME2BET_HOME": str(tmp_path)}).max_in_flight == DEFAULT_MAX_IN_FLIGHT > 0
     assert Settings.from_env({"TIME2BET_HOME": str(tmp_path), "TIME2BET_MAX_IN_FLIGHT": "0"}).max_in_flight == 0
     assert parse_max_in_flight(" 8 ") == 8 and parse_max_in_flight("") == DEFAULT_MAX_IN_FLIGHT
     with pytest.raises(ValueError, match="TIME2BET_MAX_IN_FLIGHT"):
         parse_max_in_flight("-1")
+    assert Settings.from_env({"TIME2BET_HOME": str(tmp_path)}).max_running == DEFAULT_MAX_RUNNING == 0
+    assert Settings.from_env({"TIME2BET_HOME": str(tmp_path), "TIME2BET_MAX_RUNNING": "8"}).max_running == 8
+    with pytest.raises(ValueError, match="TIME2BET_MAX_RUNNING"):
+        parse_max_running("-2")
 
 
 def test_the_openapi_schema_documents_the_503():
@@ -174,7 +238,8 @@ ANSWER_BOUND_S = 30     # any one answer (functional bound, not a latency check)
 
 @pytest.fixture(scope="module")
 def small_server(platform_env, start_bento_server):
-    server = start_bento_server({**platform_env, "TIME2BET_MAX_IN_FLIGHT": str(LIMIT)})
+    # one of the two running at a time: the waiting one counts in flight (max_running), through the real server
+    server = start_bento_server({**platform_env, "TIME2BET_MAX_IN_FLIGHT": str(LIMIT), "TIME2BET_MAX_RUNNING": "1"})
     yield server
     server.stop()
 
