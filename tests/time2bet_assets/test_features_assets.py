@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from time2bet.features.dbt import DBT_PROJECT_DIR
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet.warehouse.client import Warehouse
 from time2bet_assets.definitions import build_definitions
@@ -40,6 +41,16 @@ def test_dbt_models_materialise_after_ingestion_with_their_tests_as_checks(serve
     assert ratings["n"] == ratings["ids"] == n_raw
     fixture_ratings = wh.read_sql("SELECT count(*) AS n FROM ratings.fixture_ratings")["n"].iloc[0]
     assert fixture_ratings == n_fixtures
+
+    # the next build's dbt steps start from this warehouse's own partial-parse state: no re-parse of the project
+    # (the project-level state is parsed with the profile's default connection, void for this warehouse)
+    again = defs.resolve_job_def("build_features").execute_in_process(instance=instance)
+    assert again.success
+    logs = sorted((DBT_PROJECT_DIR / "target").glob(f"*-{again.run_id[:7]}-*/dbt.log"))
+    assert len(logs) == 2, logs   # the staging and the marts invocations
+    for log in logs:
+        text = log.read_text()
+        assert "UnableToPartialParse" not in text and "PartialParsingEnabled" in text, log
 
     # an impossible score slips into raw.matches (say, by hand): the blocking suite stops the dbt build
     import duckdb

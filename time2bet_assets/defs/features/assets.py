@@ -45,7 +45,9 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
     # no .fetch_row_counts(): it opens the DuckDB file in this process, which then blocks other connections.
     # Unit tests check the models' logic on fixed inputs: they run in CI (tests/dbt_project), not on every build
     # of the data (dbt's own advice); the data tests run here.
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context).stream()
+    invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    yield from invocation.stream()
+    dbt.keep_parse_state(invocation.target_path)
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR,
