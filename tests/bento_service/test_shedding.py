@@ -19,8 +19,13 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
 from bento_service.shedding import EXEMPT_PATHS, RETRY_AFTER_S, ShedLoad
-from time2bet.settings import (DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_RUNNING, Settings, parse_max_in_flight,
-                               parse_max_running)
+from time2bet.settings import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_RUNNING,
+    Settings,
+    parse_max_in_flight,
+    parse_max_running,
+)
 
 # --- in-process ----------------------------------------------------------------------------------------------
 
@@ -99,6 +104,31 @@ def test_past_the_limit_a_request_is_answered_503_overloaded_at_once():
     assert [d[0]["status"] for d in done] == [200, 200] and again[0]["status"] == 200
     assert app.in_flight == 0
     assert inner.calls == 2 + len(EXEMPT_PATHS) + 1   # the shed request never reached the app
+
+
+class Quick:
+    """An app that answers at once, without yielding to the event loop (as POST /predict does)."""
+
+    async def __call__(self, scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_requests_taken_on_in_one_pass_of_the_loop_count_against_the_limit():
+    """Five requests read in the same pass of the loop, none of which yields: each is in flight only while it runs,
+    but the last ones waited behind the first; past the limit (3) they are shed. The next pass counts anew."""
+    async def run():
+        app = ShedLoad(Quick(), max_in_flight=3)
+        same_pass = [asyncio.create_task(_request(app, "/predict")) for _ in range(5)]
+        first = [sent[0]["status"] for sent in await asyncio.gather(*same_pass)]
+        await asyncio.sleep(0)
+        later = [sent[0]["status"] for sent in await asyncio.gather(
+            *[asyncio.create_task(_request(app, "/predict")) for _ in range(2)])]
+        return first, later, app.in_flight
+
+    first, later, in_flight = asyncio.run(run())
+    assert first == [200, 200, 200, 503, 503]
+    assert later == [200, 200] and in_flight == 0
 
 
 def test_a_request_that_fails_leaves_the_count():
