@@ -218,24 +218,24 @@ def parse_share(value: str | None) -> float:
     return share
 
 
+def _requests(variable: str, value: str | None, default: int, zero: str) -> int:
+    """A number of requests >= 0 from ``variable`` (0 means ``zero``); unset or empty is ``default``."""
+    if value is None or not value.strip():
+        return default
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"{variable} must be 0 ({zero}) or a positive number of requests, got {value!r}")
+    return count
+
+
 def parse_max_in_flight(value: str | None) -> int:
     """TIME2BET_MAX_IN_FLIGHT: an integer >= 0 (0: no limit); unset or empty is DEFAULT_MAX_IN_FLIGHT."""
-    if value is None or not value.strip():
-        return DEFAULT_MAX_IN_FLIGHT
-    limit = int(value)
-    if limit < 0:
-        raise ValueError(f"TIME2BET_MAX_IN_FLIGHT must be 0 (no limit) or a positive number of requests, got {value!r}")
-    return limit
+    return _requests("TIME2BET_MAX_IN_FLIGHT", value, DEFAULT_MAX_IN_FLIGHT, "no limit")
 
 
 def parse_max_running(value: str | None) -> int:
     """TIME2BET_MAX_RUNNING: an integer >= 0 (0: no cap); unset or empty is DEFAULT_MAX_RUNNING."""
-    if value is None or not value.strip():
-        return DEFAULT_MAX_RUNNING
-    running = int(value)
-    if running < 0:
-        raise ValueError(f"TIME2BET_MAX_RUNNING must be 0 (no cap) or a positive number of requests, got {value!r}")
-    return running
+    return _requests("TIME2BET_MAX_RUNNING", value, DEFAULT_MAX_RUNNING, "no cap")
 
 
 def parse_executor(value: str | None) -> str:
