@@ -81,6 +81,7 @@ if dbt_project.preparer.using_dagster_dev() or _manifest_is_stale():
 
 PARSE_STATES = DBT_PROJECT_DIR / dbt_project.target_path / "partial-parse"   # one partial-parse state per warehouse connection
 PARTIAL_PARSE = "partial_parse.msgpack"
+KEEP_PARSE_STATES = 16
 
 
 class WarehouseDbtResource(LocalDbtResource):
@@ -121,7 +122,18 @@ class WarehouseDbtResource(LocalDbtResource):
         fd, tmp = tempfile.mkstemp(dir=PARSE_STATES, suffix=".tmp")
         os.close(fd)
         shutil.copyfile(written, tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, self.parse_state())
+        # one per warehouse a build ran on (every test's own): the newest few are kept (~0.75 MB each)
+        for stale in sorted(PARSE_STATES.glob("*.msgpack"), key=_modified)[:-KEEP_PARSE_STATES]:
+            stale.unlink(missing_ok=True)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:   # another run's pruning took it
+        return 0.0
 
 
 def features_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
