@@ -22,7 +22,8 @@
 The last line is ``steps=<n> predicted=<n> played=<n> joined=<n> live_logloss=<x> market_logloss=<y> sim_s=<s>
 ledger_ratio=<r>`` followed by ``expected_joined``, ``missing``, ``model_logloss_on_odds`` and
 ``ledger_batch_ratio``. The replay's home is kept (its path is printed): open its Dagster UI with
-``TIME2BET_HOME=<home> time2bet ui`` or read the report CSV beside it.
+``TIME2BET_HOME=<home> time2bet ui`` or read the report CSV beside it; ``python bench/replay_steps.py <home>``
+says where the time went (run and step durations by job).
 """
 
 from __future__ import annotations
