@@ -6,6 +6,7 @@ Every dbt run here, the manifest's preparation included, uses the dbt beside the
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -127,6 +128,26 @@ class WarehouseDbtResource(LocalDbtResource):
         # one per warehouse a build ran on (every test's own): the newest few are kept (~0.75 MB each)
         for stale in sorted(PARSE_STATES.glob("*.msgpack"), key=_modified)[:-KEEP_PARSE_STATES]:
             stale.unlink(missing_ok=True)
+
+
+# dagster-dbt's per-invocation target folders: <op name>-<run id[:7]>-<7 random characters>
+INVOCATION_DIR = re.compile(r"^.+-[0-9a-f]{7}-[0-9a-f-]{7}$")
+KEEP_INVOCATIONS = 64
+
+
+def prune_invocations(target: Path, keep: int = KEEP_INVOCATIONS) -> list[Path]:
+    """Remove all but the newest ``keep`` dbt invocation folders under ``target``; the ones removed.
+
+    dagster-dbt gives every dbt invocation a target folder of its own (manifest, run results, compiled SQL, its
+    dbt.log: ~3 MB) and never removes one: a platform that builds four times a day grew by ~4 GB a year, a test
+    run or a season's replay by hundreds of MB. The newest 64 keep the last days' dbt logs for debugging; an
+    invocation under way is among the newest (its folder was just written)."""
+    found = [p for p in target.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name) and (p / "dbt.log").exists()] \
+        if target.is_dir() else []
+    stale = sorted(found, key=_modified)[:-keep] if keep > 0 else found
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)   # a concurrent prune may remove it first
+    return stale
 
 
 def _modified(path: Path) -> float:
