@@ -56,6 +56,22 @@ def test_old_versions_are_pruned_and_no_temporary_file_is_left(tmp_path):
     assert read_pointer(tmp_path) == pointers[-1]
 
 
+def test_an_optional_table_that_vanishes_is_never_read_as_empty(tmp_path):
+    """A version pruned while a reader that fell behind reads it loses its files one by one: an optional table's
+    file gone then is not "no such table" (an empty frame beside the others' rows) but a failed read."""
+    write_snapshot(tables(1), tmp_path)
+    pointer = read_pointer(tmp_path)
+    assert "predictions" in pointer["tables"]
+    (tmp_path / pointer["version"] / "predictions.parquet").unlink()   # mid-prune
+    with pytest.raises(FileNotFoundError):
+        read_snapshot(tmp_path)
+    without = tables(2)
+    without.pop("market_ratings")   # optional: exported without it
+    write_snapshot(without, tmp_path)
+    _, got = read_snapshot(tmp_path)
+    assert got["market_ratings"].empty and int(got["team_state"]["tag"].iloc[0]) == 2
+
+
 def test_missing_table_is_refused(tmp_path):
     partial = tables(1)
     partial.pop("team_state")
@@ -71,6 +87,12 @@ def test_a_reader_never_sees_a_half_written_version(tmp_path):
     done, seen, problems = threading.Event(), [], []
 
     def reader():
+        try:
+            read_in_a_loop()
+        except Exception as exc:  # noqa: BLE001 - a reader that fails is a finding, not a dead thread
+            problems.append(f"the reader failed: {type(exc).__name__}: {exc}")
+
+    def read_in_a_loop():
         for _ in range(MAX_READS):
             if done.is_set():
                 return

@@ -131,7 +131,8 @@ def write_snapshot(tables: Mapping[str, pd.DataFrame], root: Path | str, *, keep
         raise
     as_of = features_as_of(tables)
     pointer = {"version": version, "created_at": now.isoformat(), "content_hash": digest,
-               "features_as_of": as_of.isoformat() if as_of else None}
+               "features_as_of": as_of.isoformat() if as_of else None,
+               "tables": [n for n in SNAPSHOT_TABLES if n in tables]}   # an optional one not here: none exported
     temporary = root / f".{POINTER}.{uuid.uuid4().hex}"
     temporary.write_text(json.dumps(pointer))
     os.replace(temporary, root / POINTER)   # readers see the old pointer or the new one, never a partial file
@@ -157,8 +158,11 @@ def read_snapshot(root: Path | str) -> tuple[dict, dict[str, pd.DataFrame]] | No
         try:
             if not folder.is_dir():
                 raise FileNotFoundError(folder)
-            return pointer, {name: pd.read_parquet(folder / f"{name}.parquet")
-                             if name not in OPTIONAL or (folder / f"{name}.parquet").exists() else _empty(name)
+            # an optional table is empty only if the version has none: a file that vanishes while it is read
+            # (the version pruned under a reader that fell behind) is a retry, never an empty table
+            written = set(pointer["tables"]) if "tables" in pointer else \
+                {n for n in SNAPSHOT_TABLES if n not in OPTIONAL or (folder / f"{n}.parquet").exists()}
+            return pointer, {name: pd.read_parquet(folder / f"{name}.parquet") if name in written else _empty(name)
                              for name in SNAPSHOT_TABLES}
         except FileNotFoundError:   # pruned meanwhile (a reader that fell KEEP_VERSIONS behind): the newest one
             if attempt == READ_ATTEMPTS - 1:
