@@ -44,17 +44,17 @@ on in the current pass count too: at most ``max_in_flight`` of them per pass, th
 client has one request per pass at most, so 64 clients are never shed by it. Measured on the full dev mirror
 (bench/serve.py --workload real, with and without it on the same day): overload accepted p99 59 ms (61 without),
 shed p99 39 ms (41), the 512-clients-at-once burst's accepted p99 54 ms (77); saturation throughput with it 1.08x
-the one without (ABBA rounds, same run: noise): a small gain at no cost. What remains is the pass itself: a shed answer waits for the
-pass under way.
+the one without (ABBA rounds, same run: noise): a small gain at no cost. What remains is the pass itself: a shed
+answer waits for the pass under way.
 
-``max_running`` (TIME2BET_MAX_RUNNING, default 0: off) shortens the passes. With ``max_running`` = k > 0, at most
-k admitted requests run at once and the others wait in this middleware, in order, counted in flight: each pass
-runs at most k requests, so a new request is read, and shed, within a few ms. The price is throughput: the loop makes more, smaller passes (more system calls
-and wake-ups per request, on the client too). Measured on the full dev mirror (bench/serve.py --workload real, k
-against off in the same run, ABBA): k = 8: shed p99 9-10 ms, accepted p99 60-81 ms, 28% fewer requests/s at 64
-connections; k = 16: shed p99 13 ms, 17% fewer; k = 64 costs nothing and changes nothing. So it is off by default
-(throughput first); a latency-first deployment sets k and a lower TIME2BET_MAX_IN_FLIGHT (accepted latency is
-about max_in_flight times a request's cost).
+``max_running`` (TIME2BET_MAX_RUNNING, default 0: off) shortens the passes. With ``max_running`` = k > 0, at most k
+admitted requests run at once and the others wait in this middleware, in order, counted in flight: each pass runs at
+most k requests, so a new request is read, and shed, within a few ms. The price is throughput: the loop makes more,
+smaller passes (more system calls and wake-ups per request, on the client too). Measured on the full dev mirror
+(bench/serve.py --workload real, k against off in the same run, ABBA): k = 8: shed p99 9-10 ms, accepted p99 60-81
+ms, 28% fewer requests/s at 64 connections; k = 16: shed p99 13 ms, 17% fewer; k = 64 costs nothing and changes
+nothing. So it is off by default (throughput first); a latency-first deployment sets k and a lower
+TIME2BET_MAX_IN_FLIGHT (accepted latency is about max_in_flight times a request's cost).
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ class ShedLoad:
     """ASGI middleware: at most ``max_in_flight`` requests in flight in this worker, and taken on in one pass of its
     event loop (0: no limit); past it, a 503 ``overloaded`` JSON answer with ``Retry-After`` (see the module
     docstring). ``routes``: the FastAPI app whose route templates label shed requests in the metrics; ``fixed``:
-    {(method, path): template} looked up before them (the prediction routes); ``max_running``: at most that many admitted requests run at once, the
-    others wait their turn in order (0: every admitted request runs when the loop reaches it)."""
+    {(method, path): template} looked up before them (the prediction routes); ``max_running``: at most that many
+    admitted requests run at once, the others wait their turn in order (0: every admitted request runs when the
+    loop reaches it)."""
 
     def __init__(self, app, max_in_flight: int, routes=None, fixed: dict[tuple[str, str], str] | None = None,
                  retry_after_s: int = RETRY_AFTER_S, max_running: int = 0):

@@ -1,8 +1,9 @@
 """Load shedding (bento_service.shedding.ShedLoad, TIME2BET_MAX_IN_FLIGHT): past the limit a request is answered 503
 ``overloaded`` (JSON, Retry-After) at once; the probes and /metrics are never shed; shed requests are counted.
 
-In-process against the middleware, then against a real `bentoml serve` with a limit of 2 (one running), saturated from here with
-raw keep-alive connections on 127.0.0.1 (bounded in number and time). No timing is asserted: the machine is shared.
+In-process against the middleware, then against a real `bentoml serve` with a limit of 2 (one running), saturated
+from here with raw keep-alive connections on 127.0.0.1 (bounded in number and time). No timing is asserted: the
+machine is shared.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from time2bet.settings import (
 # --- in-process ----------------------------------------------------------------------------------------------
 
 
-def _scope(path: str, method: str = "POST") -> dict:
-    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+def _scope(path: str, method: str = "POST", query: bytes = b"") -> dict:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": query}
 
 
 class Held:
@@ -51,7 +52,7 @@ class Held:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-async def _request(app, path: str, method: str = "POST") -> list[dict]:
+async def _request(app, path: str, method: str = "POST", query: bytes = b"") -> list[dict]:
     sent: list[dict] = []
 
     async def receive():
@@ -60,7 +61,7 @@ async def _request(app, path: str, method: str = "POST") -> list[dict]:
     async def send(message):
         sent.append(message)
 
-    await app(_scope(path, method), receive, send)
+    await app(_scope(path, method, query), receive, send)
     return sent
 
 
@@ -202,17 +203,8 @@ def test_max_running_makes_admitted_requests_wait_in_order_and_counts_them_in_fl
         inner = Ordered()
         app = ShedLoad(inner, max_in_flight=4, max_running=2, fixed={("POST", "/predict"): "/predict"})
 
-        async def request(n: int) -> list[dict]:
-            sent: list[dict] = []
-
-            async def receive():
-                return {"type": "http.request", "body": b"{}", "more_body": False}
-
-            async def send(message):
-                sent.append(message)
-
-            await app({**_scope("/predict"), "query_string": str(n).encode()}, receive, send)
-            return sent
+        def request(n: int):
+            return _request(app, "/predict", query=str(n).encode())
 
         tasks = []
         for n in range(4):

@@ -10,7 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from time2bet.features.dbt import MARTS_SELECTOR
 from time2bet.features.ratings import RATING_TABLES, rebuild_rating_tables
-from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project, prune_invocations
+from time2bet_assets.defs.features.resources import WarehouseDbtResource, dbt_project
 from time2bet_assets.lib.warehouse import WarehouseResource
 
 # dbt sources are the assets that load them, named by key: ingestion's for raw, the Python ratings for ratings
@@ -47,8 +47,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: WarehouseDbtResource):
     # of the data (dbt's own advice); the data tests run here.
     invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
     yield from invocation.stream()
-    dbt.keep_parse_state(invocation.target_path)
-    prune_invocations(invocation.target_path.parent)
+    dbt.after_build(invocation.target_path)
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=TRANSLATOR,

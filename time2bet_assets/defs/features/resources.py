@@ -80,7 +80,7 @@ if dbt_project.preparer.using_dagster_dev() or _manifest_is_stale():
     run_with_concurrent_update_guard(dbt_project.manifest_path, _prepare_manifest)
 
 
-PARSE_STATES = DBT_PROJECT_DIR / dbt_project.target_path / "partial-parse"   # one partial-parse state per warehouse connection
+PARSE_STATES = DBT_PROJECT_DIR / dbt_project.target_path / "partial-parse"   # one state per warehouse connection
 PARTIAL_PARSE = "partial_parse.msgpack"
 KEEP_PARSE_STATES = 16
 
@@ -88,10 +88,10 @@ KEEP_PARSE_STATES = 16
 class WarehouseDbtResource(LocalDbtResource):
     """dbt whose profile target and connection come from the platform's warehouse URL.
 
-    Each invocation also starts from this connection's own partial-parse state (``keep_parse_state`` saves it
-    after a build). dagster-dbt seeds every invocation with the project's ``target/partial_parse.msgpack``, which
-    the manifest's preparation writes with the profile's default connection; dbt's partial parsing is void when
-    the connection differs (its state is keyed by the connection's fields, the DuckDB path included), so every
+    Each invocation also starts from this connection's own partial-parse state (``after_build`` saves it, and prunes
+    old invocation folders). dagster-dbt seeds every invocation with the project's ``target/partial_parse.msgpack``,
+    which the manifest's preparation writes with the profile's default connection; dbt's partial parsing is void
+    when the connection differs (its state is keyed by the connection's fields, the DuckDB path included), so every
     dbt step of a platform whose warehouse is not that default re-parsed the whole project: ~2.5 s of each of the
     two dbt steps of every features run (a fifth of a replay step)."""
 
@@ -114,9 +114,14 @@ class WarehouseDbtResource(LocalDbtResource):
             shutil.copyfile(state, seeded / PARTIAL_PARSE)
         return super().cli(args, target_path=target_path, context=context, **kwargs)
 
-    def keep_parse_state(self, target_path: Path) -> None:
+    def after_build(self, target_path: Path) -> None:
+        """After an invocation whose folder is ``target_path``: keep its partial-parse state, prune old folders."""
+        self._keep_parse_state(Path(target_path))
+        prune_invocations(Path(target_path).parent)
+
+    def _keep_parse_state(self, target_path: Path) -> None:
         """Save the partial-parse state an invocation wrote in ``target_path``, atomically (runs may overlap)."""
-        written = Path(target_path) / PARTIAL_PARSE
+        written = target_path / PARTIAL_PARSE
         if not written.exists():
             return
         PARSE_STATES.mkdir(parents=True, exist_ok=True)
@@ -142,8 +147,9 @@ def prune_invocations(target: Path, keep: int = KEEP_INVOCATIONS) -> list[Path]:
     dbt.log: ~3 MB) and never removes one: a platform that builds four times a day grew by ~4 GB a year, a test
     run or a season's replay by hundreds of MB. The newest 64 keep the last days' dbt logs for debugging; an
     invocation under way is among the newest (its folder was just written)."""
-    found = [p for p in target.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name) and (p / "dbt.log").exists()] \
-        if target.is_dir() else []
+    if not target.is_dir():
+        return []
+    found = [p for p in target.iterdir() if p.is_dir() and INVOCATION_DIR.match(p.name) and (p / "dbt.log").exists()]
     stale = sorted(found, key=_modified)[:-keep] if keep > 0 else found
     for folder in stale:
         shutil.rmtree(folder, ignore_errors=True)   # a concurrent prune may remove it first
