@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from time2bet.monitoring.drift import drift_report
+from time2bet.monitoring.drift import drift_report, reference_sample
 
 FEATURES = ["elo_diff", "home_rest_days", "home_points_last5", "h2h_meetings_last5"]
 
@@ -63,3 +63,15 @@ def test_a_large_reference_is_sampled_the_same_way_every_time():
     # the sample's p-values stay close to the whole window's (the current week's side sets the test's power)
     p, p_whole = first.p_values("feature"), whole.p_values("feature")
     assert all(abs(p[c] - p_whole[c]) < 0.1 for c in p)
+
+
+def test_the_reference_sample_is_the_rows_a_report_compares_with():
+    """The drift asset predicts the champion's probabilities on reference_sample's rows only: a report on that sample
+    must be the report on the whole window, and a small window is kept whole."""
+    reference, current = _frame(12_000, 5), _frame(60, 6, shift=30.0)
+    sample = reference_sample(reference, 2_000)
+    assert len(sample) == 2_000 and sample.index.is_monotonic_increasing
+    on_sample = drift_report(sample, current, features=FEATURES, html_path=None, max_reference_rows=2_000)
+    on_whole = drift_report(reference, current, features=FEATURES, html_path=None, max_reference_rows=2_000)
+    pd.testing.assert_frame_equal(on_sample.columns, on_whole.columns)
+    assert len(reference_sample(reference.head(500), 2_000)) == 500

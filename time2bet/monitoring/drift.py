@@ -14,7 +14,10 @@ against a reference of over 1,000 rows: with a week's few dozen matches that dis
 of an unchanged distribution (measured: 82 of 84 on identical normal samples of 3,400 and 60 rows).
 
 Evidently's own API of 0.7 (``evidently.Report``, ``Dataset``, ``DataDefinition``, ``evidently.presets``), not the
-legacy one under ``evidently.legacy``.
+legacy one under ``evidently.legacy``. The preset costs time: it computes a ``ValueDrift`` per column, discards their
+widgets, and tests every column again (legacy ``DatasetDriftMetric`` and ``DataDriftTable``) for its own; the same
+metrics without it took 4.4 s instead of 7.6 s for 84 features here, but their report is 84 cards in column order
+where the preset's is one sortable, searchable table under "dataset drift detected or not": kept for the reader.
 """
 
 from __future__ import annotations
@@ -108,6 +111,15 @@ def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame[list(columns)].apply(pd.to_numeric, errors="coerce").astype("float64")
 
 
+def reference_sample(reference: pd.DataFrame, max_rows: int | None = MAX_REFERENCE_ROWS) -> pd.DataFrame:
+    """The rows of ``reference`` a report compares with: all of them, or a fixed random sample of ``max_rows`` (the
+    same rows every time, in their order). Take it before computing anything per row for the reference (the
+    champion's predictions): a report would drop the other rows."""
+    if max_rows is None or len(reference) <= max_rows:
+        return reference
+    return reference.sample(n=max_rows, random_state=0).sort_index()
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Sequence[str],
                  html_path: Path | str | None, drift_share: float = DRIFT_SHARE,
                  max_reference_rows: int | None = MAX_REFERENCE_ROWS) -> DriftResult:
@@ -119,9 +131,7 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    if max_reference_rows is not None and len(reference) > max_reference_rows:
-        reference = reference.sample(n=max_reference_rows, random_state=0).sort_index()
-    reference, current = with_goals(reference), with_goals(current)
+    reference, current = with_goals(reference_sample(reference, max_reference_rows)), with_goals(current)
     tested, skipped = _testable(reference, current, features)
     predictions, skipped_p = _testable(reference, current, PREDICTIONS)
     targets, skipped_t = _testable(reference, current, (RESULT, GOALS))

@@ -353,7 +353,7 @@ def drift_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     results are in, of the outcome shares and goals per match. The HTML is kept under
     ``<home>/monitoring/drift/<week>.html``; every test's p-value in ``monitoring.drift``."""
     from time2bet.mlflow_store import registry_client
-    from time2bet.monitoring.drift import PREDICTIONS
+    from time2bet.monitoring.drift import PREDICTIONS, reference_sample
     from time2bet.monitoring.drift import drift_report as run_drift
     from time2bet.monitoring.live_quality import resolve_match_ids
     from time2bet.monitoring.versions import predict, training_window, version_facts
@@ -376,8 +376,8 @@ def drift_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         return dg.MaterializeResult(metadata={"dagster/row_count": 0, "skipped": reason})
 
     facts = version_facts(client, name, version)
-    reference = training_window(facts, wh, monitoring.dataset_dir)
-    reference[list(PREDICTIONS)] = predict(monitoring.tracking_uri, name, version, reference)
+    reference = reference_sample(training_window(facts, wh, monitoring.dataset_dir)).copy()
+    reference[list(PREDICTIONS)] = predict(monitoring.tracking_uri, name, version, reference)   # the rows compared
     played = _features(wh, "analytics.fct_match_features", ids, list(MODEL_FEATURES))
     upcoming = _features(wh, "analytics.upcoming_match_features", [i for i in ids if i not in set(played["match_id"])],
                          list(MODEL_FEATURES))
