@@ -6,16 +6,20 @@ Its own session keeps Ctrl-C for the parent, and stopping the group also ends th
 parent dies however it dies (util-linux ``setpriv --pdeathsig``, which keeps that prctl across its exec of the
 command; no ``preexec_fn``, unsafe in a threaded parent): a killed test run or benchmark leaves no server behind;
 ``time2bet stack up`` opts out, its processes outlive the command by design (``stack down`` stops them).
-One implementation for ``time2bet demo``, ``time2bet stack``, bench/serve.py and the tests.
+One implementation for ``time2bet demo``, ``time2bet stack``, bench/serve.py and the tests. A Python process we
+start ourselves (the spider, a replay's run workers) calls :func:`die_with_parent` first thing instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,36 @@ def stopped_with_parent(command: list[str]) -> list[str]:
     thread: then that is when the parent process ends); unchanged where setpriv is missing (not Linux)."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else list(command)
+
+
+PARENT_POLL_S = 1.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process as soon as ``parent_pid`` (the process that started it) is gone.
+
+    A parent killed outright (kill -9, the OOM killer) runs no cleanup, and a crawl or a replay's run worker would
+    otherwise go on for nobody. On Linux the kernel sends us SIGKILL when the parent dies (PR_SET_PDEATHSIG, set
+    here rather than in a preexec_fn, which is unsafe in a threaded parent such as a Dagster run). Strictly, when
+    the parent *thread* that started us ends: start such a process from a thread that waits for it (the spider's
+    crawl()) or from the main thread. If the parent died before the prctl, no signal will come: the parent pid
+    check catches that. A thread polling the parent pid covers the other systems (and a failed prctl).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # already re-parented: our parent died while we started
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ Dagster calls :func:`crawl`. Scrapy's Twisted reactor cannot be restarted in a l
 (scrapy#5350), so every crawl is a fresh ``python -m time2bet.ingestion.spider`` process; results come
 back through a JSON-lines file, failures of the process itself as :class:`CrawlError`.
 
-Nothing outlives the process that runs a crawl: the spider dies with its parent (``spider.die_with_parent``), an
+Nothing outlives the process that runs a crawl: the spider dies with its parent (``background.die_with_parent``), an
 interrupted crawl stops its spider before the exception propagates, and the temporary directories of a process
 that was killed (and so could not clean up) are removed when the next crawl starts (:func:`staging_tempdir`).
 """

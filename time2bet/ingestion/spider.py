@@ -9,15 +9,11 @@ reads that file, not Scrapy items, so no feed exporter or scrapy.cfg is involved
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import os
 import re
-import signal
 import sys
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +31,7 @@ from scrapy.utils.response import response_status_message
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
 from twisted.python.failure import Failure
 
+from time2bet.background import die_with_parent
 from time2bet.football import DIVISIONS, season_code
 from time2bet.ingestion.discovery import INDEX_PAGE, country_pages, season_file_links
 
@@ -426,36 +423,6 @@ def crawl_settings(
             "T2B_RETRY_BACKOFF_MAX": 2.0,
         }
     return settings
-
-
-PARENT_POLL_S = 1.0
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """End this process as soon as ``parent_pid`` (the process that started it) is gone.
-
-    A parent killed outright (kill -9, the OOM killer) runs no cleanup, and Scrapy would otherwise go on crawling
-    for nobody, into a staging directory the next crawl removes. On Linux the kernel sends us SIGKILL when the
-    parent dies (PR_SET_PDEATHSIG, set here rather than in a preexec_fn, which is unsafe in a threaded parent such
-    as a Dagster run). Strictly, when the parent *thread* that started us ends: crawl() waits for us in that thread,
-    so it cannot end first. If the parent died before the prctl, no signal will come: the parent pid check catches
-    that. A thread polling the parent pid covers the other systems (and a failed prctl).
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # already re-parented: our parent died while we started
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(PARENT_POLL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
