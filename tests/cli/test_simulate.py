@@ -137,3 +137,41 @@ def test_sigterm_stops_the_replay_and_everything_it_started(tmp_path):
         if replay.poll() is None:
             os.killpg(replay.pid, signal.SIGKILL)
             replay.wait(timeout=30)
+
+
+def test_the_runs_of_a_tick_run_two_at_a_time_in_run_workers(tmp_path):
+    """The runs a tick requests go to run workers, as many at once as the instance's run queue allows (2): each in a
+    process of its own, outcomes in the order asked; a worker that dies is an error, not a hang; closed, none is
+    left."""
+    import os
+
+    import psutil
+    import pytest
+
+    from time2bet.background import free_port
+    from time2bet.cli.simulate import RunWorkers, Simulation, platform_environment
+    from time2bet.source.mirror import ReplayServer
+    from time2bet.source.sample_site import DEFAULT_AS_OF, generate_sample_site
+
+    site = tmp_path / "site"
+    generate_sample_site(site)
+    sim = Simulation(site, tmp_path / "replay", ["E0", "E1"])
+    with ReplayServer(site, as_of=DEFAULT_AS_OF, port=free_port()) as server, platform_environment(
+            {**sim.env, "TIME2BET_SOURCE_URL": server.url}):
+        _, _, instance = sim._dagster()
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+        workers = RunWorkers(2, tmp_path / "workers.log", quiet=True)
+        try:
+            tasks = [("refresh_fixtures", None, {"test/order": str(k)}) for k in range(3)]
+            outcomes = workers.run(tasks, dict(os.environ))
+            assert [o.success for o in outcomes] == [True] * 3 and not any(o.interrupted for o in outcomes)
+            pids = {run.tags["time2bet/pid"] for run in instance.get_runs()}
+            assert len(pids) == 2 and str(os.getpid()) not in pids   # two workers, neither of them this process
+            processes = [psutil.Process(p.pid) for p, _ in workers._workers]
+            processes[0].kill()
+            with pytest.raises(RuntimeError, match="run worker of the replay died"):
+                workers.run(tasks[:2], dict(os.environ))
+        finally:
+            workers.close()
+        _, alive = psutil.wait_procs(processes, timeout=10)
+        assert not alive

@@ -110,6 +110,8 @@ def train_and_replay(settings: Settings, site: Path, port: int, *,
             previous = day
     except RuntimeError as exc:   # Simulation's own failures (say the first ingestion)
         raise click.ClickException(f"{exc}; the tools' output is in {sim.log_file}") from None
+    finally:
+        sim.close()
     for line in _monitoring_summary(settings):
         click.echo(line)
     return previous, dict(sim.env)

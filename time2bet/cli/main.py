@@ -424,16 +424,19 @@ def simulate(root: Path, first, last, step: str, divisions: str | None, home: Pa
     port = port or free_port()
     click.echo(f"replaying {root} from {first:%Y-%m-%d} to {last:%Y-%m-%d} in {len(days)} steps; platform home {home}")
     started = time.perf_counter()
-    sim.start(first.date(), port, progress=lambda text: click.echo(f"  {text}"))
     rows, previous = [], first.date()
-    with tqdm(days, unit="step", desc="replay") as bar:
-        for day in bar:
-            sim.failed_checks.clear()
-            result = sim.step(day, previous, port)
-            rows += report_rows(sim.env["TIME2BET_WAREHOUSE_URL"], previous, day, wanted, sim.failed_checks)
-            bar.set_postfix_str(f"{day} {'retrained ' if result.trained else ''}{result.seconds:.0f}s"
-                                + (f" FAILED {result.failed}" if result.failed else ""))
-            previous = day
+    try:
+        sim.start(first.date(), port, progress=lambda text: click.echo(f"  {text}"))
+        with tqdm(days, unit="step", desc="replay") as bar:
+            for day in bar:
+                sim.failed_checks.clear()
+                result = sim.step(day, previous, port)
+                rows += report_rows(sim.env["TIME2BET_WAREHOUSE_URL"], previous, day, wanted, sim.failed_checks)
+                bar.set_postfix_str(f"{day} {'retrained ' if result.trained else ''}{result.seconds:.0f}s"
+                                    + (f" FAILED {result.failed}" if result.failed else ""))
+                previous = day
+    finally:
+        sim.close()   # its run workers
     table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     table["fired_alerts"] = table["step_date"].map(sim.fired_alerts())   # the shipped Prometheus rules
     if report:
