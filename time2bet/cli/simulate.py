@@ -195,17 +195,15 @@ def _run_worker(conn, parent_pid: int, log_file: Path | None, quiet: bool) -> No
     from time2bet.background import die_with_parent
 
     die_with_parent(parent_pid)
-    loaded: dict = {}
+    loaded_for, defs, instance = None, None, None
     try:
         with _quiet_logs(quiet, log_file):
             while (message := conn.recv()) is not None:
                 (job, partition_key, tags), env = message
                 with platform_environment(env):
-                    key = tuple(sorted(env.items()))
-                    if key not in loaded:   # the code location, once per platform environment
-                        loaded.clear()
-                        loaded[key] = _dagster()
-                    _, defs, instance = loaded[key]
+                    if env != loaded_for:   # the code location, loaded again only when the environment changes
+                        _, defs, instance = _dagster()
+                        loaded_for = env
                     conn.send(execute_run(defs, instance, job, partition_key, tags, quiet))
     except (EOFError, KeyboardInterrupt):   # the replay is gone, or Ctrl-C between runs
         pass
@@ -251,7 +249,7 @@ class Simulation:
         return self._outcome(job, execute_run(defs, instance, job, partition_key, tags or {}, self.quiet))
 
     def _execute_all(self, defs, instance, tasks: list[RunTask]) -> list[bool]:
-        """Run the runs one tick requested: in this process when there is one, else on the run workers."""
+        """Run the runs one tick requested: a single run (or no workers) in this process, several on the workers."""
         if len(tasks) < 2 or self.workers is None:
             return [self._execute(defs, instance, job, partition_key=key, tags=tags) for job, key, tags in tasks]
         outcomes = self.workers.run(tasks, dict(os.environ))
