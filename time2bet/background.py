@@ -38,6 +38,26 @@ def stopped_with_parent(command: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else list(command)
 
 
+SETPRIV_EXEC_TIMEOUT_S = 10
+
+
+def _wait_past_setpriv(proc: subprocess.Popen, setpriv: str) -> None:
+    """Until setpriv has set the parent-death signal and exec'd the command (its pid then runs the command).
+
+    Popen returns while setpriv's own exec is still under way, before its prctl: a parent killed in between would
+    leave the command behind with no signal to come (seen in CI; a parent killing itself right after start() left
+    2-3 children in 150 behind). Bounded; gives up where /proc is missing."""
+    deadline = time.monotonic() + SETPRIV_EXEC_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            argv0 = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            return
+        if argv0 not in (b"", setpriv.encode()):   # empty: mid-exec
+            return
+        time.sleep(0.001)
+
+
 PARENT_POLL_S = 1.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -93,6 +113,8 @@ class Background:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        if command[0] != self.command[0]:
+            _wait_past_setpriv(self.proc, command[0])
         return self
 
     @property
