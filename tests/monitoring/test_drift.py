@@ -3,6 +3,8 @@ are tested against the reference window, target drift waits for results, and the
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,3 +77,21 @@ def test_the_reference_sample_is_the_rows_a_report_compares_with():
     on_whole = drift_report(reference, current, features=FEATURES, html_path=None, max_reference_rows=2_000)
     pd.testing.assert_frame_equal(on_sample.columns, on_whole.columns)
     assert len(reference_sample(reference.head(500), 2_000)) == 500
+
+
+def test_feature_p_values_are_evidentlys_value_drift_of_each_column():
+    """The report reads the features' p-values from the table the preset renders instead of one ValueDrift per
+    feature (whose plots the preset discards): they must be what ValueDrift says of each column."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    reference, current = _frame(2_000, 7), _frame(80, 8, shift=60.0)
+    tested = FEATURES[:3]
+    result = drift_report(reference, current, features=tested, html_path=None)
+    definition = DataDefinition(numerical_columns=tested)
+    snapshot = Report([ValueDrift(column=c, method="ks", threshold=0.05) for c in tested]).run(
+        current_data=Dataset.from_pandas(current[tested], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[tested], data_definition=definition))
+    values = {m["config"]["column"]: float(m["value"]) for m in json.loads(snapshot.json())["metrics"]}
+    assert result.p_values("feature") == pytest.approx(values, abs=1e-12)
+    assert result.p_values("feature")["elo_diff"] < 0.05 < result.p_values("feature")["home_rest_days"]

@@ -1,8 +1,8 @@
 """Drift of what is being predicted, against the champion's training window, as an Evidently 0.7 report.
 
 - **feature drift**: every model feature of the period's predicted matches against the same feature over the
-  training window (``DataDriftPreset``: one ``ValueDrift`` per feature and ``DriftedColumnsCount``, the share of
-  drifted features; the dataset counts as drifted when that share reaches ``drift_share``);
+  training window (``DataDriftPreset``: a test per feature and ``DriftedColumnsCount``, the share of drifted
+  features; the dataset counts as drifted when that share reaches ``drift_share``);
 - **prediction drift**: ``p_home``, ``p_draw``, ``p_away`` as predicted in the period against the champion's
   predictions over its training window;
 - **target drift**, once results are in: the outcome (H/D/A shares) and the goals per match of the period's played
@@ -14,10 +14,12 @@ against a reference of over 1,000 rows: with a week's few dozen matches that dis
 of an unchanged distribution (measured: 82 of 84 on identical normal samples of 3,400 and 60 rows).
 
 Evidently's own API of 0.7 (``evidently.Report``, ``Dataset``, ``DataDefinition``, ``evidently.presets``), not the
-legacy one under ``evidently.legacy``. The preset costs time: it computes a ``ValueDrift`` per column, discards their
-widgets, and tests every column again (legacy ``DatasetDriftMetric`` and ``DataDriftTable``) for its own; the same
-metrics without it took 4.4 s instead of 7.6 s for 84 features here, but their report is 84 cards in column order
-where the preset's is one sortable, searchable table under "dataset drift detected or not": kept for the reader.
+legacy ``Report`` under ``evidently.legacy``. The features go through ``DataDriftPreset`` for its page: one sortable,
+searchable table under "dataset drift detected or not", where 84 ``ValueDrift`` cards would be a long scroll in
+column order. The preset as shipped also computes a ``ValueDrift`` per column, renders its plots and discards them
+(its page is the legacy ``DataDriftTable``, which tests every column again): :func:`_feature_drift_preset` drops
+those metrics and reads the per-column p-values from the table it renders. Same page, same p-values, 3.2 s instead
+of 5.9 s for 84 features on 5,000 reference rows here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +123,36 @@ def reference_sample(reference: pd.DataFrame, max_rows: int | None = MAX_REFEREN
     return reference.sample(n=max_rows, random_state=0).sort_index()
 
 
+@cache
+def _feature_drift_preset() -> type:
+    """``DataDriftPreset`` without the per-column ``ValueDrift`` metrics whose widgets it discards; its ``drift_table``
+    (set when the report renders it, during ``Report.run``) holds each column's legacy ``ColumnDataDriftMetrics``,
+    from the same test with the same method and threshold. A class made once, on first use: Evidently's import
+    costs seconds and only the drift asset needs it."""
+    from evidently.legacy.metrics import DataDriftTable
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    class FeatureDriftPreset(DataDriftPreset):
+        def generate_metrics(self, context):
+            return [m for m in super().generate_metrics(context) if not isinstance(m, ValueDrift)]
+
+        def render(self, context, child_widgets=None):
+            widgets = super().render(context, child_widgets)
+            # the table the preset just rendered, by the same parameters: Evidently's cache returns it
+            table, _ = context.get_legacy_metric(DataDriftTable(
+                columns=self.columns, stattest=self.method, cat_stattest=self.cat_method,
+                num_stattest=self.num_method, text_stattest=self.text_method,
+                per_column_stattest=self.per_column_method, stattest_threshold=self.threshold,
+                cat_stattest_threshold=self.cat_threshold, num_stattest_threshold=self.num_threshold,
+                text_stattest_threshold=self.text_threshold, per_column_stattest_threshold=self.per_column_threshold,
+            ), None, None)
+            object.__setattr__(self, "drift_table", table)   # a pydantic model: no new fields by assignment
+            return widgets
+
+    return FeatureDriftPreset
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Sequence[str],
                  html_path: Path | str | None, drift_share: float = DRIFT_SHARE,
                  max_reference_rows: int | None = MAX_REFERENCE_ROWS) -> DriftResult:
@@ -129,7 +162,6 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
     writes the Evidently report's HTML to ``html_path`` when given."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
 
     reference, current = with_goals(reference_sample(reference, max_reference_rows)), with_goals(current)
     tested, skipped = _testable(reference, current, features)
@@ -146,12 +178,17 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
                                    data_definition=DataDefinition(numerical_columns=numeric,
                                                                   categorical_columns=categorical))
 
-    kinds = {**dict.fromkeys(tested, "feature"), **dict.fromkeys(predictions, "prediction"),
-             **dict.fromkeys(targets, "target")}
+    def row(kind: str, column: str, method: str, p: float) -> dict:
+        return {"kind": kind, "column_name": column, "method": method, "statistic": p, "threshold": THRESHOLD,
+                "drifted": bool(p < THRESHOLD)}
+
+    kinds = {**dict.fromkeys(predictions, "prediction"), **dict.fromkeys(targets, "target")}
+    preset = None
     metrics = []
     if tested:
-        metrics.append(DataDriftPreset(columns=tested, num_method=NUM_METHOD, cat_method=CAT_METHOD,
-                                       threshold=THRESHOLD, drift_share=drift_share))
+        preset = _feature_drift_preset()(columns=tested, num_method=NUM_METHOD, cat_method=CAT_METHOD,
+                                         threshold=THRESHOLD, drift_share=drift_share)
+        metrics.append(preset)
     metrics += [ValueDrift(column=c, method=NUM_METHOD, threshold=THRESHOLD) for c in predictions]
     metrics += [ValueDrift(column=c, method=CAT_METHOD if c == RESULT else NUM_METHOD, threshold=THRESHOLD)
                 for c in targets]
@@ -161,14 +198,13 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, *, features: Se
             warnings.simplefilter("ignore", RuntimeWarning)              # on constant columns: noise, not results
             snapshot = Report(metrics, include_tests=False).run(current_data=dataset(current),
                                                                 reference_data=dataset(reference))
+        if preset is not None:
+            by_column = preset.drift_table.drift_by_columns
+            rows += [row("feature", c, NUM_METHOD, float(by_column[c].drift_score)) for c in tested]
         for metric in json.loads(snapshot.json())["metrics"]:
             config = metric.get("config", {})
-            if not str(config.get("type", "")).endswith(":ValueDrift"):
-                continue
-            column, p = config["column"], float(metric["value"])
-            rows.append({"kind": kinds[column], "column_name": column, "method": config.get("method"),
-                         "statistic": p, "threshold": float(config.get("threshold") or THRESHOLD),
-                         "drifted": bool(p < float(config.get("threshold") or THRESHOLD))})
+            if str(config.get("type", "")).endswith(":ValueDrift"):
+                rows.append(row(kinds[config["column"]], config["column"], config.get("method"), float(metric["value"])))
         if html_path is not None:
             html = Path(html_path)
             html.parent.mkdir(parents=True, exist_ok=True)
