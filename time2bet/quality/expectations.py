@@ -92,15 +92,18 @@ def validate(frame: pd.DataFrame, suite_name: str, expectations: list, *, key_co
     batch_def = ctx.data_sources.add_pandas("pandas").add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("all")
     suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations(gx) if callable(expectations) else expectations))
     definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
-    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": key_columns}
+
+    def run(result_format: dict):
+        return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+
+    # BASIC counts what fails (and what passes: the Data Docs' figures) in ~60% of COMPLETE's time; only when
+    # something fails is the suite run again with COMPLETE, for the offending rows by key (the Data Docs then show
+    # both runs, the keyed one on top)
+    result = run({"result_format": "BASIC"})
+    if not result.success:
+        result = run({"result_format": "COMPLETE", "unexpected_index_column_names": key_columns})
     if docs_dir is not None:
-        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-            name=suite_name, validation_definitions=[definition], result_format=result_format,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["local"])]))
-        run = checkpoint.run(batch_parameters={"dataframe": frame})
-        result = next(iter(run.run_results.values()))
-    else:
-        result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+        ctx.build_data_docs(site_names=["local"])   # from the runs' results, which the context keeps
     failures = []
     for r in result.results:
         if r.success:
