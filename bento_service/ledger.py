@@ -2,13 +2,14 @@
 
 A batch or an async job is one record per A/B variant that answered it (its rows); the single ``POST /predict``
 answers of one flush share one record per model (:meth:`_Answered.records_of`). They are handed to the worker's
-own :class:`~time2bet.ledger.LedgerWriter` after the predictions are computed and before the response is sent. The request path only takes the clock and hands the
-:class:`~bento_service.scoring.Scored` it already has to the writer (:class:`_Answered`, a few microseconds, no
-copy, no I/O); the writer's flush thread turns it into records (ids, keys, match ids, columns) when it serializes
-them, and writes and fsyncs at least every TIME2BET_LEDGER_FLUSH_MS, so an answer a client received is on disk
-within that bound and a crash (kill -9 included) after it loses nothing. When the writer's buffer is full the
-request's predictions are dropped and counted (``time2bet_ledger_predictions_total{outcome="dropped"}``), never
-waited for: a slow disk must not slow the service.
+own :class:`~time2bet.ledger.LedgerWriter` after the predictions are computed and before the response is sent. The
+request path only takes the clock and hands the :class:`~bento_service.scoring.Scored` it already has to the writer
+(:class:`_Answered`, a few microseconds, no copy, no I/O); the writer's flush thread builds the records, whose rows
+are the request's distinct pairs (names as asked and team ids) and each row's pair and date
+(:class:`~time2bet.ledger.PairText`: nothing is spelled out per row), serializes, chains, writes and fsyncs them at
+least every TIME2BET_LEDGER_FLUSH_MS: an answer a client received is on disk within that bound, and a crash (kill -9
+included) after it loses nothing. When the writer's buffer is full the request's predictions are dropped and counted
+(``time2bet_ledger_predictions_total{outcome="dropped"}``), never waited for: a slow disk must not slow the service.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import numpy as np
 from bento_service.metrics import LEDGER
 from bento_service.model import variant_label
 from bento_service.scoring import Scored
-from bento_service.snapshot import virtual_match_id
 from time2bet.ledger import (
+    KickoffDays,
     LedgerRecord,
     LedgerWriter,
-    match_key,
-    match_key_parts,
+    PairText,
     new_prediction_id,
     service_writer_id,
     utc_now,
@@ -45,38 +45,32 @@ class _Answered:
     def records(self) -> list[LedgerRecord]:
         scored, now = self.scored, self.at
         fixtures = scored.fixtures
-        names, codes = scored.variant_codes()
-        kickoffs = fixtures.kickoff_days()
-        pairs = fixtures.pairs   # (division, home, away) as asked
-        around = [match_key_parts(*pair) for pair in pairs]   # once per pair
-        keys = [around[c][0] + k + around[c][1] for c, k in zip(fixtures.codes.tolist(), kickoffs)]
-        ids, probs = fixtures.match_ids(kickoffs), scored.probs
+        names, variant_of_row = scored.variant_codes()
         request_id = new_prediction_id() if len(names) > 1 else None
         out = []
         for k, variant in enumerate(names):
             if len(names) == 1:   # every row (the usual case: no copies)
-                rows_keys, rows_ids, rows_kickoffs, rows_probs = keys, ids, kickoffs, probs
+                codes, ordinals, probs = fixtures.codes, fixtures.ordinals, scored.probs
             else:
-                rows = np.flatnonzero(codes == k).tolist()
-                rows_keys, rows_ids = [keys[i] for i in rows], [ids[i] for i in rows]
-                rows_kickoffs, rows_probs = [kickoffs[i] for i in rows], probs[rows]
+                rows = variant_of_row == k
+                codes, ordinals, probs = fixtures.codes[rows], fixtures.ordinals[rows], scored.probs[rows]
             model = scored.models[variant]
             out.append(LedgerRecord(
                 prediction_id=new_prediction_id(), created_at=now, as_of=now, source=self.source,
-                model_name=model.name, model_version=str(model.version), model_alias=model.alias, variant=variant_label(variant),
-                model_family=model.family, data_version=model.data_version,
+                model_name=model.name, model_version=str(model.version), model_alias=model.alias,
+                variant=variant_label(variant), model_family=model.family, data_version=model.data_version,
                 features_as_of=scored.snapshot.features_as_of,
-                match_key=rows_keys, match_id=rows_ids, kickoff_date=rows_kickoffs,
-                p_home=rows_probs[:, 0], p_draw=rows_probs[:, 1], p_away=rows_probs[:, 2], request_id=request_id))
+                match_key=PairText(fixtures.pairs, codes, ordinals),
+                match_id=PairText(fixtures.ids, codes, ordinals, hashed=True), kickoff_date=KickoffDays(ordinals),
+                p_home=probs[:, 0], p_draw=probs[:, 1], p_away=probs[:, 2], request_id=request_id))
         return out
-
 
     @classmethod
     def records_of(cls, answered: list[_Answered]) -> list[LedgerRecord]:
         """The records of several answered requests (a flush's worth): the single-row answers of one model,
         variant, source and snapshot on one UTC day become one record whose rows keep their own clocks (one
-        record per request cost the flush thread ~20 us each, mostly per-record overhead, and that time is taken
-        from the requests: the GIL); any other answer gets its own records, as :meth:`records` builds them."""
+        record per request cost ~20 us each, mostly per-record overhead, and that time is taken from the
+        requests: the GIL); any other answer gets its own records, as :meth:`records` builds them."""
         out: list[LedgerRecord] = []
         groups: dict[tuple, list[_Answered]] = {}
         for entry in answered:
@@ -96,22 +90,19 @@ class _Answered:
             first = members[0].scored
             variant = first.variants[0]
             model = first.models[variant]
-            keys, ids, days, clocks = [], [], [], []
-            for entry in members:
-                fixtures = entry.scored.fixtures
-                day = fixtures.kickoffs[0].isoformat()
-                division, home, away = fixtures.pairs[0]
-                division_id, home_id, away_id = fixtures.ids[0]
-                keys.append(match_key(division, day, home, away))
-                ids.append(virtual_match_id(division_id, day, home_id, away_id))
-                days.append(day)
-                clocks.append(entry.at)
+            fixtures = [entry.scored.fixtures for entry in members]
+            clocks = [entry.at for entry in members]
+            rows = np.arange(len(members))
+            ordinals = np.fromiter((f.ordinals[0] for f in fixtures), dtype=np.int64, count=len(members))
             probs = np.concatenate([entry.scored.probs for entry in members])
             out.append(LedgerRecord(
                 prediction_id=new_prediction_id(), created_at=clocks[-1], as_of=clocks[-1], source=members[0].source,
                 model_name=model.name, model_version=str(model.version), model_alias=model.alias,
                 variant=variant_label(variant), model_family=model.family, data_version=model.data_version,
-                features_as_of=first.snapshot.features_as_of, match_key=keys, match_id=ids, kickoff_date=days,
+                features_as_of=first.snapshot.features_as_of,
+                match_key=PairText([f.pairs[0] for f in fixtures], rows, ordinals),
+                match_id=PairText([f.ids[0] for f in fixtures], rows, ordinals, hashed=True),
+                kickoff_date=KickoffDays(ordinals),
                 p_home=probs[:, 0], p_draw=probs[:, 1], p_away=probs[:, 2], row_created_at=clocks, row_as_of=clocks))
         return out
 

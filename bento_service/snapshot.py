@@ -39,6 +39,7 @@ from time2bet.features.ratings import (
     tier_initial_rating,
 )
 from time2bet.football import season_of
+from time2bet.ledger.record import KickoffDays, PairText, match_id
 from time2bet.serving_contract import (  # the service's input contract
     FORM_STATS,
     FORM_WINDOWS,
@@ -97,22 +98,9 @@ def _head_to_head_columns(h2h: pd.DataFrame, home_team_id: pd.Series) -> pd.Data
     return out
 
 
-try:   # CPython's own md5 (HACL*): half the cost of OpenSSL's per call on these short texts, the same digests
-    from _md5 import md5 as _md5
-except ImportError:   # an interpreter built without it
-    from hashlib import md5 as _md5
-
-
 def virtual_match_id(division: str, match_date: dt.date | str, home_team_id: str, away_team_id: str) -> str:
     """macro match_id: md5 of division|date|home|away (the id the fixture keeps once played)."""
-    day = match_date if isinstance(match_date, str) else match_date.isoformat()
-    before, after = _match_id_parts(division, home_team_id, away_team_id)
-    return _md5((before + day + after).encode()).hexdigest()
-
-
-def _match_id_parts(division: str, home_team_id: str, away_team_id: str) -> tuple[str, str]:
-    """The hashed text before and after the date (built once per pair by :meth:`Fixtures.match_ids`)."""
-    return f"{division}|", f"|{home_team_id}|{away_team_id}"
+    return match_id(division, match_date, home_team_id, away_team_id)
 
 
 _REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
@@ -224,20 +212,11 @@ class Fixtures:
 
     def kickoff_days(self) -> list[str]:
         """Each request's kickoff date as YYYY-MM-DD (formatted once per distinct date: a batch has few)."""
-        ordinals = self.ordinals.tolist()
-        text = {o: k.isoformat() for o, k in dict(zip(ordinals, self.kickoffs)).items()}
-        return [text[o] for o in ordinals]
+        return KickoffDays(self.ordinals).tolist()
 
-    def match_ids(self, days: list[str] | None = None) -> list[str]:
-        """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it (``days``: the
-        :meth:`kickoff_days`, when the caller has them already)."""
-        days = days if days is not None else self.kickoff_days()
-        # virtual_match_id's, the text around the date built once per pair (a call per row cost as much as the
-        # md5: these ids are the batch ledger record's largest cost)
-        around = [_match_id_parts(*pair) for pair in self.ids]
-        md5 = _md5
-        return [md5((around[c][0] + day + around[c][1]).encode()).hexdigest()
-                for c, day in zip(self.codes.tolist(), days)]
+    def match_ids(self) -> list[str]:
+        """Each request's match id (macro match_id), as :meth:`Snapshot.resolve` gives it."""
+        return PairText(self.ids, self.codes, self.ordinals, hashed=True).tolist()
 
 
 @dataclass

@@ -14,7 +14,10 @@ Floor layer: imports only the floor (nothing of the platform at present beyond i
 from time2bet.ledger.chain import GENESIS, segment_path, segments
 from time2bet.ledger.reader import COLUMNS, read_records
 from time2bet.ledger.record import (
+    KickoffDays,
     LedgerRecord,
+    PairText,
+    match_id,
     match_key,
     match_key_parts,
     new_prediction_id,
@@ -37,8 +40,8 @@ from time2bet.ledger.verify import (
 from time2bet.ledger.writer import LedgerWriter, service_writer_id
 
 __all__ = [
-    "COLUMNS", "GENESIS", "Head", "LedgerRecord", "LedgerWriter", "Problem", "Report", "anchor",
-    "anchors_from_mapping", "anchors_to_mapping", "heads", "load_anchors", "match_key", "match_key_parts", "merge_anchors",
-    "new_prediction_id", "read_records", "record_to_dict", "save_anchors", "segment_path", "segments",
-    "service_writer_id", "utc_now", "verify",
+    "COLUMNS", "GENESIS", "Head", "KickoffDays", "LedgerRecord", "LedgerWriter", "PairText", "Problem", "Report",
+    "anchor", "anchors_from_mapping", "anchors_to_mapping", "heads", "load_anchors", "match_id", "match_key",
+    "match_key_parts", "merge_anchors", "new_prediction_id", "read_records", "record_to_dict", "save_anchors",
+    "segment_path", "segments", "service_writer_id", "utc_now", "verify",
 ]

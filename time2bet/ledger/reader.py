@@ -1,4 +1,5 @@
-"""The ledger as a table: one row per prediction (a batch record exploded into its rows), for the loading asset."""
+"""The ledger as a table: one row per prediction (a batch record exploded into its rows, its match keys and ids
+spelled out when it was written by pair), for the loading asset."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import orjson
 import pandas as pd
 
 from time2bet.ledger.chain import iter_lines, relative_segment, segments
-from time2bet.ledger.record import KEY_SEPARATOR, RECORD_FIELDS, ROW_CLOCKS, ROW_FIELDS
+from time2bet.ledger.record import KEY_SEPARATOR, RECORD_FIELDS, ROW_CLOCKS, ROW_FIELDS, keys_and_ids
 
 # chain position, the record's fields, the row's index and fields, then what the match key says
 COLUMNS = ["writer", "seq", "segment", "day", *RECORD_FIELDS, "row", *ROW_FIELDS,
@@ -34,8 +35,10 @@ def read_records(ledger_dir: Path | str, day: dt.date | str | None = None) -> pd
                     obj = orjson.loads(raw)
                     record, rows, seq = obj["record"], obj["record"]["rows"], int(obj["seq"])
                     n = len(rows["p_home"])
+                    if "pair" in rows:   # written by pair (record.PAIR_FIELDS): the keys and ids follow
+                        rows["match_key"], rows["match_id"] = keys_and_ids(rows)
                     values = {name: rows[name] for name in ROW_FIELDS}
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
                     raise ValueError(f"{path}:{number}: not a ledger line ({type(exc).__name__}: {exc})") from exc
                 if any(len(v) != n for v in values.values()):
                     raise ValueError(f"{path}:{number}: rows of unequal length")
