@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
+import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
-from time2bet.ledger import COLUMNS, read_records
+from time2bet.ledger import (
+    COLUMNS,
+    KickoffDays,
+    LedgerRecord,
+    PairText,
+    match_id,
+    match_key,
+    read_records,
+    record_to_dict,
+    verify,
+)
 
 from .conftest import T0, make_record, write_ledger
 
@@ -58,3 +71,46 @@ def test_per_row_clocks_must_come_in_pairs_and_cover_every_row():
         make_record(0, rows=2, row_created_at=[T0, T0])
     with pytest.raises(ValueError, match="per-row clocks"):
         make_record(0, rows=2, row_created_at=[T0], row_as_of=[T0])
+
+
+def paired_record(i: int, pairs, ids, codes, days) -> LedgerRecord:
+    """A batch record whose keys and match ids are PairText of the same rows (the service's batches)."""
+    codes, ordinals = np.asarray(codes), np.asarray([d.toordinal() for d in days])
+    n = len(codes)
+    return make_record(i, rows=n, match_key=PairText(pairs, codes, ordinals),
+                       match_id=PairText(ids, codes, ordinals, hashed=True), kickoff_date=KickoffDays(ordinals))
+
+
+def test_a_record_written_by_pair_reads_as_its_keys_and_match_ids(ledger_dir):
+    pairs = [("E0", "Arsenal", "Chelsea"), ("SP1", "Atlético Madrid", "Real Madrid"), ("E0", "Chelsea", "Arsenal")]
+    ids = [("E0", "england-arsenal", "england-chelsea"), ("SP1", "spain-atletico_madrid", "spain-real_madrid"),
+           ("E0", "england-chelsea", "england-arsenal")]
+    codes = [1, 0, 0, 2, 1]
+    days = [dt.date(2025, 3, 2), dt.date(2025, 3, 2), dt.date(2025, 3, 9), dt.date(2025, 3, 9), dt.date(2025, 4, 1)]
+    record = paired_record(0, pairs, ids, codes, days)
+    written = record_to_dict(record)["rows"]
+    assert "match_key" not in written and "match_id" not in written and written["pair"] == codes
+    write_ledger(ledger_dir, "w1", [record])
+    frame = read_records(ledger_dir)
+    assert frame["match_key"].tolist() == [match_key(pairs[c][0], d, *pairs[c][1:]) for c, d in zip(codes, days)]
+    assert frame["match_id"].tolist() == [match_id(ids[c][0], d, *ids[c][1:]) for c, d in zip(codes, days)]
+    assert frame["home_team"].tolist() == ["Atlético Madrid", "Arsenal", "Arsenal", "Chelsea", "Atlético Madrid"]
+    assert frame["kickoff_date"].tolist() == days and frame["row"].tolist() == list(range(5))
+    # the dbt macro's id of a played match: md5 of division|date|home id|away id
+    assert match_id("E0", dt.date(2025, 3, 2), "england-arsenal", "england-chelsea") == hashlib.md5(
+        b"E0|2025-03-02|england-arsenal|england-chelsea").hexdigest()
+    assert verify(ledger_dir, {}).ok
+
+
+def test_a_pair_edited_in_place_breaks_the_chain_and_bad_pair_codes_are_refused(ledger_dir):
+    pairs, ids = [("E0", "Arsenal", "Chelsea")], [("E0", "england-arsenal", "england-chelsea")]
+    write_ledger(ledger_dir, "w1", [paired_record(0, pairs, ids, [0, 0], [dt.date(2025, 3, 2), dt.date(2025, 3, 9)])])
+    [path] = ledger_dir.glob("*/w1.jsonl")
+    line = orjson.loads(path.read_bytes())
+    line["record"]["rows"]["pairs"][0][2] = "Tottenham"          # another match, same hash field
+    path.write_bytes(orjson.dumps(line) + b"\n")
+    assert not verify(ledger_dir, {}).ok
+    line["record"]["rows"]["pair"] = [0, 1]                      # a row pointing past the record's pairs
+    path.write_bytes(orjson.dumps(line) + b"\n")
+    with pytest.raises(ValueError, match=r"w1\.jsonl:1: not a ledger line"):
+        read_records(ledger_dir)
