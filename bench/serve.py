@@ -54,7 +54,9 @@ minutes: one run of each minutes apart moved the ratio by as much as the ledger 
 sum of the service's requests/s over the rounds divided by the ledger-off one's. Batches the same way: each round
 also sends LEDGER_BATCHES batches of its own (after a warm-up one) to each server in that order, one after another
 (so each flush overlaps the next request, as in real use); one batch phase of each, minutes apart, gave ratios from
-0.74 to 1.17 on the same code.
+0.74 to 1.17 on the same code. Even so, a day when the VM's speed swings gave 0.75 to 1.08 on the same code:
+``ledger_batch_cpu_ratio`` is the steadier figure, the CPU seconds (all threads, user + system, every process of the
+server) the ledger-off server spent on its batch phases divided by the service's, the last flush included.
 
 With ``--features feast`` the platform's state is materialized into a Feast repository of the run's own (online
 store ``--feast-online``, Redis by default, under a project name of the run's own whose keys are deleted at the
@@ -75,6 +77,7 @@ numbers vary by tens of percent between runs, so repeat it (``--runs``) and read
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -107,6 +110,7 @@ OVERLOAD_SETTLE_S = 1.5               # overload: the connections open this long
 LEDGER_ROUNDS = 4                     # --ledger-ratio: short saturation runs on each server, ABBA order
 LEDGER_RUN_S = 5.0                    # each one's measured seconds, after a 1 s warm-up
 LEDGER_BATCHES = 3                    # and then that many batches on each (after one warm-up batch)
+LEDGER_SETTLE_S = 0.5                 # > the ledger's flush bound (200 ms) and its write
 REAL_CLOSED_RPS_CAP = 8_000           # real workload: bodies per second of a closed-loop phase (none repeats below it)
 REAL_WARMUP_BODIES = 200              # real workload: the servers' warm-up requests (sequential)
 REAL_SEED = 20210301
@@ -237,6 +241,22 @@ def measure_batch(url: str, bodies: list[bytes], rows: int) -> dict:
             "median_ms": sorted(times)[len(times) // 2] * 1e3}
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a server: its process and every process under it (BentoML's workers)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for process in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+    except psutil.NoSuchProcess:
+        pass
+    return total
+
+
 def fmt(result: dict, cold: int | None = None) -> str:
     text = (f"rps={result['rps']:.0f} p50_ms={result['p50_ms']:.2f} p90_ms={result['p90_ms']:.2f} "
             f"p99_ms={result['p99_ms']:.2f} max_ms={result['max_ms']:.1f} errors={result['errors']} "
@@ -268,7 +288,8 @@ def line(serve: dict, base: dict, lat: dict, batch: dict, over: dict, off: tuple
     if off is not None:
         serve_on, serve_off, batch_on, batch_off = off
         text += (f" ledger_ratio={serve_on['rps'] / serve_off['rps']:.2f} "
-                 f"ledger_batch_ratio={batch_on['rows_per_s'] / batch_off['rows_per_s']:.2f}")
+                 f"ledger_batch_ratio={batch_on['rows_per_s'] / batch_off['rows_per_s']:.2f} "
+                 f"ledger_batch_cpu_ratio={batch_off['cpu_s'] / batch_on['cpu_s']:.2f}")
     if feast is not None:
         text += " " + " ".join(f"{k}={v:.{0 if k.endswith('rps') else 3}f}" for k, v in feast.items())
     return text
@@ -500,6 +521,8 @@ def run(args, platform_env: dict[str, str] | None = None, workers: int | None = 
             if args.ledger_ratio:   # the ledger's price in this run: the same requests, the ledger off
                 rounds = {service_url: [], off_url: []}
                 batch_rounds = {service_url: [], off_url: []}
+                batch_cpu = {service_url: 0.0, off_url: 0.0}   # the servers' CPU seconds in their batch phases
+                server_of = {service_url: service.proc.pid, off_url: off.proc.pid}
                 for k in range(LEDGER_ROUNDS):
                     path_k, _ = phase(int(REAL_CLOSED_RPS_CAP * (1.0 + LEDGER_RUN_S)))
                     if args.workload == "real":
@@ -510,7 +533,11 @@ def run(args, platform_env: dict[str, str] | None = None, workers: int | None = 
                     for url in (service_url, off_url) if k % 2 == 0 else (off_url, service_url):
                         rounds[url].append(loadgen(f"{url}/predict", path_k, "closed", conns=args.conns, rate=0,
                                                    warmup=1.0, duration=LEDGER_RUN_S)["rps"])
+                        time.sleep(LEDGER_SETTLE_S)   # the saturation run's last ledger flush, out of the batch's CPU
+                        before = tree_cpu_s(server_of[url])
                         batch_rounds[url].append(measure_batch(url, batches_k, args.batch_rows)["rows_per_s"])
+                        time.sleep(LEDGER_SETTLE_S)   # the last batch's flush, in it
+                        batch_cpu[url] += tree_cpu_s(server_of[url]) - before
                 serve_on = {"rps": statistics.fmean(rounds[service_url])}
                 serve_off = {"rps": statistics.fmean(rounds[off_url])}
                 batch_on = {"rows_per_s": statistics.fmean(batch_rounds[service_url])}
@@ -519,7 +546,9 @@ def run(args, platform_env: dict[str, str] | None = None, workers: int | None = 
                       f"{' '.join(f'{r:.0f}' for r in rounds[service_url])}, off "
                       f"{' '.join(f'{r:.0f}' for r in rounds[off_url])} requests/s; batch on "
                       f"{' '.join(f'{r:.0f}' for r in batch_rounds[service_url])}, off "
-                      f"{' '.join(f'{r:.0f}' for r in batch_rounds[off_url])} rows/s", flush=True)
+                      f"{' '.join(f'{r:.0f}' for r in batch_rounds[off_url])} rows/s; batch CPU on "
+                      f"{batch_cpu[service_url]:.2f} s, off {batch_cpu[off_url]:.2f} s", flush=True)
+                batch_on["cpu_s"], batch_off["cpu_s"] = batch_cpu[service_url], batch_cpu[off_url]
                 off_figures = (serve_on, serve_off, batch_on, batch_off)
             del batches
             print(f"[{tag}] service  batch of {args.batch_rows} rows: {batch['rows_per_s']:.0f} rows/s "
