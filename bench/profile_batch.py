@@ -9,7 +9,8 @@ teams at dates after the as-of date, no match twice) and times, for each batch, 
 as the service runs them (``Time2BetService.predict_batch`` behind ``fast_path``): parse the body
 (``MatchColumns.from_batch_json``), resolve names and dates (``Snapshot.resolve_many``), feature rows
 (``Snapshot.feature_matrix``), the model (``ServedModel.predict_matrix``), the response body
-(``Scored.predictions_json``), and the whole of it. Each stage is repeated ``--repeat`` times on each batch; the
+(``Scored.predictions_json``), and the whole of it; then, apart, what the ledger's flush thread does with the answer
+off the request path (records, JSON, hash-chained lines: bento_service.ledger, time2bet.ledger). Each stage is repeated ``--repeat`` times on each batch; the
 figure is the median over batches of the fastest repetition, in ms per batch (the machine is shared: the fastest
 of several is the least disturbed), with the CPU time of all the process's threads in that repetition (the model
 runs on several: its CPU time is what the cores pay, whoever else uses them). ``--threads 1`` serves the model on
@@ -143,7 +144,10 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, list(os.sched_getaffinity(0))[:args.threads])
     settings, snapshot, models = load(Path(args.home))
     from bento_service import scoring
+    from bento_service.ledger import _Answered
     from bento_service.schemas import MatchColumns
+    from time2bet.ledger.chain import GENESIS, encode_line
+    from time2bet.ledger.record import record_to_dict, utc_now
 
     bodies = real_batches(settings, snapshot, args.rows, 1 + args.batches)
     scoring.settle_heap()
@@ -155,6 +159,12 @@ def main(argv=None) -> int:
     whole(bodies[0])   # warm-up: the pairs' feature rows cached, as after the benchmark's earlier phases
 
     counter = Callgrind(Path(args.callgrind)) if args.callgrind else None
+
+    def ledger_lines(scored) -> None:
+        """What the ledger's flush thread does with the answer, off the request path: its records, their JSON and
+        chained lines (the write and fsync aside)."""
+        for record in _Answered(scored, "service:/predict/batch", utc_now()).records():
+            encode_line("bench", 0, GENESIS, record_to_dict(record))
 
     def measure(name: str, fn) -> tuple[float, float]:
         return counter(name, fn) if counter else best_of(fn, args.repeat)
@@ -171,6 +181,7 @@ def main(argv=None) -> int:
         scored = scoring.score(models, snapshot, columns, 0.0)
         times["response JSON (predictions_json)"] = measure("json", scored.predictions_json)
         times["whole request (all of the above)"] = measure("whole", lambda: whole(body))
+        times["ledger line (the flush thread's)"] = measure("ledger", lambda: ledger_lines(scored))
         return times
 
     stages: dict[str, list[tuple[float, float]]] = {}
