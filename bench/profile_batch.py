@@ -92,7 +92,9 @@ def load(home: Path):
     from time2bet.cli.sample_platform import env_for_home
 
     os.environ.update(env_for_home(home))
-    from bento_service.model import ModelSet, ServedModel
+    from bento_service.model import ModelSet, ServedModel, single_threaded_blas
+
+    single_threaded_blas()   # as a service worker does
     from bento_service.snapshot import Snapshot
     from time2bet.settings import Settings
 

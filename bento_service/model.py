@@ -223,6 +223,19 @@ def _linear_scores(pipeline) -> Callable[[np.ndarray], np.ndarray] | None:
     return scores
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread in this serving process (every BLAS library loaded, and any loaded later).
+
+    The models' BLAS calls are small (a 10,000 x 84 matrix by a few columns), and OpenBLAS's own worker threads
+    spin for a while after each call: measured in-process, a worker burned a whole core while the request thread
+    parsed the next body, for no gain in the call itself. On a 2-core machine that core is the one the other
+    requests, the ledger's flush thread and the chunked XGBoost call (:class:`_Chunked`) need."""
+    from threadpoolctl import threadpool_limits
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # libraries loaded later read it as they load
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class _Chunked:
     """``predict_proba`` of an XGBoost model for a large call: each distinct row scored once (:func:`_distinct_rows`),
     and the rows split into one chunk per core, the chunks scored at once on threads (XGBoost releases the GIL while

@@ -45,7 +45,14 @@ from bento_service.fast_path import FAST_PATHS, PredictFront
 from bento_service.jobs import FINISHED, JobInputError, JobStore, JobWorker
 from bento_service.ledger import ServiceLedger
 from bento_service.metrics import BATCH_SIZE, MODEL_INFO, SNAPSHOT_SWAPS, SWAPS, count_predictions, render
-from bento_service.model import ModelSet, ModelWatcher, ServedModel, assign_variant, prefixed
+from bento_service.model import (
+    ModelSet,
+    ModelWatcher,
+    ServedModel,
+    assign_variant,
+    prefixed,
+    single_threaded_blas,
+)
 from bento_service.online_features import FeastFeatures
 from bento_service.schemas import (
     DIVISION_SCHEMA,
@@ -107,6 +114,7 @@ class Time2BetService:
     background; a watcher thread then follows the registry's aliases and swaps models in as they move."""
 
     def __init__(self) -> None:
+        single_threaded_blas()
         self.settings = Settings.from_env()
         self.model_name = self.settings.model_name
         self.poll_s = self.settings.model_poll_s
