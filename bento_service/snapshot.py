@@ -98,11 +98,6 @@ def _head_to_head_columns(h2h: pd.DataFrame, home_team_id: pd.Series) -> pd.Data
     return out
 
 
-def virtual_match_id(division: str, match_date: dt.date | str, home_team_id: str, away_team_id: str) -> str:
-    """macro match_id: md5 of division|date|home|away (the id the fixture keeps once played)."""
-    return match_id(division, match_date, home_team_id, away_team_id)
-
-
 _REST_COLUMNS = [MODEL_FEATURES.index(c) for c in REST_DAYS_FEATURES]   # the only columns that depend on the date
 _HOME_SIDE = [c for c in MODEL_FEATURES if c.startswith("home_") and c not in RATING_FEATURES]
 _AWAY_SIDE = [c for c in MODEL_FEATURES if c.startswith("away_") and c not in RATING_FEATURES]
@@ -329,7 +324,7 @@ class Snapshot:
                                    f"kickoff_date {kickoff} is not after {name}'s latest played match ({last}); "
                                    "the serving snapshot only holds each team's latest state",
                                    latest_played=last.isoformat())
-        return {"match_id": virtual_match_id(division, kickoff, home_id, away_id), "division": division,
+        return {"match_id": match_id(division, kickoff, home_id, away_id), "division": division,
                 "match_date": kickoff, "home_team": home_team, "away_team": away_team,
                 "home_team_id": home_id, "away_team_id": away_id}
 

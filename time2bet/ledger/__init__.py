@@ -19,7 +19,6 @@ from time2bet.ledger.record import (
     PairText,
     match_id,
     match_key,
-    match_key_parts,
     new_prediction_id,
     record_to_dict,
     utc_now,
@@ -42,6 +41,6 @@ from time2bet.ledger.writer import LedgerWriter, service_writer_id
 __all__ = [
     "COLUMNS", "GENESIS", "Head", "KickoffDays", "LedgerRecord", "LedgerWriter", "PairText", "Problem", "Report",
     "anchor", "anchors_from_mapping", "anchors_to_mapping", "heads", "load_anchors", "match_id", "match_key",
-    "match_key_parts", "merge_anchors", "new_prediction_id", "read_records", "record_to_dict", "save_anchors",
+    "merge_anchors", "new_prediction_id", "read_records", "record_to_dict", "save_anchors",
     "segment_path", "segments", "service_writer_id", "utc_now", "verify",
 ]

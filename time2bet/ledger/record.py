@@ -49,14 +49,7 @@ def match_key(division: str, kickoff_date: dt.date | str, home_team: str, away_t
     """``division|YYYY-MM-DD|home|away``: the readable key of a match (what ``GET /predict/{match_id}`` also
     accepts); :func:`~time2bet.ledger.reader.read_records` splits it back into division and teams."""
     day = kickoff_date if isinstance(kickoff_date, str) else kickoff_date.isoformat()
-    before, after = match_key_parts(division, home_team, away_team)
-    return before + day + after
-
-
-def match_key_parts(division: str, home_team: str, away_team: str) -> tuple[str, str]:
-    """The key's text before and after the date: built once per pair, the key of a row is ``before + day +
-    after`` (a batch's keys without a call per row)."""
-    return f"{division}{KEY_SEPARATOR}", f"{KEY_SEPARATOR}{home_team}{KEY_SEPARATOR}{away_team}"
+    return f"{division}{KEY_SEPARATOR}{day}{KEY_SEPARATOR}{home_team}{KEY_SEPARATOR}{away_team}"
 
 
 def match_id(division: str, kickoff_date: dt.date | str, home_team_id: str, away_team_id: str) -> str:
