@@ -47,6 +47,8 @@ def test_a_shifted_feature_drifts_and_the_report_is_written(tmp_path):
     assert result.html.exists() and result.html.stat().st_size > 10_000
     text = result.html.read_text()
     assert text.lstrip().startswith("<!DOCTYPE html>") and "elo_diff" in text and "home_rest_days" in text
+    # every feature has its row; only the drifted one unfolds to its plots (values over the rows, distribution)
+    assert "elo_diff (mean +/- std)" in text and "home_rest_days (mean +/- std)" not in text
 
 
 def test_target_drift_waits_for_results():
