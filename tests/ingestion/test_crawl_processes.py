@@ -165,3 +165,18 @@ def test_a_parent_interrupted_by_sigterm_stops_its_spider_before_the_exception_p
     assert proc.wait(timeout=DEATH_TIMEOUT_S + 15) == 143
     assert not running(spider), "the spider was stopped before the parent exited"
     assert list(temp_root.iterdir()) == [], "an interrupted crawl still removes its staging"
+
+
+def test_a_crawl_opens_no_console_and_writes_nothing_outside_its_directories(site_root, tmp_path, monkeypatch):
+    """Scrapy 2.19 starts a remote-control HTTP server (it executes code sent to it) in every crawl and files a job
+    record under the user's state directory; the spider turns it off, as it does the Telnet console."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))   # where Scrapy files its job records (platformdirs)
+    log = tmp_path / "crawl.log"
+    with ReplayServer(site_root, as_of=DEFAULT_AS_OF) as server:
+        results = crawl(server.url, divisions=["E0"], seasons=["2024-25"], fixtures=False,
+                        staging_dir=tmp_path / "staging", cache_dir=tmp_path / "cache", log_file=log)
+    assert [r.status for r in results] == ["fetched"]
+    text = log.read_text()
+    assert "remote_control" not in text and "Remote control" not in text and "Telnet" not in text
+    assert not state.exists() or not any(state.rglob("*"))

@@ -382,7 +382,10 @@ def crawl_settings(
         "USER_AGENT": USER_AGENT,
         "ROBOTSTXT_OBEY": True,
         "COOKIES_ENABLED": False,
+        # no console into the crawl: Telnet, nor Scrapy 2.19's remote control (an HTTP server executing code sent
+        # to it, which also writes a job file under the user's ~/.local/state at every crawl, and imports aiohttp)
         "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
         "DOWNLOAD_TIMEOUT": timeout_s,
         "DOWNLOAD_FAIL_ON_DATALOSS": True,  # a short body is an error, not a "partial" response
         "RETRY_ENABLED": True,
