@@ -93,8 +93,13 @@ def validate(frame: pd.DataFrame, suite_name: str, expectations: list, *, key_co
     suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations(gx) if callable(expectations) else expectations))
     definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
 
+    # text columns as categories: GX's pandas engine copies the rows it tests (the non-null ones) once per
+    # expectation, and a category copies as integer codes where an object column copies every string's reference
+    # (raw.matches of the big five, 47k rows x 123 columns: 1.56 s -> 1.14-1.32 s for the suite)
+    data = frame.astype({c: "category" for c in frame.columns if frame[c].dtype == object})
+
     def run(result_format: dict):
-        return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+        return definition.run(batch_parameters={"dataframe": data}, result_format=result_format)
 
     # BASIC counts what fails (and what passes: the Data Docs' figures) in ~60% of COMPLETE's time; only when
     # something fails is the suite run again with COMPLETE, for the offending rows by key (the Data Docs then show
