@@ -167,6 +167,16 @@ def test_the_runs_of_a_tick_run_two_at_a_time_in_run_workers(tmp_path):
             assert [o.success for o in outcomes] == [True] * 3 and not any(o.interrupted for o in outcomes)
             pids = {run.tags["time2bet/pid"] for run in instance.get_runs()}
             assert len(pids) == 2 and str(os.getpid()) not in pids   # two workers, neither of them this process
+            # a sensor evaluated as runs end (``more``): what it requests is queued behind what is waiting
+            asked = []
+
+            def more():
+                asked.append(len(asked))
+                return [("refresh_fixtures", None, {"test/order": "added"})] if len(asked) == 2 else []
+
+            ran = workers.drain(tasks[:2], dict(os.environ), more)
+            assert [task[2]["test/order"] for task, _ in ran][-1] == "added" and len(ran) == 3
+            assert all(outcome.success for _, outcome in ran) and len(asked) == 1 + 3   # before the first, after each
             processes = [psutil.Process(p.pid) for p, _ in workers._workers]
             processes[0].kill()
             with pytest.raises(RuntimeError, match="run worker of the replay died"):

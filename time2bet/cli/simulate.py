@@ -4,10 +4,12 @@ A replay server (time2bet.source.mirror) serves the site as it was on the step's
 does what it would do that day, through Dagster itself on the platform's instance:
 
 1. the shipped ingestion sensors and schedules are *evaluated* (``evaluate_tick``: new_season_files_sensor,
-   refresh_current_season, changed_season_files_sensor, refresh_fixtures_every_6h, in the order a morning runs
-   them) and the runs each one requests are executed as the daemon's run queue launches them: up to the
-   instance's ``run_queue.max_concurrent_runs`` at once (:class:`RunWorkers`), all of them before the next tick is
-   evaluated (a run key a sensor already launched is skipped, as the daemon skips it);
+   refresh_current_season and refresh_fixtures_every_6h, which fire once a morning) and the runs they request are
+   queued and executed as the daemon's run queue launches them: up to the instance's
+   ``run_queue.max_concurrent_runs`` at once (:class:`RunWorkers`); changed_season_files_sensor, which the daemon
+   evaluates every minute, is evaluated again each time a run ends, so a division's ingestion starts as soon as its
+   observation found its file changed, beside the other divisions' observations (a run key a sensor already
+   launched is skipped, as the daemon skips it);
 2. the shipped features sensor is evaluated the same way (``features_on_new_data``: ``build_features`` when
    matches were loaded or the fixtures changed since the last build; a week without either skips it), then
    ``train_and_promote`` runs at the first step of each new season (the
@@ -47,11 +49,13 @@ REPORT_COLUMNS = ["step_date", "division", "predicted", "played", "joined", "liv
                   "elo_logloss", "feature_drift_share", "target_drift", "target_drift_p_value", "alerts",
                   "fired_alerts"]
 MORNING = dt.time(6, 0, tzinfo=dt.UTC)  # the hour the shipped schedules fire (refresh_current_season: 06:00 UTC)
-INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "changed_season_files_sensor",
-                   "refresh_fixtures_every_6h")
+# the morning's ingestion ticks: the schedules and the hourly sensor fire once, and their runs queue; the sensor
+# that ingests what the observations found changed (last) is evaluated again each time a run ends
+INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "refresh_fixtures_every_6h",
+                   "changed_season_files_sensor")
 # what a step failure carries when SIGINT/SIGTERM interrupted the run (Dagster's own error, or the interrupt itself)
 _INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
-FEATURES_TICKS = ("features_on_new_data",)   # after the ingestion: it reads what the ingestion runs materialized
+FEATURES_TICKS = ("features_on_new_data",)   # once the ingestion queue is empty: it reads what those runs materialized
 
 
 @dataclasses.dataclass
@@ -135,23 +139,38 @@ class RunWorkers:
 
     def run(self, tasks: Sequence[RunTask], env: dict[str, str]) -> list[RunOutcome]:
         """Outcomes of ``tasks`` (in their order); each run with ``env`` as its environment."""
-        self._start(min(self.size, len(tasks)))
-        outcomes: list[RunOutcome | None] = [None] * len(tasks)
-        waiting = list(enumerate(tasks))
-        busy: dict[int, int] = {}   # worker index -> task index
-        while waiting or busy:
+        return [outcome for _, outcome in self.drain(list(tasks), env)]
+
+    def drain(self, tasks: list[RunTask], env: dict[str, str],
+              more: Callable[[], list[RunTask]] = list) -> list[tuple[RunTask, RunOutcome]]:
+        """Run ``tasks`` in their order, and whatever ``more`` returns, asked once before the first and again each
+        time a run ends (the daemon evaluating a sensor while the queue runs): every task with its outcome, in the
+        order queued, once none is left nor running."""
+        waiting = [*tasks, *more()]
+        done: list[tuple[RunTask, RunOutcome]] = []
+        busy: dict[int, RunTask] = {}   # worker index -> its task
+
+        def launch() -> None:
+            if len(waiting) > len(self._workers) - len(busy):
+                self._start(min(self.size, len(busy) + len(waiting)))
             for w in range(len(self._workers)):
                 if w not in busy and waiting:
-                    busy[w], task = waiting.pop(0)
-                    self._talk(w, "send", (task, env))
+                    busy[w] = waiting.pop(0)
+                    self._talk(w, "send", (busy[w], env))
+
+        while waiting or busy:
+            launch()
             ready = multiprocessing.connection.wait([self._workers[w][1] for w in busy], timeout=1.0)
             for w in list(busy):
                 process, conn = self._workers[w]
                 if conn in ready:
-                    outcomes[busy.pop(w)] = self._talk(w, "recv")
+                    outcome = self._talk(w, "recv")
+                    done.append((busy.pop(w), outcome))
+                    launch()   # the freed worker takes the next run before the sensor is asked for more
+                    waiting += more()
                 elif not process.is_alive():
                     self._died(w)
-        return outcomes
+        return done
 
     def _talk(self, w: int, verb: str, *message):
         """``send`` to or ``recv`` from worker ``w``; its pipe's other end gone is its death."""
@@ -248,12 +267,19 @@ class Simulation:
                  tags: dict[str, str] | None = None) -> bool:
         return self._outcome(job, execute_run(defs, instance, job, partition_key, tags or {}, self.quiet))
 
-    def _execute_all(self, defs, instance, tasks: list[RunTask]) -> list[bool]:
-        """Run the runs one tick requested: a single run (or no workers) in this process, several on the workers."""
-        if len(tasks) < 2 or self.workers is None:
-            return [self._execute(defs, instance, job, partition_key=key, tags=tags) for job, key, tags in tasks]
-        outcomes = self.workers.run(tasks, dict(os.environ))
-        return [self._outcome(job, outcome) for (job, _, _), outcome in zip(tasks, outcomes, strict=True)]
+    def _run_queue(self, defs, instance, tasks: list[RunTask], more: Callable[[], list[RunTask]] = list
+                   ) -> list[tuple[RunTask, bool]]:
+        """Run ``tasks`` and what ``more`` adds as they end (RunWorkers.drain): on the workers, or one after the
+        other in this process when there are none; each task with its success."""
+        if self.workers is not None:
+            ran = self.workers.drain(tasks, dict(os.environ), more)
+            return [(task, self._outcome(task[0], outcome)) for task, outcome in ran]
+        waiting, ran = [*tasks, *more()], []
+        while waiting:
+            job, key, tags = task = waiting.pop(0)
+            ran.append((task, self._execute(defs, instance, job, partition_key=key, tags=tags)))
+            waiting += more()
+        return ran
 
     def _outcome(self, job: str, outcome: RunOutcome) -> bool:
         if outcome.interrupted:
@@ -337,12 +363,21 @@ class Simulation:
             _, defs, instance = self._dagster()
             when = dt.datetime.combine(day, MORNING)
             tags = {_as_of_tag(): day.isoformat()}
-            for name in (*INGESTION_TICKS, *FEATURES_TICKS):
-                tasks = [(job, key, {**requested, **tags}) for job, key, requested in self._tick(defs, instance, name, when)]
-                runs += len(tasks)
-                for (job, key, _), ok in zip(tasks, self._execute_all(defs, instance, tasks), strict=True):
-                    if not ok:
-                        failed.append(f"{name}:{job}:{key}")
+            origin: dict[int, str] = {}   # id of a requested task -> the tick that requested it
+
+            def requested(name: str | None) -> list[RunTask]:
+                if name is None:
+                    return []
+                tasks = [(job, key, {**asked, **tags}) for job, key, asked in self._tick(defs, instance, name, when)]
+                origin.update((id(task), name) for task in tasks)
+                return tasks
+
+            # the ingestion's runs, then (the queue empty) the features sensor's
+            for scheduled, reacting in ((INGESTION_TICKS[:-1], INGESTION_TICKS[-1]), (FEATURES_TICKS, None)):
+                queued = [task for name in scheduled for task in requested(name)]
+                ran = self._run_queue(defs, instance, queued, lambda name=reacting: requested(name))
+                runs += len(ran)
+                failed += [f"{origin[id(task)]}:{task[0]}:{task[1]}" for task, ok in ran if not ok]
             new_season = season_of(day) != season_of(previous)
             for job in ("train_and_promote" if new_season else "predict_upcoming",):
                 runs += 1
