@@ -265,6 +265,24 @@ def test_schedule_requests_the_current_season_of_known_divisions_only():
         assert [str(r.partition_key) for r in requests] == ["E0|2024-25"]
 
 
+def test_the_previous_season_is_observed_until_the_new_seasons_file_is_ingested():
+    """2019-20 went on until August 2020 (the pandemic): on 15 July 2020 a division whose 2020-21 file is not in yet
+    still has its 2019-20 file observed; one whose new file is in does not."""
+    with dg.instance_for_test() as instance:
+        register_partitions(instance, ["E0", "D1"], ["2019-20", "2020-21"])
+        for key in ("E0|2019-20", "D1|2019-20", "D1|2020-21"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("raw_matches", partition=key))
+        requests = current_season_run_requests(instance, ["E0", "D1"], dt.date(2020, 7, 15))
+        assert sorted(str(r.partition_key) for r in requests) == ["D1|2020-21", "E0|2019-20", "E0|2020-21"]
+        assert len({r.run_key for r in requests}) == 3
+        # before the new season's partition exists at all (the source has published no 2020-21 file yet)
+        with dg.instance_for_test() as fresh:
+            register_partitions(fresh, ["E0"], ["2019-20"])
+            fresh.report_runless_asset_event(dg.AssetMaterialization("raw_matches", partition="E0|2019-20"))
+            requests = current_season_run_requests(fresh, ["E0"], dt.date(2020, 7, 15))
+            assert [str(r.partition_key) for r in requests] == ["E0|2019-20"]
+
+
 def test_the_postgres_instance_config_runs_dagster_on_postgresql(postgres_db):
     """deploy/dagster/dagster.postgres.yaml, with DAGSTER_PG_* pointing at a database of our own."""
     from urllib.parse import urlparse

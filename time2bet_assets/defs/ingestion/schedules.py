@@ -1,4 +1,5 @@
-"""Keep the current season and the fixtures fresh. Past seasons are final: only backfills touch them.
+"""Keep the current season and the fixtures fresh. A past season is final once its successor's file is in: then
+only backfills touch it.
 
 The current season is observed, not re-ingested: the observation records which files changed, and
 changed_season_files_sensor ingests only those, so an unchanged morning costs one crawl and no materialization."""
@@ -7,25 +8,40 @@ import datetime as dt
 
 import dagster as dg
 
-from time2bet.football import season_of
+from time2bet.football import season_of, season_start_year
 from time2bet_assets.defs.ingestion.jobs import observe_season_files_job, refresh_fixtures_job
 from time2bet_assets.defs.ingestion.partitions import partition_key
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
+
+RAW_MATCHES = dg.AssetKey("raw_matches")   # its materialized partitions: the season files ingested
 
 
 def current_season_run_requests(
     instance: dg.DagsterInstance, divisions: list[str], today: dt.date
 ) -> list[dg.RunRequest]:
-    """One run per configured division whose current-season partition is known to the instance."""
+    """One run per configured division whose current-season partition is known to the instance, and one for the
+    previous season of each division whose current-season file has not been ingested yet.
+
+    Seasons turn over on 1 July (time2bet.football.season_of), but a season's file can go on changing after that:
+    2019-20 was played until 26 July in England, 19 July in Spain and 2 August in Italy. Observing the current
+    season alone stopped on 1 July 2020, and the season's last four weeks were never ingested (nor the predictions
+    made for them scored). So the previous season stays observed until the division's new file has been ingested
+    (new_season_files_sensor does that when the source publishes it): an unchanged file records nothing."""
     season = season_of(today)
-    if season not in instance.get_dynamic_partitions("season"):
-        return []
+    previous = season_of(dt.date(season_start_year(season) - 1, 7, 1))
+    seasons = set(instance.get_dynamic_partitions("season"))
     known = set(instance.get_dynamic_partitions("division"))
-    return [
-        dg.RunRequest(partition_key=partition_key(d, season), run_key=f"{d}|{season}|{today.isoformat()}")
-        for d in divisions
-        if d in known
-    ]
+    ingested = set(instance.get_materialized_partitions(RAW_MATCHES))
+    requests = []
+    for d in divisions:
+        if d not in known:
+            continue
+        wanted = [season] if season in seasons else []
+        if str(partition_key(d, season)) not in ingested and str(partition_key(d, previous)) in ingested:
+            wanted.append(previous)   # the previous season may still be under way (see above)
+        requests += [dg.RunRequest(partition_key=partition_key(d, s), run_key=f"{d}|{s}|{today.isoformat()}")
+                     for s in wanted]
+    return requests
 
 
 @dg.schedule(
@@ -33,14 +49,15 @@ def current_season_run_requests(
     execution_timezone="UTC",
     job=observe_season_files_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every morning: observe the current season of every configured division (what changed is then "
-    "ingested by changed_season_files_sensor).",
+    description="Every morning: observe the current season of every configured division, and the previous one "
+    "until the new season's file is ingested (what changed is then ingested by changed_season_files_sensor).",
 )
 def refresh_current_season(context: dg.ScheduleEvaluationContext, source: FootballDataSource):
     today = context.scheduled_execution_time.date()
     requests = current_season_run_requests(context.instance, source.divisions, today)
     if not requests:
-        return dg.SkipReason(f"no known partition for season {season_of(today)} yet (the sensor adds it when published)")
+        return dg.SkipReason(f"no known partition for season {season_of(today)} yet (the sensor adds it when "
+                             "published), nor a previous season still to watch")
     return requests
 
 
