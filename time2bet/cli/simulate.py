@@ -121,7 +121,7 @@ def _dagster():
 
 
 class RunWorkers:
-    """The runs one tick requests, executed as the daemon's run queue launches them: up to ``size`` at once (the
+    """The runs the ticks request, executed as the daemon's run queue launches them: up to ``size`` at once (the
     instance's ``run_queue.max_concurrent_runs``: 2 in the shipped dagster.yaml), each in a run worker process.
 
     A morning's ticks request one run per division (observe its current season, then ingest what changed), and
