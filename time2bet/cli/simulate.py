@@ -365,7 +365,9 @@ class Simulation:
             tags = {_as_of_tag(): day.isoformat()}
             origin: dict[int, str] = {}   # id of a requested task -> the tick that requested it
 
-            def requested(name: str) -> list[RunTask]:
+            def requested(name: str | None) -> list[RunTask]:
+                if name is None:
+                    return []
                 tasks = [(job, key, {**asked, **tags}) for job, key, asked in self._tick(defs, instance, name, when)]
                 origin.update((id(task), name) for task in tasks)
                 return tasks
@@ -373,8 +375,7 @@ class Simulation:
             # the ingestion's runs, then (the queue empty) the features sensor's
             for scheduled, reacting in ((INGESTION_TICKS[:-1], INGESTION_TICKS[-1]), (FEATURES_TICKS, None)):
                 queued = [task for name in scheduled for task in requested(name)]
-                more = (lambda name=reacting: requested(name)) if reacting else list
-                ran = self._run_queue(defs, instance, queued, more)
+                ran = self._run_queue(defs, instance, queued, lambda name=reacting: requested(name))
                 runs += len(ran)
                 failed += [f"{origin[id(task)]}:{task[0]}:{task[1]}" for task, ok in ran if not ok]
             new_season = season_of(day) != season_of(previous)
