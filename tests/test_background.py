@@ -57,3 +57,17 @@ def test_a_process_meant_to_outlive_its_parent_does(tmp_path):
         assert process_alive(pid)
     finally:
         os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net/ipv4/ip_local_port_range").exists(), reason="Linux's ephemeral range")
+def test_free_ports_are_outside_the_ephemeral_range_and_not_handed_out_twice():
+    """A port the kernel hands out to bind(0) and outgoing connections could be taken before our server binds it."""
+    import socket
+
+    from time2bet.background import free_port
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert all(port < low for port in ports) and len(set(ports)) == len(ports)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports[0]))   # and free indeed

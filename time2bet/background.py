@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -88,9 +89,39 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+FREE_PORT_FLOOR = 20000   # below the kernel's ephemeral range (Linux: 32768-60999)
+FREE_PORT_ATTEMPTS = 200
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port free on 127.0.0.1 now, drawn at random below the kernel's ephemeral range.
+
+    Not ``bind(port 0)``: that hands out an ephemeral port, which the kernel gives again to the next bind(0) or
+    outgoing connection of any process while ours is not yet listening. BentoML reserves its circus control
+    sockets that way, and a test's chosen port was taken by another test's service in between (CI, two xdist
+    workers: "Address already in use"). Below that range only explicit binds compete; not handed out twice by
+    this process."""
+    ceiling = max(_ephemeral_floor(), FREE_PORT_FLOOR + 1000)
+    for _ in range(FREE_PORT_ATTEMPTS):
+        port = random.randrange(FREE_PORT_FLOOR, ceiling)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:   # a crowded range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
