@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import click
 import pandas as pd
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 
 from time2bet.background import Background
@@ -91,12 +92,27 @@ def page(browser, page_url):
     assert not outside, f"the page requested non-loopback URLs: {outside[:5]}"
 
 
+CHOOSE_ATTEMPTS = 3
+
+
 def choose(page, key: str, option: str) -> None:
-    """Pick OPTION in the selectbox with key KEY (typing filters the list, which is virtualised when long)."""
+    """Pick OPTION in the selectbox with key KEY (typing filters the list, which is virtualised when long).
+
+    After the script run under way ends: a rerun redraws the box and closes its open list, detaching the option
+    being clicked (seen in CI right after a page reload). A list closed anyway is opened again, a bounded number
+    of times."""
     box = page.locator(f".st-key-{key}")
-    box.locator("input").click()
-    box.locator("input").fill(option)
-    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+    for attempt in range(CHOOSE_ATTEMPTS):
+        try:
+            box.locator("input").click()
+            box.locator("input").fill(option)
+            page.get_by_role("option", name=option, exact=True).click(timeout=UI_TIMEOUT_MS // CHOOSE_ATTEMPTS)
+            break
+        except PlaywrightError:
+            if attempt == CHOOSE_ATTEMPTS - 1:
+                raise
+            wait_idle(page)
     expect(box.locator("input")).to_have_value(option, timeout=UI_TIMEOUT_MS)
     wait_idle(page)
 
