@@ -12,10 +12,11 @@ does what it would do that day, through Dagster itself on the platform's instanc
    launched is skipped, as the daemon skips it);
 2. the shipped features sensor is evaluated the same way (``features_on_new_data``: ``build_features`` when
    matches were loaded or the fixtures changed since the last build; a week without either skips it), then
-   ``train_and_promote`` runs at the first step of each new season (the
-   retraining the platform does at a season start; the monitoring issue after this one adds drift- and
-   quality-triggered retraining), else ``predict_upcoming``: the coming fixtures predicted into the ledger, with
-   the platform's clock (``as_of``) set to the step's date by the run tag ``time2bet/as_of``;
+   ``train_and_promote`` runs at the first step of each new season (the retraining the platform does at a season
+   start; the stopped-by-default ``retrain_when_needed`` adds drift- and quality-triggered retraining), then
+   ``predictions_on_new_features`` is evaluated (``predict_upcoming`` when the features or the champion changed
+   since the last batch predictions: the coming fixtures predicted into the ledger); every run gets the
+   platform's clock (``as_of``), the step's date, by the run tag ``time2bet/as_of``;
 3. ``load_prediction_ledger`` for the ledger's day, and ``monitor`` (live quality, drift) for each kickoff week
    that ended since the previous step (from its date to the day before this one): once per week, when its matches
    are all in (a weekly step runs it once; a week still under way is left to the step after its end);
@@ -56,6 +57,7 @@ INGESTION_TICKS = ("new_season_files_sensor", "refresh_current_season", "refresh
 # what a step failure carries when SIGINT/SIGTERM interrupted the run (Dagster's own error, or the interrupt itself)
 _INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 FEATURES_TICKS = ("features_on_new_data",)   # once the ingestion queue is empty: it reads what those runs materialized
+PREDICTIONS_TICK = "predictions_on_new_features"   # after the features (and a season start's training)
 
 
 @dataclasses.dataclass
@@ -379,10 +381,13 @@ class Simulation:
                 runs += len(ran)
                 failed += [f"{origin[id(task)]}:{task[0]}:{task[1]}" for task, ok in ran if not ok]
             new_season = season_of(day) != season_of(previous)
-            for job in ("train_and_promote" if new_season else "predict_upcoming",):
+            if new_season:
                 runs += 1
-                if not self._execute(defs, instance, job, tags=tags):
-                    failed.append(job)
+                if not self._execute(defs, instance, "train_and_promote", tags=tags):
+                    failed.append("train_and_promote")
+            ran = self._run_queue(defs, instance, requested(PREDICTIONS_TICK))
+            runs += len(ran)
+            failed += [f"{PREDICTIONS_TICK}:{task[0]}" for task, ok in ran if not ok]
             runs += self._monitor(defs, instance, previous, day)
         self.series.record(day.isoformat(), self.env["TIME2BET_HOME"])
         return StepResult(day, runs, failed, new_season, time.perf_counter() - started)

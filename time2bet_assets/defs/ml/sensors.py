@@ -1,4 +1,12 @@
-"""Automatic retraining: ``retrain_when_needed`` requests ``train_and_promote`` when a new season's data landed,
+"""The ML area's automation: predictions after new features (``predictions_on_new_features``) and automatic
+retraining.
+
+``predictions_on_new_features`` runs ``predict_upcoming`` when the upcoming fixtures' features or the champion
+changed since the latest ``batch_predictions``: without it, production predicted the fixtures (into the ledger and
+``predictions.upcoming_matches``) only when someone ran the job or a training did. Stateless like the features
+area's sensor; running by default.
+
+Automatic retraining: ``retrain_when_needed`` requests ``train_and_promote`` when a new season's data landed,
 when drift or live quality crossed its threshold, or when the last training is older than the schedule's period.
 The decision is time2bet.monitoring.retraining.decide (pure, tested without Dagster); this sensor gathers its facts
 from the Dagster instance and the live-quality scoreboard file (never the warehouse: DuckDB's single writer):
@@ -27,13 +35,14 @@ import datetime as dt
 import dagster as dg
 
 from time2bet_assets.defs.ml.assets import TRAINING_REASON_TAG
-from time2bet_assets.defs.ml.jobs import train_and_promote_job
+from time2bet_assets.defs.ml.jobs import predict_upcoming_job, rollback_champion_job, train_and_promote_job
 from time2bet_assets.defs.ml.resources import RetrainingResource
 from time2bet_assets.lib.runs import UNFINISHED, latest_materialization
 
 REGISTERED_MODEL, TRAINING_DATASET = dg.AssetKey("registered_model"), dg.AssetKey("training_dataset")
 RAW_MATCHES, FCT_MATCH_FEATURES = dg.AssetKey("raw_matches"), dg.AssetKey("fct_match_features")
 DRIFT_REPORT = dg.AssetKey("drift_report")
+BATCH_PREDICTIONS, UPCOMING_MATCH_FEATURES = dg.AssetKey("batch_predictions"), dg.AssetKey("upcoming_match_features")
 TRIGGER_TAG = "time2bet/retrain_trigger"
 
 
@@ -122,3 +131,34 @@ def retrain_when_needed(context: dg.SensorEvaluationContext, retraining: Retrain
     context.log.info(decision.reason)
     return dg.RunRequest(run_key=decision.run_key,
                          tags={TRAINING_REASON_TAG: decision.reason, TRIGGER_TAG: decision.trigger})
+
+
+def _newest_change(instance: dg.DagsterInstance, key: dg.AssetKey):
+    """The newest materialization or observation record of ``key`` (a rollback observes registered_model)."""
+    observed = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=1, ascending=False).records
+    candidates = [record for record in (latest_materialization(instance, key), *observed) if record is not None]
+    return max(candidates, key=lambda record: record.storage_id, default=None)
+
+
+@dg.sensor(
+    job=predict_upcoming_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Run predict_upcoming (the fixtures predicted into the ledger and the serving snapshot) when the "
+    "upcoming fixtures' features were rebuilt, or the champion changed, since the latest batch_predictions.",
+)
+def predictions_on_new_features(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    busy = [job.name for job in (predict_upcoming_job, train_and_promote_job, rollback_champion_job)
+            if instance.get_runs_count(dg.RunsFilter(job_name=job.name, statuses=UNFINISHED))]
+    if busy:   # a training predicts the fixtures itself; a rollback is followed at the next tick
+        return dg.SkipReason(f"a {busy[0]} run is under way")
+    features, model = (_newest_change(instance, key) for key in (UPCOMING_MATCH_FEATURES, REGISTERED_MODEL))
+    if features is None or model is None:
+        return dg.SkipReason("no features or no registered model yet: the first training predicts the fixtures")
+    predicted = latest_materialization(instance, BATCH_PREDICTIONS)
+    newest = max(features, model, key=lambda record: record.storage_id)
+    if predicted is not None and predicted.storage_id > newest.storage_id:
+        return dg.SkipReason("the predictions are up to date with the features and the champion")
+    reason = "features rebuilt" if newest is features else "champion changed"
+    return dg.RunRequest(run_key=f"changed-{newest.storage_id}", tags={"time2bet/reason": reason})
