@@ -34,7 +34,7 @@ def test_the_code_location_loads_with_every_asset_job_schedule_and_sensor():
         "ingest_season_files", "observe_season_files", "refresh_fixtures", "build_features", "train_and_promote"}
     assert {s.name for s in defs.schedules} == {"refresh_current_season", "refresh_fixtures_every_6h"}
     assert {s.name for s in defs.sensors} >= {"new_season_files_sensor", "changed_season_files_sensor",
-                                             "features_on_new_data"}
+                                             "features_on_new_data", "predictions_on_new_features"}
 
 
 # --- every key resolves ------------------------------------------------------------------------------------------
@@ -257,12 +257,31 @@ def test_sensor_tick_against_the_replay_server_adds_partitions_and_requests_runs
         assert result.run_requests and all(r.partition_key for r in result.run_requests)
 
 
+def observed_keys(instance: dg.DagsterInstance, requests: list[dg.RunRequest]) -> list[list[str]]:
+    """The partitions each run request of the observation job covers (a key, or a single-run range)."""
+    from time2bet_assets.defs.ingestion.partitions import season_file_partitions
+
+    covered = []
+    for request in requests:
+        if request.partition_key is not None:
+            covered.append([str(request.partition_key)])
+            continue
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            covered.append([str(k) for k in season_file_partitions.get_partition_keys_in_range(
+                request.partition_key_range)])
+    return covered
+
+
 def test_schedule_requests_the_current_season_of_known_divisions_only():
     with dg.instance_for_test() as instance:
         assert current_season_run_requests(instance, ["E0"], dt.date(2024, 10, 1)) == []
-        register_partitions(instance, ["E0", "D1"], ["2024-25"])
-        requests = current_season_run_requests(instance, ["E0", "SP1"], dt.date(2024, 10, 1))
-        assert [str(r.partition_key) for r in requests] == ["E0|2024-25"]
+        register_partitions(instance, ["E0", "D1", "SP1"], ["2023-24", "2024-25"])
+        requests = current_season_run_requests(instance, ["E0", "F1"], dt.date(2024, 10, 1))
+        assert observed_keys(instance, requests) == [["E0|2024-25"]]
+        # the configured divisions' current season in one run (one crawl) however many divisions there are
+        requests = current_season_run_requests(instance, ["E0", "D1", "SP1"], dt.date(2024, 10, 1))
+        assert observed_keys(instance, requests) == [["E0|2024-25", "D1|2024-25", "SP1|2024-25"]]
+        assert len(requests) == 1 and requests[0].run_key
 
 
 def test_the_previous_season_is_observed_until_the_new_seasons_file_is_ingested():
@@ -273,8 +292,9 @@ def test_the_previous_season_is_observed_until_the_new_seasons_file_is_ingested(
         for key in ("E0|2019-20", "D1|2019-20", "D1|2020-21"):
             instance.report_runless_asset_event(dg.AssetMaterialization("raw_matches", partition=key))
         requests = current_season_run_requests(instance, ["E0", "D1"], dt.date(2020, 7, 15))
-        assert sorted(str(r.partition_key) for r in requests) == ["D1|2020-21", "E0|2019-20", "E0|2020-21"]
-        assert len({r.run_key for r in requests}) == 3
+        covered = observed_keys(instance, requests)
+        assert sorted(key for keys in covered for key in keys) == ["D1|2020-21", "E0|2019-20", "E0|2020-21"]
+        assert len(requests) == 2 and len({r.run_key for r in requests}) == 2   # E0's two seasons; D1's new one
         # before the new season's partition exists at all (the source has published no 2020-21 file yet)
         with dg.instance_for_test() as fresh:
             register_partitions(fresh, ["E0"], ["2019-20"])

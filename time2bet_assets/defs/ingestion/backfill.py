@@ -67,11 +67,11 @@ def partition_rectangles(divisions: Sequence[str], seasons: Sequence[str], neede
     return rectangles
 
 
-def _range_tags(keys: list[str]) -> dict[str, str]:
+def range_tags(keys: list[str]) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
 
 
-def _orders(instance: dg.DagsterInstance) -> tuple[list[str], list[str]]:
+def partition_orders(instance: dg.DagsterInstance) -> tuple[list[str], list[str]]:
     """The instance's division and season orders, which partition ranges follow."""
     return (list(instance.get_dynamic_partitions(division_partitions.name)),
             list(instance.get_dynamic_partitions(season_partitions.name)))
@@ -83,9 +83,9 @@ def observe_changes(defs: dg.Definitions, instance: dg.DagsterInstance,
     or unfetchable, and the observation runs (a failed one: the crawl could not run at all)."""
     job = defs.resolve_job_def("observe_season_files")
     changed, runs = set(), []
-    for keys in partition_rectangles(*_orders(instance), wanted, wanted):
+    for keys in partition_rectangles(*partition_orders(instance), wanted, wanted):
         result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        tags={**_range_tags(keys), **process_tags(), INGESTED_BY_CALLER_TAG: "true"})
+                                        tags={**range_tags(keys), **process_tags(), INGESTED_BY_CALLER_TAG: "true"})
         runs.append(result)
         if not result.success:
             continue
@@ -123,10 +123,10 @@ def run_season_file_backfill(
         if on_observed:
             on_observed(needed)
     job = defs.resolve_job_def("ingest_season_files")
-    for keys in partition_rectangles(*_orders(instance), needed, needed):
+    for keys in partition_rectangles(*partition_orders(instance), needed, needed):
         result = job.execute_in_process(
             instance=instance,
-            tags={**_range_tags(keys), **process_tags()},
+            tags={**range_tags(keys), **process_tags()},
             raise_on_error=False,
             run_config=run_config,
         )

@@ -9,6 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from time2bet.football import season_of, season_start_year
+from time2bet_assets.defs.ingestion.backfill import partition_orders, partition_rectangles, range_tags
 from time2bet_assets.defs.ingestion.jobs import observe_season_files_job, refresh_fixtures_job
 from time2bet_assets.defs.ingestion.partitions import partition_key
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
@@ -19,8 +20,10 @@ RAW_MATCHES = dg.AssetKey("raw_matches")   # its materialized partitions: the se
 def current_season_run_requests(
     instance: dg.DagsterInstance, divisions: list[str], today: dt.date
 ) -> list[dg.RunRequest]:
-    """One run per configured division whose current-season partition is known to the instance, and one for the
-    previous season of each division whose current-season file has not been ingested yet.
+    """The current season of every configured division whose current-season partition is known to the instance,
+    and the previous season of each division whose current-season file has not been ingested yet, observed in as
+    few runs as partition ranges allow (backfill.partition_rectangles: usually one run, one crawl, a morning; a
+    run per division cost a crawl process and a run each, 22 runs a morning on the full mirror).
 
     Seasons turn over on 1 July (time2bet.football.season_of), but a season's file can go on changing after that:
     2019-20 was played until 26 July in England, 19 July in Spain and 2 August in Italy. Observing the current
@@ -32,15 +35,21 @@ def current_season_run_requests(
     seasons = set(instance.get_dynamic_partitions("season"))
     known = set(instance.get_dynamic_partitions("division"))
     ingested = set(instance.get_materialized_partitions(RAW_MATCHES))
-    requests = []
+    wanted = set()
     for d in divisions:
         if d not in known:
             continue
-        wanted = [season] if season in seasons else []
+        if season in seasons:
+            wanted.add(str(partition_key(d, season)))
         if str(partition_key(d, season)) not in ingested and str(partition_key(d, previous)) in ingested:
-            wanted.append(previous)   # the previous season may still be under way (see above)
-        requests += [dg.RunRequest(partition_key=partition_key(d, s), run_key=f"{d}|{s}|{today.isoformat()}")
-                     for s in wanted]
+            wanted.add(str(partition_key(d, previous)))   # the previous season may still be under way (see above)
+    requests = []
+    for keys in partition_rectangles(*partition_orders(instance), wanted, wanted):
+        run_key = f"{keys[0]}...{keys[-1]}|{today.isoformat()}"
+        if len(keys) == 1:
+            requests.append(dg.RunRequest(partition_key=keys[0], run_key=run_key))
+        else:   # a single-run range: its rectangle holds only wanted keys
+            requests.append(dg.RunRequest(run_key=run_key, tags=range_tags(keys)))
     return requests
 
 
