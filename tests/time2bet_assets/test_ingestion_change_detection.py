@@ -108,3 +108,29 @@ def test_observations_made_by_a_backfill_are_left_to_it(site_copy, platform, ins
     assert [r.job_def.name for r in results] == ["observe_season_files", "ingest_season_files"]
     result = changed_season_files_sensor(dg.build_sensor_context(instance=instance))
     assert not result.run_requests and result.cursor
+
+
+def test_files_found_changed_together_are_ingested_in_one_range_run(site_copy, platform, instance):
+    """A morning's observation of every division finds several files changed: one run (one crawl) loads them."""
+    with ReplayServer(site_copy) as server:
+        _backfill(server.url, platform, instance)
+        season = max(l.season for l in discover_season_files(server.url))
+    divisions = instance.get_dynamic_partitions("division")[:2]   # neighbours in the partitions' order
+    keys = [f"{division}|{season}" for division in divisions]
+    for division in divisions:
+        _append_a_match(site_copy, division, season)
+    with ReplayServer(site_copy) as server:
+        defs = build_definitions(platform(server.url)[0])
+        observed = defs.resolve_job_def("observe_season_files").execute_in_process(
+            instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[1]})
+        assert observed.success
+        result = changed_season_files_sensor(dg.build_sensor_context(instance=instance))
+        assert len(result.run_requests) == 1
+        request = result.run_requests[0]
+        assert request.partition_key is None and request.partition_key_range == dg.PartitionKeyRange(*keys)
+        before = _materializations(instance)
+        ingested = defs.resolve_job_def("ingest_season_files").execute_in_process(instance=instance,
+                                                                                  tags=request.tags)
+    assert ingested.success and _materializations(instance) == before + 4   # both files, both loads
+    again = changed_season_files_sensor(dg.build_sensor_context(instance=instance))
+    assert again.run_requests[0].run_key == request.run_key   # the same versions: the daemon launches it once
