@@ -75,6 +75,34 @@ class ValidationReport:
                          for f in self.failures[:5])
 
 
+COLUMN_KWARGS = ("column", "column_list", "column_A", "column_B")
+
+
+def _referenced_columns(expectation) -> list[str] | None:
+    """The columns an expectation reads, or None for a table-level one (the column set, the row count)."""
+    kwargs = expectation.configuration.kwargs
+    named = [kwargs[k] for k in COLUMN_KWARGS if kwargs.get(k) is not None]
+    if not named:
+        return None
+    return [c for value in named for c in (value if isinstance(value, list) else [value])]
+
+
+def _parts(frame: pd.DataFrame, expectations: list, key_columns: list[str]) -> list[tuple[str, pd.DataFrame, list]]:
+    """(name suffix, frame, expectations) to validate: the table-level expectations on the whole frame, the others
+    on the columns they read (and the key columns that name offending rows).
+
+    GX's pandas engine filters the batch's whole frame by a row mask for each column expectation (the rows where
+    that column is not null), copying every column each time: raw.matches has 133 columns, the suite reads 60, and
+    those copies were two thirds of its time."""
+    by_table = [e for e in expectations if _referenced_columns(e) is None]
+    by_column = [e for e in expectations if _referenced_columns(e) is not None]
+    read = list(dict.fromkeys([c for e in by_column for c in _referenced_columns(e)] + key_columns))
+    parts = [("", frame, by_table)] if by_table else []
+    if by_column:
+        parts.append((".columns" if by_table else "", frame[[c for c in read if c in frame.columns]], by_column))
+    return parts
+
+
 def validate(frame: pd.DataFrame, suite_name: str, expectations: list, *, key_columns: list[str],
              docs_dir: Path | None = None) -> ValidationReport:
     """Validate a DataFrame; on failure list the offending rows by ``key_columns``; write Data Docs if asked."""
@@ -89,28 +117,33 @@ def validate(frame: pd.DataFrame, suite_name: str, expectations: list, *, key_co
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-    batch_def = ctx.data_sources.add_pandas("pandas").add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("all")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations(gx) if callable(expectations) else expectations))
-    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
-
+    source = ctx.data_sources.add_pandas("pandas")
     # text columns as categories: GX's pandas engine copies the rows it tests (the non-null ones) once per
     # expectation, and a category copies as integer codes where an object column copies every string's reference
     # (raw.matches of the big five, 47k rows x 123 columns: 1.56 s -> 1.14-1.32 s for the suite)
     data = frame.astype({c: "category" for c in frame.columns if frame[c].dtype == object})
+    listed = list(expectations(gx) if callable(expectations) else expectations)
+    results = []
+    for suffix, part, part_expectations in _parts(data, listed, key_columns):
+        name = suite_name + suffix
+        batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=part_expectations))
+        definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
 
-    def run(result_format: dict):
-        return definition.run(batch_parameters={"dataframe": data}, result_format=result_format)
+        def run(result_format: dict, definition=definition, part=part):
+            return definition.run(batch_parameters={"dataframe": part}, result_format=result_format)
 
-    # BASIC counts what fails (and what passes: the Data Docs' figures) in ~60% of COMPLETE's time; only when
-    # something fails is the suite run again with COMPLETE, for the offending rows by key (the Data Docs then show
-    # both runs, the keyed one on top)
-    result = run({"result_format": "BASIC"})
-    if not result.success:
-        result = run({"result_format": "COMPLETE", "unexpected_index_column_names": key_columns})
+        # BASIC counts what fails (and what passes: the Data Docs' figures) in ~60% of COMPLETE's time; only when
+        # something fails is the suite run again with COMPLETE, for the offending rows by key (the Data Docs then
+        # show both runs, the keyed one on top)
+        result = run({"result_format": "BASIC"})
+        if not result.success:
+            result = run({"result_format": "COMPLETE", "unexpected_index_column_names": key_columns})
+        results.append(result)
     if docs_dir is not None:
         ctx.build_data_docs(site_names=["local"])   # from the runs' results, which the context keeps
     failures = []
-    for r in result.results:
+    for r in (r for result in results for r in result.results):
         if r.success:
             continue
         info = r.result or {}
@@ -125,5 +158,8 @@ def validate(frame: pd.DataFrame, suite_name: str, expectations: list, *, key_co
     docs = None
     if docs_dir is not None:
         docs = str(Path(docs_dir) / "index.html")
-    return ValidationReport(success=result.success, success_percent=float(result.statistics["success_percent"] or 0.0),
+    evaluated = sum(result.statistics["evaluated_expectations"] for result in results)
+    passed = sum(result.statistics["successful_expectations"] for result in results)
+    return ValidationReport(success=all(result.success for result in results),
+                            success_percent=100.0 * passed / evaluated if evaluated else 100.0,
                             failures=failures, docs_index=docs)
