@@ -45,7 +45,7 @@ def current_season_run_requests(
             wanted.add(str(partition_key(d, previous)))   # the previous season may still be under way (see above)
     requests = []
     for keys in partition_rectangles(*partition_orders(instance), wanted, wanted):
-        run_key = f"{keys[0]}...{keys[-1]}|{today.isoformat()}"
+        run_key = f"{keys[0] if len(keys) == 1 else f'{keys[0]}...{keys[-1]}'}|{today.isoformat()}"
         if len(keys) == 1:
             requests.append(dg.RunRequest(partition_key=keys[0], run_key=run_key))
         else:   # a single-run range: its rectangle holds only wanted keys
