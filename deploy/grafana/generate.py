@@ -305,7 +305,8 @@ def data() -> dict:
         panel("stat", "Age of each stage", [
             target("max by (stage) (time() - time2bet_freshness_last_update_timestamp_seconds)", "{{stage}}")],
               unit="s", width=12, height=5, thresholds=[(None, "green"), (86400 * 2, "orange"), (86400 * 8, "red")],
-              description="since ingestion, features, training and predictions last produced (FeaturesStale)"),
+              description="since ingestion, features, training, predictions (the ledger's newest too) and the batch "
+                          "predictions last produced (FeaturesStale, BatchPredictionsStale)"),
         panel("stat", "Serving snapshot and monitoring pushes", [
             target("max(time2bet_snapshot_age_seconds)", "serving snapshot"),
             target('time() - max by (asset) (push_time_seconds{job="time2bet_monitoring"})', "push {{asset}}")],

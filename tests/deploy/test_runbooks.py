@@ -51,7 +51,8 @@ SCENARIOS = {
     "test_pushgateway_down": ("PushgatewayDown",),
     "test_monitoring_never_switched_on": ("MonitoringFiguresStale",),
     "test_bad_source_files": ("DagsterRunFailed", "SourceFileRejected", "IngestionStaleInSeason",
-                              "source-file-quarantined", "rerun-failed-partition", "FeaturesStale"),
+                              "source-file-quarantined", "rerun-failed-partition", "FeaturesStale",
+                              "BatchPredictionsStale"),
     "test_backfill_a_new_division": ("backfill-range",),
     "test_new_season_published": ("rotate-season",),
     "test_the_game_changed": ("TargetDrift", "FeatureDrift", "PredictionDrift"),
@@ -399,11 +400,14 @@ def test_bad_source_files(platform):
         assert re.search(r"drops \d+ loaded match", runbooks.run("source-file-quarantined", **e1_partition))
         runbooks.run("rerun-failed-partition", **e0)
         runbooks.run("FeaturesStale")
+        # the scenario runs no daemon: nothing predicted the fixtures from the rebuilt features
+        assert "batch_predictions" in runbooks.run("BatchPredictionsStale")
         runbooks.verify("source-file-quarantined", **e1_partition)
         for name in ("rerun-failed-partition", "SourceFileRejected", "IngestionStaleInSeason"):
             runbooks.verify(name, **e0)
     runbooks.verify("DagsterRunFailed", JOB_NAME="ingest_season_files")
     runbooks.verify("FeaturesStale")
+    runbooks.verify("BatchPredictionsStale")
 
 
 @pytest.mark.heavy

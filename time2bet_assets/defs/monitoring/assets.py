@@ -30,9 +30,11 @@ from time2bet_assets.lib.warehouse import WarehouseResource
 STG_MATCHES = dg.AssetKey(["stg_matches"])
 FCT_MATCH_FEATURES = dg.AssetKey(["fct_match_features"])
 UPCOMING_MATCH_FEATURES = dg.AssetKey(["upcoming_match_features"])
-# the stages whose freshness is exported (their last materialization), besides the ledger's newest record
+# the stages whose freshness is exported (their last materialization); "predictions" is also moved on by the
+# ledger's newest record (the service's answers), "batch_predictions" is the fixtures' batch alone (BatchPredictionsStale)
 FRESHNESS = {"ingestion": dg.AssetKey(["raw_matches"]), "features": FCT_MATCH_FEATURES,
-             "training": dg.AssetKey(["registered_model"]), "predictions": dg.AssetKey(["batch_predictions"])}
+             "training": dg.AssetKey(["registered_model"]), "predictions": dg.AssetKey(["batch_predictions"]),
+             "batch_predictions": dg.AssetKey(["batch_predictions"])}
 
 ESTIMATE_CHECK = "live_logloss_vs_promotion_estimate"
 REFERENCE_CHECK = "live_logloss_vs_elo_reference"
