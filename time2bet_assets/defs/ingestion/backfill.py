@@ -77,6 +77,19 @@ def partition_orders(instance: dg.DagsterInstance) -> tuple[list[str], list[str]
             list(instance.get_dynamic_partitions(season_partitions.name)))
 
 
+def range_run_requests(instance: dg.DagsterInstance, keys: set[str],
+                       run_key: Callable[[list[str]], str]) -> list[dg.RunRequest]:
+    """Run requests covering ``keys`` in as few runs as partition ranges allow (:func:`partition_rectangles`): a
+    partition alone by its key, a rectangle as a single-run range (its tags); ``run_key(rectangle's keys)``."""
+    requests = []
+    for rectangle in partition_rectangles(*partition_orders(instance), keys, keys):
+        if len(rectangle) == 1:
+            requests.append(dg.RunRequest(partition_key=rectangle[0], run_key=run_key(rectangle)))
+        else:
+            requests.append(dg.RunRequest(run_key=run_key(rectangle), tags=range_tags(rectangle)))
+    return requests
+
+
 def observe_changes(defs: dg.Definitions, instance: dg.DagsterInstance,
                     wanted: set[str]) -> tuple[set[str], list[dg.ExecuteInProcessResult]]:
     """Observe source_season_files over the wanted keys (one run per rectangle): the partitions it found changed

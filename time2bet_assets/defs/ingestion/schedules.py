@@ -9,7 +9,7 @@ import datetime as dt
 import dagster as dg
 
 from time2bet.football import season_of, season_start_year
-from time2bet_assets.defs.ingestion.backfill import partition_orders, partition_rectangles, range_tags
+from time2bet_assets.defs.ingestion.backfill import range_run_requests
 from time2bet_assets.defs.ingestion.jobs import observe_season_files_job, refresh_fixtures_job
 from time2bet_assets.defs.ingestion.partitions import partition_key
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
@@ -43,14 +43,8 @@ def current_season_run_requests(
             wanted.add(str(partition_key(d, season)))
         if str(partition_key(d, season)) not in ingested and str(partition_key(d, previous)) in ingested:
             wanted.add(str(partition_key(d, previous)))   # the previous season may still be under way (see above)
-    requests = []
-    for keys in partition_rectangles(*partition_orders(instance), wanted, wanted):
-        run_key = f"{keys[0] if len(keys) == 1 else f'{keys[0]}...{keys[-1]}'}|{today.isoformat()}"
-        if len(keys) == 1:
-            requests.append(dg.RunRequest(partition_key=keys[0], run_key=run_key))
-        else:   # a single-run range: its rectangle holds only wanted keys
-            requests.append(dg.RunRequest(run_key=run_key, tags=range_tags(keys)))
-    return requests
+    return range_run_requests(instance, wanted, lambda keys: (
+        f"{keys[0] if len(keys) == 1 else f'{keys[0]}...{keys[-1]}'}|{today.isoformat()}"))
 
 
 @dg.schedule(

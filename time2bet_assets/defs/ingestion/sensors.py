@@ -9,7 +9,7 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from time2bet.football import season_start_year
 from time2bet.ingestion.discovery import discover_season_files
 from time2bet_assets.defs.ingestion.assets import SOURCE_SEASON_FILES
-from time2bet_assets.defs.ingestion.backfill import partition_orders, partition_rectangles, range_tags
+from time2bet_assets.defs.ingestion.backfill import range_run_requests
 from time2bet_assets.defs.ingestion.jobs import INGESTED_BY_CALLER_TAG, ingest_season_files_job
 from time2bet_assets.defs.ingestion.partitions import division_partitions, partition_key, season_partitions
 from time2bet_assets.defs.ingestion.resources import FootballDataSource
@@ -116,11 +116,11 @@ def ingestion_requests(instance: dg.DagsterInstance, changed: list[tuple[str, st
     where one range run loads them all. A partition alone keeps its run key ``<partition>|<version>``; a range's
     names its ends and a digest of its partitions' keys, so each set of versions is ingested once."""
     run_keys = dict(changed)
-    requests = []
-    for keys in partition_rectangles(*partition_orders(instance), set(run_keys), set(run_keys)):
+
+    def run_key(keys: list[str]) -> str:
         if len(keys) == 1:
-            requests.append(dg.RunRequest(partition_key=keys[0], run_key=run_keys[keys[0]]))
-            continue
+            return run_keys[keys[0]]
         digest = hashlib.sha256("\n".join(run_keys[key] for key in keys).encode()).hexdigest()[:16]
-        requests.append(dg.RunRequest(run_key=f"{keys[0]}...{keys[-1]}|{digest}", tags=range_tags(keys)))
-    return requests
+        return f"{keys[0]}...{keys[-1]}|{digest}"
+
+    return range_run_requests(instance, set(run_keys), run_key)
